@@ -1,0 +1,189 @@
+//! `amanah`: the native host and operator commands.
+//!
+//! `amanah serve` runs every enabled region of Amanah in one process on
+//! embedded libSQL files, one listener per region.
+
+mod native_host;
+mod root_key;
+mod server;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use amanah_functions::{App, Config, RegionInfo};
+use amanah_region_config::{Region, Regions};
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use native_host::NativeHost;
+
+#[derive(Parser)]
+#[command(
+    name = "amanah",
+    version,
+    about = "Amanah clinic records: native host and operator commands"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every enabled region from embedded libSQL files.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Data directory: `<dir>/<region>/<clinic>.db` and `<dir>/<region>/directory.db`.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Address of the first region; each further region takes the next port
+    /// (port 0: every region gets a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Regions to serve (default: every non-optional region of regions.toml).
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Where region root keys live (default: `<data-dir>/keys`).
+    #[arg(long)]
+    key_dir: Option<PathBuf>,
+    /// Session idle timeout in seconds.
+    #[arg(long, default_value_t = 900)]
+    idle_timeout: i64,
+    /// Enables `POST /__test/clock` for end-to-end tests. Loopback only.
+    #[arg(long)]
+    insecure_test_hooks: bool,
+}
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AMANAH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("amanah: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("amanah: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Panics are logged with their location only: a payload could hold data.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("{{\"level\":\"ERROR\",\"fields\":{{\"message\":\"panic\",\"at\":\"{at}\"}}}}");
+    }));
+}
+
+fn info(r: &Region, url: Option<String>) -> RegionInfo {
+    RegionInfo {
+        id: r.id.clone(),
+        name: r.name.clone(),
+        location: r.location.clone(),
+        url,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let all = Regions::builtin();
+    let regions = if args.regions.is_empty() {
+        all.default_enabled()
+    } else {
+        all.select(&args.regions).map_err(|e| e.to_string())?
+    };
+    if args.insecure_test_hooks && !args.listen.ip().is_loopback() {
+        return Err("--insecure-test-hooks is refused unless listening on loopback".into());
+    }
+    if !(60..=24 * 3600).contains(&args.idle_timeout) {
+        return Err("--idle-timeout must be 60 to 86400 seconds".into());
+    }
+    let key_dir = args
+        .key_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys"));
+
+    let mut listeners = Vec::new();
+    for (i, region) in regions.iter().enumerate() {
+        let mut addr = args.listen;
+        if addr.port() != 0 {
+            addr.set_port(addr.port() + i as u16);
+        }
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} for region {}: {e}", region.id))?;
+        let bound = l.local_addr().map_err(|e| e.to_string())?;
+        listeners.push((region.clone(), l, format!("http://{bound}")));
+    }
+    let infos: Vec<RegionInfo> = listeners
+        .iter()
+        .map(|(r, _, url)| info(r, Some(url.clone())))
+        .collect();
+
+    let mut ready = String::from("ready");
+    let mut tasks = Vec::new();
+    for (region, listener, url) in listeners {
+        let (root, created) = root_key::load_or_create(&key_dir, &region.id)?;
+        let key_path = root_key::path(&key_dir, &region.id);
+        if created {
+            tracing::info!(region = region.id, path = %key_path.display(), "created region root key (0600)");
+        } else {
+            tracing::info!(region = region.id, path = %key_path.display(), "using region root key");
+        }
+        let host = NativeHost::new(&region.id, args.data_dir.clone(), root)
+            .map_err(|e| format!("cannot create the data directory for {}: {e}", region.id))?;
+        let mut config = Config::new(info(&region, Some(url.clone())), infos.clone());
+        config.idle_timeout_secs = args.idle_timeout;
+        config.test_hooks = args.insecure_test_hooks;
+        if config.test_hooks {
+            tracing::warn!(
+                region = region.id,
+                "test hooks enabled: POST /__test/clock moves clinic clocks"
+            );
+        }
+        let app = Arc::new(App::new(host, config));
+        tracing::info!(region = region.id, url, data = %args.data_dir.join(&region.id).display(), "serving region");
+        ready.push_str(&format!(" {}={url}", region.id));
+        tasks.push(tokio::spawn(server::serve(
+            listener,
+            app,
+            region.id.clone(),
+        )));
+    }
+    println!("{ready}");
+    let _ = std::io::stdout().flush();
+
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("shutting down"),
+        _ = futures::future::join_all(tasks) => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The native [`Host`]: each clinic is a libSQL file `<data>/<region>/<clinic>.db`
+//! and the region directory is `<data>/<region>/directory.db`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use amanah_functions::crypto::keys::RootKey;
+use amanah_functions::host::{Conn, DbError, Host, Row, Value};
+use amanah_functions::ids::ClinicId;
+
+/// libSQL result codes we tell apart.
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+const SQLITE_CONSTRAINT: i32 = 19;
+
+pub struct NativeHost {
+    region: String,
+    dir: PathBuf,
+    root: RootKey,
+    databases: Mutex<HashMap<PathBuf, libsql::Database>>,
+}
+
+/// A connection to one libSQL file.
+pub struct LocalConn(libsql::Connection);
+
+fn map_err(e: libsql::Error) -> DbError {
+    match &e {
+        libsql::Error::SqliteFailure(code, msg) => match code & 0xff {
+            SQLITE_CONSTRAINT => DbError::Constraint(msg.clone()),
+            SQLITE_BUSY | SQLITE_LOCKED => DbError::Unavailable(msg.clone()),
+            _ => DbError::Other(e.to_string()),
+        },
+        _ => DbError::Other(e.to_string()),
+    }
+}
+
+fn to_libsql(v: Value) -> libsql::Value {
+    match v {
+        Value::Null => libsql::Value::Null,
+        Value::Integer(i) => libsql::Value::Integer(i),
+        Value::Real(r) => libsql::Value::Real(r),
+        Value::Text(s) => libsql::Value::Text(s),
+        Value::Blob(b) => libsql::Value::Blob(b),
+    }
+}
+
+fn from_libsql(v: libsql::Value) -> Value {
+    match v {
+        libsql::Value::Null => Value::Null,
+        libsql::Value::Integer(i) => Value::Integer(i),
+        libsql::Value::Real(r) => Value::Real(r),
+        libsql::Value::Text(s) => Value::Text(s),
+        libsql::Value::Blob(b) => Value::Blob(b),
+    }
+}
+
+fn params(p: Vec<Value>) -> libsql::params::Params {
+    libsql::params::Params::Positional(p.into_iter().map(to_libsql).collect())
+}
+
+impl Conn for LocalConn {
+    async fn query(&self, sql: &str, p: Vec<Value>) -> Result<Vec<Row>, DbError> {
+        let mut rows = self.0.query(sql, params(p)).await.map_err(map_err)?;
+        let n = rows.column_count();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await.map_err(map_err)? {
+            let mut r = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                r.push(from_libsql(row.get_value(i).map_err(map_err)?));
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    async fn execute(&self, sql: &str, p: Vec<Value>) -> Result<u64, DbError> {
+        self.0.execute(sql, params(p)).await.map_err(map_err)
+    }
+
+    async fn execute_script(&self, sql: &str) -> Result<(), DbError> {
+        self.0.execute_batch(sql).await.map(|_| ()).map_err(map_err)
+    }
+}
+
+impl NativeHost {
+    pub fn new(region: &str, data_dir: PathBuf, root: RootKey) -> std::io::Result<Self> {
+        let dir = data_dir.join(region);
+        std::fs::create_dir_all(&dir)?;
+        Ok(NativeHost {
+            region: region.to_owned(),
+            dir,
+            root,
+            databases: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn clinic_path(&self, clinic: &ClinicId) -> Result<PathBuf, DbError> {
+        // ClinicId admits only `[a-z]+_[a-z2-7]{26}`: no path can escape `dir`.
+        if clinic.region() != self.region {
+            return Err(DbError::NotFound);
+        }
+        Ok(self.dir.join(format!("{}.db", clinic.as_str())))
+    }
+
+    async fn connect(&self, path: PathBuf) -> Result<LocalConn, DbError> {
+        let cached = self
+            .databases
+            .lock()
+            .map_err(|_| DbError::Other("database cache poisoned".into()))?
+            .get(&path)
+            .map(|db| db.connect());
+        let conn = match cached {
+            Some(c) => c.map_err(map_err)?,
+            None => {
+                let db = libsql::Builder::new_local(&path)
+                    .build()
+                    .await
+                    .map_err(map_err)?;
+                let conn = db.connect().map_err(map_err)?;
+                // WAL once per file; it persists in the database header.
+                conn.query("PRAGMA journal_mode = WAL", ())
+                    .await
+                    .map_err(map_err)?;
+                self.databases
+                    .lock()
+                    .map_err(|_| DbError::Other("database cache poisoned".into()))?
+                    .insert(path, db);
+                conn
+            }
+        };
+        // Per-connection settings. NORMAL in WAL mode survives a crash of
+        // this process; the last commits may be lost on power failure.
+        conn.query("PRAGMA busy_timeout = 5000", ())
+            .await
+            .map_err(map_err)?;
+        conn.execute("PRAGMA foreign_keys = ON", ())
+            .await
+            .map_err(map_err)?;
+        conn.execute("PRAGMA synchronous = NORMAL", ())
+            .await
+            .map_err(map_err)?;
+        Ok(LocalConn(conn))
+    }
+}
+
+impl Host for NativeHost {
+    type Conn = LocalConn;
+
+    async fn directory(&self) -> Result<LocalConn, DbError> {
+        self.connect(self.dir.join("directory.db")).await
+    }
+
+    async fn open_clinic(&self, clinic: &ClinicId) -> Result<LocalConn, DbError> {
+        let path = self.clinic_path(clinic)?;
+        if !path.exists() {
+            return Err(DbError::NotFound);
+        }
+        self.connect(path).await
+    }
+
+    async fn create_clinic(&self, clinic: &ClinicId) -> Result<LocalConn, DbError> {
+        let path = self.clinic_path(clinic)?;
+        if path.exists() {
+            return Err(DbError::Constraint("clinic database already exists".into()));
+        }
+        self.connect(path).await
+    }
+
+    fn root_key(&self) -> &RootKey {
+        &self.root
+    }
+
+    fn now(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        // Without an OS random source no key, nonce or id is safe to make.
+        getrandom::fill(buf).expect("the OS random source failed");
+    }
+}

@@ -1,0 +1,101 @@
+//! HTTP/1.1 over TCP for the native host: turns hyper requests into
+//! `http::Request<Bytes>` for [`App::handle`] and back. No business rule here.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amanah_functions::error::ApiError;
+use amanah_functions::{web, App, ClientIp, RequestLog};
+use bytes::Bytes;
+use futures::FutureExt;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::native_host::NativeHost;
+
+/// Serves one region's app on a bound listener until the process ends.
+pub async fn serve(listener: TcpListener, app: Arc<App<NativeHost>>, region: String) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(region, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        let region = region.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                let region = region.clone();
+                async move { Ok::<_, Infallible>(handle(&app, &region, peer, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = conn.await;
+        });
+    }
+}
+
+async fn handle(
+    app: &App<NativeHost>,
+    region: &str,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let (mut parts, body) = req.into_parts();
+    let declared_too_large = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > web::MAX_BODY);
+    let body = if declared_too_large {
+        Err(web::too_large())
+    } else {
+        match Limited::new(body, web::MAX_BODY).collect().await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(web::too_large()),
+            Err(_) => Err(ApiError::bad_request("the request body could not be read")),
+        }
+    };
+    let resp = match body {
+        Err(e) => web::error_response(&e),
+        Ok(bytes) => {
+            parts.extensions.insert(ClientIp(peer.ip()));
+            let req = http::Request::from_parts(parts, bytes);
+            match AssertUnwindSafe(app.handle(req)).catch_unwind().await {
+                Ok(resp) => resp,
+                Err(_) => {
+                    tracing::error!(region, "handler panicked");
+                    web::error_response(&ApiError::internal("panic"))
+                }
+            }
+        }
+    };
+    let log = resp.extensions().get::<RequestLog>().cloned();
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let route = log.as_ref().map_or("-", |l| l.route);
+    let code = log.as_ref().and_then(|l| l.error_code).unwrap_or("");
+    match log.and_then(|l| l.detail) {
+        Some(detail) if status >= 500 => {
+            tracing::error!(region, %method, route, status, ms, code, detail, "request")
+        }
+        _ => tracing::info!(region, %method, route, status, ms, code, "request"),
+    }
+    resp.map(Full::new)
+}

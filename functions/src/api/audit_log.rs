@@ -1,0 +1,85 @@
+//! `/api/v1/audit`, `/api/v1/audit/verify` and a patient's timeline.
+
+use serde_json::json;
+
+use crate::app::{Ctx, Reply};
+use crate::audit::{self, Filter, Verification};
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+use crate::host::Conn;
+use crate::host::Host;
+use crate::ids::kind;
+
+use super::Page;
+
+fn time_param(field: &str, v: Option<&str>) -> ApiResult<Option<String>> {
+    v.map(|s| {
+        clock::parse_rfc3339(s)
+            .map(clock::rfc3339)
+            .ok_or_else(|| ApiError::invalid(field, "must be an RFC 3339 timestamp"))
+    })
+    .transpose()
+}
+
+async fn page<H: Host>(
+    ctx: &Ctx<'_, H>,
+    mut f: Filter,
+    limit: i64,
+    cursor: Option<i64>,
+) -> ApiResult<Reply> {
+    f.before = cursor;
+    let entries = audit::list(ctx.db()?, &ctx.keys()?.cipher, &f, limit + 1).await?;
+    Reply::ok(Page::new(entries, limit, |e| e.seq))
+}
+
+pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    let q = ctx.query(&[
+        "patient", "actor", "action", "from", "to", "limit", "cursor",
+    ])?;
+    let f = Filter {
+        patient: q.get("patient").map(str::to_owned),
+        actor: q.get("actor").map(str::to_owned),
+        action: q.get("action").map(str::to_owned),
+        from: time_param("from", q.get("from"))?,
+        to: time_param("to", q.get("to"))?,
+        before: None,
+    };
+    ctx.audit.resource = Some("audit".into());
+    page(ctx, f, q.limit()?, q.cursor()?).await
+}
+
+pub(crate) async fn patient_timeline<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    let id = ctx.path_id(kind::PATIENT)?;
+    ctx.audit.resource = Some(format!("patient/{id}/audit"));
+    ctx.audit.patient_id = Some(id.clone());
+    let q = ctx.query(&["limit", "cursor"])?;
+    // Deleted patients keep their timeline; unknown ids are not found.
+    let exists = ctx
+        .db()?
+        .query(
+            "SELECT 1 FROM patients WHERE id = ?1",
+            vec![id.clone().into()],
+        )
+        .await?;
+    if exists.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    let f = Filter {
+        patient: Some(id),
+        ..Filter::default()
+    };
+    page(ctx, f, q.limit()?, q.cursor()?).await
+}
+
+pub(crate) async fn verify<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    ctx.query(&[])?;
+    ctx.audit.resource = Some("audit".into());
+    match audit::verify(ctx.db()?).await? {
+        Verification::Ok { entries, head } => {
+            Reply::ok(json!({ "ok": true, "entries": entries, "head": head }))
+        }
+        Verification::Broken { first_bad_seq } => {
+            Reply::ok(json!({ "ok": false, "first_bad_seq": first_bad_seq }))
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Route handlers, one module per resource. Handlers run after the route's
+//! access checks and inside the request's transaction (see [`crate::app`]).
+
+mod audit_log;
+mod auth;
+mod clinics;
+mod meta;
+mod patients;
+pub(crate) mod testing;
+mod users;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use crate::app::{Ctx, Reply};
+use crate::error::{ApiError, ApiResult};
+use crate::host::Host;
+use crate::routes::RouteId;
+use crate::web;
+
+pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    use RouteId as R;
+    match ctx.route.id {
+        R::Health => meta::health(ctx),
+        R::Regions => meta::regions(ctx),
+        R::SignUp => clinics::sign_up(ctx).await,
+        R::Login => auth::login(ctx).await,
+        R::Mfa => auth::mfa(ctx).await,
+        R::Session => auth::session(ctx).await,
+        R::Logout => auth::logout(ctx).await,
+        R::TotpStart => auth::totp_start(ctx).await,
+        R::TotpConfirm => auth::totp_confirm(ctx).await,
+        R::Password => auth::change_password(ctx).await,
+        R::UsersList => users::list(ctx).await,
+        R::UsersCreate => users::create(ctx).await,
+        R::UsersUpdate => users::update(ctx).await,
+        R::PatientsList => patients::list(ctx).await,
+        R::PatientsCreate => patients::create(ctx).await,
+        R::PatientsGet => patients::get(ctx).await,
+        R::PatientsUpdate => patients::update(ctx).await,
+        R::PatientsDelete => patients::delete(ctx).await,
+        R::PatientsRestore => patients::restore(ctx).await,
+        R::PatientAudit => audit_log::patient_timeline(ctx).await,
+        R::AuditList => audit_log::list(ctx).await,
+        R::AuditVerify => audit_log::verify(ctx).await,
+    }
+}
+
+impl<H: Host> Ctx<'_, H> {
+    /// The request body, parsed strictly.
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        web::json_body(&self.headers, &self.body)
+    }
+
+    /// The query string, refusing parameters not in `allowed`.
+    pub(crate) fn query(&self, allowed: &[&str]) -> ApiResult<web::Query> {
+        web::Query::parse(self.query.as_deref(), allowed)
+    }
+
+    /// The `{id}` path segment, if it has the shape of an id of `kind`; any
+    /// other text is simply not found.
+    pub(crate) fn path_id(&self, kind: &str) -> ApiResult<String> {
+        let id = self.params.first().ok_or_else(ApiError::not_found)?;
+        if crate::ids::is_id(kind, id) {
+            Ok(id.clone())
+        } else {
+            Err(ApiError::not_found())
+        }
+    }
+
+    pub(crate) fn new_id(&self, kind: &str) -> String {
+        crate::ids::new_id(kind, self.random())
+    }
+}
+
+/// `Option<Option<T>>` for PATCH bodies: absent → `None`, `null` →
+/// `Some(None)`, a value → `Some(Some(v))`.
+pub(crate) fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A page of a list.
+#[derive(serde::Serialize)]
+pub(crate) struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// `rows` were fetched with `limit + 1` to learn whether more follow.
+    pub fn new(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> i64) -> Self {
+        let more = items.len() as i64 > limit;
+        items.truncate(limit.max(0) as usize);
+        let next_cursor = if more {
+            items.last().map(|l| web::encode_cursor(cursor_of(l)))
+        } else {
+            None
+        };
+        Page { items, next_cursor }
+    }
+}

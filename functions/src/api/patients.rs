@@ -1,0 +1,364 @@
+//! `/api/v1/patients`: demographics. Every field is field-encrypted; search
+//! goes through blind-index terms (name words and prefixes, phone digits,
+//! national id). Deletion hides a patient at once and keeps them restorable
+//! for 30 days.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::{Ctx, Reply};
+use crate::clock;
+use crate::crypto::blind::{self, TermKind};
+use crate::crypto::field::Field;
+use crate::error::{ApiError, ApiResult};
+use crate::host::Conn;
+use crate::host::{Host, Row, Value};
+use crate::ids::kind;
+use crate::store::RowExt;
+use crate::validate;
+
+use super::{patch_field, Page};
+
+const NAME: Field = Field::new("patients", "name");
+const DOB: Field = Field::new("patients", "dob");
+const SEX: Field = Field::new("patients", "sex");
+const PHONE: Field = Field::new("patients", "phone");
+const EMAIL: Field = Field::new("patients", "email");
+const ADDRESS: Field = Field::new("patients", "address");
+const NATIONAL_ID: Field = Field::new("patients", "national_id");
+
+const SEXES: &[&str] = &["female", "male", "other", "unknown"];
+/// Grace period between deletion and purge.
+pub(crate) const GRACE_SECS: i64 = 30 * clock::DAY;
+
+/// A patient's demographics, validated, in plaintext (memory only).
+#[derive(Serialize, Clone)]
+struct Demographics {
+    name: String,
+    dob: String,
+    sex: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    national_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PatientView {
+    id: String,
+    #[serde(flatten)]
+    data: Demographics,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip)]
+    seq: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPatient {
+    name: String,
+    dob: String,
+    sex: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    national_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatientPatch {
+    name: Option<String>,
+    dob: Option<String>,
+    #[serde(default, deserialize_with = "patch_field")]
+    sex: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    national_id: Option<Option<String>>,
+}
+
+fn optional(
+    value: Option<&str>,
+    check: impl Fn(&str) -> ApiResult<String>,
+) -> ApiResult<Option<String>> {
+    value.map(check).transpose()
+}
+
+impl Demographics {
+    fn validated(self, now: i64) -> ApiResult<Self> {
+        Ok(Demographics {
+            name: validate::name("name", &self.name)?,
+            dob: validate::dob("dob", &self.dob, now)?,
+            sex: optional(self.sex.as_deref(), |s| validate::one_of("sex", s, SEXES))?,
+            phone: optional(self.phone.as_deref(), |s| validate::phone("phone", s))?,
+            email: optional(self.email.as_deref(), |s| validate::email("email", s))?,
+            address: optional(self.address.as_deref(), |s| {
+                validate::text("address", s, 500)
+            })?,
+            national_id: optional(self.national_id.as_deref(), |s| {
+                validate::national_id("national_id", s)
+            })?,
+        })
+    }
+}
+
+const COLUMNS: &str =
+    "seq, id, name, dob, sex, phone, email, address, national_id, created_at, updated_at";
+
+fn view<H: Host>(ctx: &Ctx<'_, H>, r: &Row) -> ApiResult<PatientView> {
+    let id = r.text(1)?;
+    let data = Demographics {
+        name: ctx.open(NAME, &id, &r.blob(2)?)?,
+        dob: ctx.open(DOB, &id, &r.blob(3)?)?,
+        sex: ctx.open_opt(SEX, &id, r.opt_blob(4)?)?,
+        phone: ctx.open_opt(PHONE, &id, r.opt_blob(5)?)?,
+        email: ctx.open_opt(EMAIL, &id, r.opt_blob(6)?)?,
+        address: ctx.open_opt(ADDRESS, &id, r.opt_blob(7)?)?,
+        national_id: ctx.open_opt(NATIONAL_ID, &id, r.opt_blob(8)?)?,
+    };
+    Ok(PatientView {
+        data,
+        created_at: clock::rfc3339(r.int(9)?),
+        updated_at: clock::rfc3339(r.int(10)?),
+        seq: r.int(0)?,
+        id,
+    })
+}
+
+async fn load<H: Host>(ctx: &Ctx<'_, H>, id: &str) -> ApiResult<PatientView> {
+    let rows = ctx
+        .db()?
+        .query(
+            &format!("SELECT {COLUMNS} FROM patients WHERE id = ?1 AND deleted_at IS NULL"),
+            vec![id.into()],
+        )
+        .await?;
+    view(ctx, rows.first().ok_or_else(ApiError::not_found)?)
+}
+
+/// Writes every encrypted column and the search terms of a patient.
+async fn store<H: Host>(ctx: &Ctx<'_, H>, id: &str, d: &Demographics, new: bool) -> ApiResult<()> {
+    let enc = vec![
+        ctx.seal(NAME, id, &d.name)?.into(),
+        ctx.seal(DOB, id, &d.dob)?.into(),
+        ctx.seal_opt(SEX, id, d.sex.as_deref())?,
+        ctx.seal_opt(PHONE, id, d.phone.as_deref())?,
+        ctx.seal_opt(EMAIL, id, d.email.as_deref())?,
+        ctx.seal_opt(ADDRESS, id, d.address.as_deref())?,
+        ctx.seal_opt(NATIONAL_ID, id, d.national_id.as_deref())?,
+    ];
+    let mut params: Vec<Value> = vec![id.into()];
+    params.extend(enc);
+    params.push(ctx.now.into());
+    let db = ctx.db()?;
+    if new {
+        params.push(ctx.principal()?.user_id.clone().into());
+        db.execute(
+            "INSERT INTO patients (id, name, dob, sex, phone, email, address, national_id, created_at, updated_at, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+            params,
+        )
+        .await?;
+    } else {
+        db.execute(
+            "UPDATE patients SET name = ?2, dob = ?3, sex = ?4, phone = ?5, email = ?6, address = ?7, national_id = ?8, \
+             updated_at = ?9 WHERE id = ?1",
+            params,
+        )
+        .await?;
+        db.execute(
+            "DELETE FROM patient_terms WHERE patient_id = ?1",
+            vec![id.into()],
+        )
+        .await?;
+    }
+    let ix = &ctx.keys()?.blind;
+    let mut terms = blind::name_tokens(ix, &d.name);
+    if let Some(p) = &d.phone {
+        terms.push(ix.token(TermKind::Phone, &blind::phone_digits(p)));
+    }
+    if let Some(n) = &d.national_id {
+        terms.push(ix.token(TermKind::NationalId, &blind::national_id_norm(n)));
+    }
+    terms.sort();
+    terms.dedup();
+    let mut sql = String::from("INSERT INTO patient_terms (term, patient_id) VALUES ");
+    let mut params: Vec<Value> = vec![id.into()];
+    for (i, t) in terms.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        params.push(t.into());
+        sql.push_str(&format!("(?{}, ?1)", params.len()));
+    }
+    db.execute(&sql, params).await?;
+    Ok(())
+}
+
+pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    let req: NewPatient = ctx.json()?;
+    let d = Demographics {
+        name: req.name,
+        dob: req.dob,
+        sex: req.sex,
+        phone: req.phone,
+        email: req.email,
+        address: req.address,
+        national_id: req.national_id,
+    }
+    .validated(ctx.now)?;
+    let id = ctx.new_id(kind::PATIENT);
+    store(ctx, &id, &d, true).await?;
+    ctx.audit.resource = Some(format!("patient/{id}"));
+    ctx.audit.patient_id = Some(id.clone());
+    Reply::created(load(ctx, &id).await?)
+}
+
+/// Sets the audit resource of a route on one patient, then checks the id.
+fn patient_id<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<String> {
+    let id = ctx.path_id(kind::PATIENT)?;
+    ctx.audit.resource = Some(format!("patient/{id}"));
+    ctx.audit.patient_id = Some(id.clone());
+    Ok(id)
+}
+
+pub(crate) async fn get<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    let id = patient_id(ctx)?;
+    Reply::ok(load(ctx, &id).await?)
+}
+
+pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    let id = patient_id(ctx)?;
+    let patch: PatientPatch = ctx.json()?;
+    let current = load(ctx, &id).await?.data;
+    let merge = |p: Option<Option<String>>, old: Option<String>| p.unwrap_or(old);
+    let d = Demographics {
+        name: patch.name.unwrap_or(current.name),
+        dob: patch.dob.unwrap_or(current.dob),
+        sex: merge(patch.sex, current.sex),
+        phone: merge(patch.phone, current.phone),
+        email: merge(patch.email, current.email),
+        address: merge(patch.address, current.address),
+        national_id: merge(patch.national_id, current.national_id),
+    }
+    .validated(ctx.now)?;
+    store(ctx, &id, &d, false).await?;
+    Reply::ok(load(ctx, &id).await?)
+}
+
+pub(crate) async fn delete<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    let id = patient_id(ctx)?;
+    let purge_after = ctx.now + GRACE_SECS;
+    let n = ctx
+        .db()?
+        .execute(
+            "UPDATE patients SET deleted_at = ?2, purge_after = ?3 WHERE id = ?1 AND deleted_at IS NULL",
+            vec![id.into(), ctx.now.into(), purge_after.into()],
+        )
+        .await?;
+    if n == 0 {
+        return Err(ApiError::not_found());
+    }
+    Reply::with(
+        http::StatusCode::ACCEPTED,
+        serde_json::json!({ "purge_after": clock::rfc3339(purge_after) }),
+    )
+}
+
+pub(crate) async fn restore<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    let id = patient_id(ctx)?;
+    let n = ctx
+        .db()?
+        .execute(
+            "UPDATE patients SET deleted_at = NULL, purge_after = NULL \
+             WHERE id = ?1 AND deleted_at IS NOT NULL AND purge_after > ?2",
+            vec![id.clone().into(), ctx.now.into()],
+        )
+        .await?;
+    if n == 0 {
+        return Err(ApiError::not_found());
+    }
+    Reply::ok(load(ctx, &id).await?)
+}
+
+pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    let q = ctx.query(&["q", "limit", "cursor"])?;
+    let limit = q.limit()?;
+    let after = q.cursor()?.unwrap_or(0);
+    ctx.audit.resource = Some("patients".into());
+    let search = q.get("q").map(str::trim).filter(|s| !s.is_empty());
+    if search.is_some_and(|s| s.chars().count() > 100) {
+        return Err(ApiError::invalid("q", "at most 100 characters"));
+    }
+    let mut params: Vec<Value> = vec![after.into(), (limit + 1).into()];
+    let filter = match search {
+        None => String::new(),
+        Some(s) => {
+            let ix = &ctx.keys()?.blind;
+            let mut alternatives = Vec::new();
+            let mut words: Vec<Vec<u8>> = blind::name_words(s)
+                .iter()
+                .map(|w| blind::query_word_token(ix, w))
+                .collect();
+            words.sort();
+            words.dedup();
+            if !words.is_empty() {
+                let n = words.len();
+                let marks = placeholders(&mut params, words);
+                alternatives.push(format!(
+                    "SELECT patient_id FROM patient_terms WHERE term IN ({marks}) GROUP BY patient_id HAVING COUNT(*) = {n}"
+                ));
+            }
+            let mut exact = Vec::new();
+            let digits = blind::phone_digits(s);
+            if digits.len() >= 5
+                && s.chars()
+                    .all(|c| c.is_ascii_digit() || " -+().".contains(c))
+            {
+                exact.push(ix.token(TermKind::Phone, &digits));
+            }
+            let nid = blind::national_id_norm(s);
+            if nid.len() >= 4 && nid.chars().all(|c| c.is_ascii_alphanumeric()) {
+                exact.push(ix.token(TermKind::NationalId, &nid));
+            }
+            if !exact.is_empty() {
+                let marks = placeholders(&mut params, exact);
+                alternatives.push(format!(
+                    "SELECT patient_id FROM patient_terms WHERE term IN ({marks})"
+                ));
+            }
+            if alternatives.is_empty() {
+                return Reply::ok(Page::<PatientView>::new(Vec::new(), limit, |p| p.seq));
+            }
+            format!(" AND id IN ({})", alternatives.join(" UNION "))
+        }
+    };
+    let rows = ctx
+        .db()?
+        .query(
+            &format!("SELECT {COLUMNS} FROM patients WHERE deleted_at IS NULL AND seq > ?1{filter} ORDER BY seq LIMIT ?2"),
+            params,
+        )
+        .await?;
+    let items = rows
+        .iter()
+        .map(|r| view(ctx, r))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Reply::ok(Page::new(items, limit, |p| p.seq))
+}
+
+fn placeholders(params: &mut Vec<Value>, values: Vec<Vec<u8>>) -> String {
+    values
+        .into_iter()
+        .map(|v| {
+            params.push(v.into());
+            format!("?{}", params.len())
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}

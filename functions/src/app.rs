@@ -1,0 +1,738 @@
+//! The application as one function from request to response.
+//!
+//! [`App::handle`] runs every request through the same steps: find the route;
+//! authenticate (token → region guard → live server-side session); enforce
+//! TOTP enrolment and the route's permission; run the handler inside one write
+//! transaction on the clinic's own database; append the audit entry in that
+//! same transaction; render with the security headers.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+
+use crate::audit::{self, NewEntry, Outcome};
+use crate::clock;
+use crate::crypto::blind::{BlindIndex, TermKind};
+use crate::crypto::field::{Field, FieldCipher};
+use crate::crypto::keys::{DataKey, KeyBytes};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::host::{Conn, DbError, Host, Value};
+use crate::ids::ClinicId;
+use crate::rbac::{self, Role};
+use crate::routes::{self, Access, Route};
+use crate::store::{self, schema, RowExt};
+use crate::token::{TokenKeys, TokenKind};
+use crate::web;
+
+/// A region as the API lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RegionInfo {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    /// This deployment's base URL for the region, where the host knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// How one function instance is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The region this instance serves.
+    pub region: RegionInfo,
+    /// Every region of the deployment (for `/api/v1/regions` and sign-up).
+    pub regions: Vec<RegionInfo>,
+    /// Session ends after this long without a request (15 minutes).
+    pub idle_timeout_secs: i64,
+    /// Session ends this long after login, whatever the activity (12 hours).
+    pub absolute_timeout_secs: i64,
+    /// Enables `POST /__test/clock` (per-clinic clock offsets). Tests only.
+    pub test_hooks: bool,
+}
+
+impl Config {
+    pub fn new(region: RegionInfo, regions: Vec<RegionInfo>) -> Self {
+        Config {
+            region,
+            regions,
+            idle_timeout_secs: 15 * clock::MINUTE,
+            absolute_timeout_secs: 12 * 60 * clock::MINUTE,
+            test_hooks: false,
+        }
+    }
+}
+
+/// The client address, put on the request by the host.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// What the host may log about a handled request: no personal data.
+#[derive(Debug, Clone)]
+pub struct RequestLog {
+    /// Route template (`/api/v1/patients/{id}`), never the raw path.
+    pub route: &'static str,
+    pub error_code: Option<&'static str>,
+    /// Internal detail of a 5xx, without personal data.
+    pub detail: Option<String>,
+}
+
+/// The application over a host.
+pub struct App<H: Host> {
+    pub(crate) host: H,
+    pub(crate) config: Config,
+    pub(crate) tokens: TokenKeys,
+    pub(crate) throttle_key: KeyBytes,
+    migrated: Mutex<HashSet<String>>,
+    directory_ready: AtomicBool,
+}
+
+/// A handler's answer.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Reply {
+    pub fn ok(body: impl Serialize) -> ApiResult<Reply> {
+        Self::with(StatusCode::OK, body)
+    }
+    pub fn created(body: impl Serialize) -> ApiResult<Reply> {
+        Self::with(StatusCode::CREATED, body)
+    }
+    pub fn with(status: StatusCode, body: impl Serialize) -> ApiResult<Reply> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| ApiError::internal(format!("serialise: {e}")))?;
+        Ok(Reply {
+            status,
+            body: Some(body),
+        })
+    }
+    pub fn no_content() -> ApiResult<Reply> {
+        Ok(Reply {
+            status: StatusCode::NO_CONTENT,
+            body: None,
+        })
+    }
+}
+
+/// The signed-in user of a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    pub user_id: String,
+    pub role: Role,
+    pub session_id: String,
+    pub session_expires_at: i64,
+    pub token: String,
+}
+
+/// A clinic's keys for this request.
+pub(crate) struct ClinicKeys {
+    pub cipher: FieldCipher,
+    pub blind: BlindIndex,
+}
+
+/// What the audit entry of this request says, filled in as the request runs.
+#[derive(Default)]
+pub(crate) struct AuditDraft {
+    /// Actor when no principal is known (a login attempt).
+    pub actor: Option<(String, Option<Role>)>,
+    pub resource: Option<String>,
+    pub patient_id: Option<String>,
+}
+
+/// One request in flight.
+pub(crate) struct Ctx<'a, H: Host> {
+    pub app: &'a App<H>,
+    pub route: &'static Route,
+    pub params: Vec<String>,
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub body: Bytes,
+    pub now: i64,
+    pub ip: Option<IpAddr>,
+    pub reason: Option<String>,
+    pub clinic: Option<ClinicId>,
+    db: Option<H::Conn>,
+    keys: Option<ClinicKeys>,
+    pub principal: Option<Principal>,
+    pub audit: AuditDraft,
+    /// Keep the handler's writes even when it answers with an error (failure
+    /// counters of login and TOTP).
+    pub keep_writes_on_error: bool,
+    pub set_cookies: Vec<String>,
+}
+
+impl<H: Host> App<H> {
+    pub fn new(host: H, config: Config) -> Self {
+        let root = host.root_key();
+        App {
+            tokens: TokenKeys::new(root),
+            throttle_key: root.derive("throttle"),
+            host,
+            config,
+            migrated: Mutex::new(HashSet::new()),
+            directory_ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The region directory, migrated.
+    pub(crate) async fn directory(&self) -> ApiResult<H::Conn> {
+        let dir = self.host.directory().await?;
+        if !self.directory_ready.load(Ordering::Acquire) {
+            store::migrate(&dir, schema::DIRECTORY).await?;
+            self.directory_ready.store(true, Ordering::Release);
+        }
+        Ok(dir)
+    }
+
+    /// Opens (or creates) a clinic database and brings its schema up to date.
+    async fn clinic_conn(&self, clinic: &ClinicId, create: bool) -> ApiResult<H::Conn> {
+        let conn = if create {
+            self.host.create_clinic(clinic).await?
+        } else {
+            match self.host.open_clinic(clinic).await {
+                Err(DbError::NotFound) => return Err(ApiError::not_found()),
+                other => other?,
+            }
+        };
+        let known = self
+            .migrated
+            .lock()
+            .map(|m| m.contains(clinic.as_str()))
+            .unwrap_or(false);
+        if !known {
+            store::migrate(&conn, schema::CLINIC).await?;
+            if let Ok(mut m) = self.migrated.lock() {
+                m.insert(clinic.as_str().to_owned());
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Handles one request. Never panics on input; every error is rendered in
+    /// the API's error shape.
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let api = path.starts_with("/api/");
+        let ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
+
+        if self.config.test_hooks && path == "/__test/clock" && parts.method == Method::POST {
+            let result = crate::api::testing::advance_clock(self, &parts.headers, &body).await;
+            return render(result, Vec::new(), true, "/__test/clock");
+        }
+        let Some((route, params)) = routes::find(&parts.method, &path) else {
+            return render(Err(ApiError::not_found()), Vec::new(), api, "unmatched");
+        };
+        let mut ctx = Ctx {
+            app: self,
+            route,
+            params,
+            method: parts.method,
+            headers: parts.headers,
+            query: parts.uri.query().map(str::to_owned),
+            body,
+            now: self.host.now(),
+            ip,
+            reason: None,
+            clinic: None,
+            db: None,
+            keys: None,
+            principal: None,
+            audit: AuditDraft::default(),
+            keep_writes_on_error: false,
+            set_cookies: Vec::new(),
+        };
+        let result = ctx.run().await;
+        let result = ctx.finish(result).await;
+        render(
+            result,
+            std::mem::take(&mut ctx.set_cookies),
+            api,
+            route.path,
+        )
+    }
+}
+
+fn render(
+    result: ApiResult<Reply>,
+    cookies: Vec<String>,
+    api: bool,
+    route: &'static str,
+) -> Response<Bytes> {
+    let (mut resp, log) = match result {
+        Ok(reply) => {
+            let body = reply
+                .body
+                .map(|b| Bytes::from(b.to_string()))
+                .unwrap_or_default();
+            let has_body = !body.is_empty();
+            let mut r = Response::new(body);
+            *r.status_mut() = reply.status;
+            if has_body {
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            (
+                r,
+                RequestLog {
+                    route,
+                    error_code: None,
+                    detail: None,
+                },
+            )
+        }
+        Err(e) => (
+            web::error_response(&e),
+            RequestLog {
+                route,
+                error_code: Some(e.code.as_str()),
+                detail: e.detail.clone(),
+            },
+        ),
+    };
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    web::secure_headers(resp.headers_mut(), api);
+    resp.extensions_mut().insert(log);
+    resp
+}
+
+impl<'a, H: Host> Ctx<'a, H> {
+    async fn run(&mut self) -> ApiResult<Reply> {
+        if self.body.len() > web::MAX_BODY {
+            return Err(web::too_large());
+        }
+        self.reason = access_reason(&self.headers)?;
+        if !matches!(self.method, Method::GET | Method::HEAD) {
+            same_origin_only(&self.headers)?;
+        }
+        if let Access::Session | Access::Permission(_) = self.route.access {
+            self.authenticate().await?;
+            let p = self
+                .principal
+                .as_ref()
+                .ok_or_else(ApiError::unauthenticated)?;
+            if !self.route.mfa_exempt() && p.role.requires_mfa() && !self.user_mfa_enabled().await?
+            {
+                return Err(ApiError::new(
+                    Code::MfaEnrollmentRequired,
+                    "owners and doctors must set up two-factor authentication first",
+                ));
+            }
+            if let Access::Permission(perm) = self.route.access {
+                if !rbac::allows(p.role, perm) {
+                    return Err(ApiError::forbidden());
+                }
+            }
+        }
+        crate::api::dispatch(self).await
+    }
+
+    /// Verifies the session token and loads the live server-side session.
+    async fn authenticate(&mut self) -> ApiResult<()> {
+        let (token, via_cookie) = match web::bearer(&self.headers) {
+            Some(t) => (t.to_owned(), false),
+            None => match web::cookie(&self.headers, web::SESSION_COOKIE) {
+                Some(t) => (t.to_owned(), true),
+                None => return Err(ApiError::unauthenticated()),
+            },
+        };
+        let clinic = self.token_clinic(&token)?;
+        let subject = self
+            .app
+            .tokens
+            .verify(TokenKind::Session, &token, self.now)
+            .map_err(|_| ApiError::unauthenticated())?;
+        if subject.clinic != clinic.as_str() {
+            return Err(ApiError::unauthenticated());
+        }
+        match self.enter_clinic(&clinic, false).await {
+            Err(e) if e.code == Code::NotFound => return Err(ApiError::unauthenticated()),
+            other => other?,
+        }
+        let rows = self
+            .db()?
+            .query(
+                "SELECT s.user_id, s.last_seen, s.expires_at, s.revoked_at, u.role, u.active \
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1 AND s.kind = 'session'",
+                vec![subject.session.clone().into()],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(ApiError::unauthenticated)?;
+        let (user_id, last_seen, expires_at) = (row.text(0)?, row.int(1)?, row.int(2)?);
+        let live = user_id == subject.user
+            && row.opt_int(3)?.is_none()
+            && self.now < expires_at
+            && self.now - last_seen < self.app.config.idle_timeout_secs
+            && row.int(5)? == 1;
+        if !live {
+            return Err(ApiError::unauthenticated());
+        }
+        let role = Role::parse(&row.text(4)?)
+            .ok_or_else(|| ApiError::internal("unknown role in users"))?;
+        self.db()?
+            .execute(
+                "UPDATE sessions SET last_seen = ?2 WHERE id = ?1",
+                vec![subject.session.clone().into(), self.now.into()],
+            )
+            .await?;
+        if via_cookie {
+            let max_age = self.app.config.idle_timeout_secs.min(expires_at - self.now);
+            self.set_cookies
+                .push(web::set_cookie(web::SESSION_COOKIE, &token, max_age));
+        }
+        self.principal = Some(Principal {
+            user_id,
+            role,
+            session_id: subject.session,
+            session_expires_at: expires_at,
+            token,
+        });
+        Ok(())
+    }
+
+    /// The clinic a token claims, for the region guard and the test clock
+    /// only: nothing is trusted until the signature is checked.
+    pub(crate) fn token_clinic(&mut self, token: &str) -> ApiResult<ClinicId> {
+        let untrusted =
+            jwt_compact::UntrustedToken::new(token).map_err(|_| ApiError::unauthenticated())?;
+        let claims = untrusted
+            .deserialize_claims_unchecked::<serde_json::Value>()
+            .map_err(|_| ApiError::unauthenticated())?;
+        let cid = claims
+            .custom
+            .get("cid")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let clinic = ClinicId::parse(cid).ok_or_else(ApiError::unauthenticated)?;
+        self.guard_region(&clinic)?;
+        Ok(clinic)
+    }
+
+    /// 421 for a clinic of another region, before any database is opened.
+    pub(crate) fn guard_region(&self, clinic: &ClinicId) -> ApiResult<()> {
+        if clinic.region() != self.app.config.region.id {
+            return Err(ApiError::wrong_region());
+        }
+        Ok(())
+    }
+
+    /// Applies the clinic's test clock offset (test builds only).
+    pub(crate) async fn apply_test_clock(&mut self, clinic: &ClinicId) -> ApiResult<()> {
+        if self.app.config.test_hooks {
+            let dir = self.app.directory().await?;
+            let rows = dir
+                .query(
+                    "SELECT offset_secs FROM test_clock WHERE clinic_id = ?1",
+                    vec![clinic.as_str().into()],
+                )
+                .await?;
+            if let Some(row) = rows.first() {
+                self.now = self.app.host.now() + row.int(0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the clinic's database (after the region guard), unwraps its data
+    /// key and begins the request's write transaction.
+    pub(crate) async fn enter_clinic(&mut self, clinic: &ClinicId, create: bool) -> ApiResult<()> {
+        self.guard_region(clinic)?;
+        self.apply_test_clock(clinic).await?;
+        let dir = self.app.directory().await?;
+        let rows = dir
+            .query(
+                "SELECT c.status, k.version, k.root_version, k.wrapped FROM clinics c \
+                 JOIN clinic_keys k ON k.clinic_id = c.id AND k.version = c.key_version WHERE c.id = ?1",
+                vec![clinic.as_str().into()],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(ApiError::not_found)?;
+        if row.text(0)? != "active" {
+            return Err(ApiError::not_found());
+        }
+        let (version, root_version, wrapped) = (row.int(1)?, row.int(2)?, row.blob(3)?);
+        let root = self.app.host.root_key();
+        if root_version != root.version as i64 {
+            return Err(ApiError::internal(
+                "clinic key wrapped by an unknown root key version",
+            ));
+        }
+        let dek = root.unwrap(clinic.as_str(), version as u32, &wrapped)?;
+        let conn = self.app.clinic_conn(clinic, create).await?;
+        conn.execute("BEGIN IMMEDIATE", vec![]).await?;
+        self.keys = Some(ClinicKeys::new(clinic, &dek));
+        self.db = Some(conn);
+        self.clinic = Some(clinic.clone());
+        Ok(())
+    }
+
+    pub(crate) fn db(&self) -> ApiResult<&H::Conn> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("no clinic database for this request"))
+    }
+
+    pub(crate) fn keys(&self) -> ApiResult<&ClinicKeys> {
+        self.keys
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("no clinic keys for this request"))
+    }
+
+    pub(crate) fn principal(&self) -> ApiResult<&Principal> {
+        self.principal
+            .as_ref()
+            .ok_or_else(ApiError::unauthenticated)
+    }
+
+    pub(crate) fn random<const N: usize>(&self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.app.host.fill_random(&mut b);
+        b
+    }
+
+    /// Encrypts a field value for a row.
+    pub(crate) fn seal(&self, field: Field, row: &str, plaintext: &str) -> ApiResult<Vec<u8>> {
+        Ok(self
+            .keys()?
+            .cipher
+            .seal(field, row, plaintext.as_bytes(), self.random()))
+    }
+
+    /// Encrypts an optional field value.
+    pub(crate) fn seal_opt(
+        &self,
+        field: Field,
+        row: &str,
+        plaintext: Option<&str>,
+    ) -> ApiResult<Value> {
+        Ok(match plaintext {
+            Some(p) => Value::Blob(self.seal(field, row, p)?),
+            None => Value::Null,
+        })
+    }
+
+    /// Decrypts a field value.
+    pub(crate) fn open(&self, field: Field, row: &str, ciphertext: &[u8]) -> ApiResult<String> {
+        let pt = self.keys()?.cipher.open(field, row, ciphertext)?;
+        String::from_utf8(pt).map_err(|_| ApiError::internal("decrypted field is not UTF-8"))
+    }
+
+    pub(crate) fn open_opt(
+        &self,
+        field: Field,
+        row: &str,
+        ciphertext: Option<Vec<u8>>,
+    ) -> ApiResult<Option<String>> {
+        ciphertext.map(|c| self.open(field, row, &c)).transpose()
+    }
+
+    /// A blind-index term.
+    pub(crate) fn term(&self, kind: TermKind, normalised: &str) -> ApiResult<Vec<u8>> {
+        Ok(self.keys()?.blind.token(kind, normalised))
+    }
+
+    async fn user_mfa_enabled(&self) -> ApiResult<bool> {
+        let p = self.principal()?;
+        let rows = self
+            .db()?
+            .query(
+                "SELECT mfa_enabled FROM users WHERE id = ?1",
+                vec![p.user_id.clone().into()],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0) == 1)
+    }
+
+    /// Ends the request's transaction: on success the audit entry is appended
+    /// to the work's own transaction; on refusal the work is rolled back and
+    /// the refusal is recorded on its own.
+    async fn finish(&mut self, result: ApiResult<Reply>) -> ApiResult<Reply> {
+        let Some(db) = self.db.take() else {
+            return result;
+        };
+        let outcome = match &result {
+            Ok(_) => Some(Outcome::Success),
+            Err(e) => match e.code {
+                Code::Forbidden | Code::MfaEnrollmentRequired => Some(Outcome::Denied),
+                Code::NotFound => Some(Outcome::NotFound),
+                // Refused credentials and codes of a known account are audited;
+                // plain bad input writes nothing.
+                Code::Unauthenticated | Code::RateLimited
+                    if self.audit.actor.is_some() || self.principal.is_some() =>
+                {
+                    Some(Outcome::Failure)
+                }
+                _ => None,
+            },
+        };
+        let entry = match (self.route.audit, outcome) {
+            (Some(action), Some(outcome)) => self.entry(action, outcome),
+            _ => None,
+        };
+        let keep = result.is_ok() || self.keep_writes_on_error;
+        if !keep {
+            let _ = db.execute("ROLLBACK", vec![]).await;
+            if entry.is_some() {
+                if let Err(e) = db.execute("BEGIN IMMEDIATE", vec![]).await {
+                    return Err(e.into());
+                }
+            }
+        }
+        if let Some(entry) = entry {
+            let appended = match self.keys() {
+                Ok(keys) => {
+                    let host = &self.app.host;
+                    audit::append(
+                        &db,
+                        &keys.cipher,
+                        || {
+                            let mut n = [0u8; 12];
+                            host.fill_random(&mut n);
+                            n
+                        },
+                        &entry,
+                    )
+                    .await
+                    .map(|_| ())
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = appended {
+                let _ = db.execute("ROLLBACK", vec![]).await;
+                return Err(e);
+            }
+        } else if !keep {
+            return result;
+        }
+        store::finish(&db, Ok::<(), ApiError>(())).await?;
+        result
+    }
+
+    fn entry(&self, action: &str, outcome: Outcome) -> Option<NewEntry> {
+        let (actor, role) = match (&self.principal, &self.audit.actor) {
+            (Some(p), _) => (p.user_id.clone(), Some(p.role)),
+            (None, Some((a, r))) => (a.clone(), *r),
+            (None, None) => return None,
+        };
+        Some(NewEntry {
+            at: clock::rfc3339(self.now),
+            actor,
+            role: role.map(|r| r.as_str().to_owned()),
+            on_behalf_of: None,
+            action: action.to_owned(),
+            resource: self.audit.resource.clone(),
+            patient_id: self.audit.patient_id.clone(),
+            reason: self.reason.clone(),
+            ip: self.ip.map(|i| i.to_string()),
+            outcome,
+        })
+    }
+}
+
+impl ClinicKeys {
+    fn new(clinic: &ClinicId, dek: &DataKey) -> Self {
+        ClinicKeys {
+            cipher: FieldCipher::new(clinic.as_str(), dek),
+            blind: BlindIndex::new(dek),
+        }
+    }
+}
+
+/// `X-Access-Reason`: the purpose of use, up to 500 characters.
+fn access_reason(h: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = h.get("x-access-reason") else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("X-Access-Reason must be visible ASCII text"))?
+        .trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if s.chars().count() > 500 {
+        return Err(ApiError::bad_request(
+            "X-Access-Reason must be at most 500 characters",
+        ));
+    }
+    Ok(Some(s.to_owned()))
+}
+
+/// A cross-site request can change nothing: unsafe methods from another
+/// origin (by `Sec-Fetch-Site` or `Origin`) are refused before any work.
+fn same_origin_only(h: &HeaderMap) -> ApiResult<()> {
+    let refuse = || {
+        Err(ApiError::new(
+            Code::Forbidden,
+            "cross-site requests are not allowed",
+        ))
+    };
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return refuse();
+        }
+    }
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("null");
+        let host = h
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+        if host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+            return refuse();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_site_requests_are_refused() {
+        let mut h = HeaderMap::new();
+        assert!(same_origin_only(&h).is_ok());
+        h.insert(header::HOST, HeaderValue::from_static("pk.amanah.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://pk.amanah.example"),
+        );
+        assert!(same_origin_only(&h).is_ok());
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(same_origin_only(&h).is_err());
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(same_origin_only(&h).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(same_origin_only(&h).is_err());
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(same_origin_only(&h).is_ok());
+    }
+}

@@ -1,0 +1,321 @@
+//! The audit trail: one append-only, hash-chained sequence per clinic.
+//!
+//! Each entry's hash covers the previous entry's hash and every stored column,
+//! so an edited, deleted, reordered or inserted row breaks the chain at that
+//! row. Free text (the purpose of use) and the client address are stored as
+//! field ciphertext; entries hold ids, never names.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::crypto::field::{Field, FieldCipher};
+use crate::error::ApiResult;
+use crate::host::{Conn, Value};
+use crate::store::RowExt;
+
+pub const REASON: Field = Field::new("audit", "reason");
+pub const IP: Field = Field::new("audit", "ip");
+
+/// Outcome of the audited request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Denied,
+    NotFound,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::NotFound => "not_found",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// An entry to append.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub at: String,
+    pub actor: String,
+    pub role: Option<String>,
+    pub on_behalf_of: Option<String>,
+    pub action: String,
+    pub resource: Option<String>,
+    pub patient_id: Option<String>,
+    pub reason: Option<String>,
+    pub ip: Option<String>,
+    pub outcome: Outcome,
+}
+
+/// The stored columns an entry's hash covers.
+struct Stored<'a> {
+    seq: i64,
+    at: &'a str,
+    actor: &'a str,
+    role: Option<&'a str>,
+    on_behalf_of: Option<&'a str>,
+    action: &'a str,
+    resource: Option<&'a str>,
+    patient_id: Option<&'a str>,
+    reason: Option<&'a [u8]>,
+    ip: Option<&'a [u8]>,
+    outcome: &'a str,
+}
+
+fn chain_hash(prev: &[u8], s: &Stored<'_>) -> [u8; 32] {
+    fn put(h: &mut Sha256, v: Option<&[u8]>) {
+        match v {
+            None => h.update([0u8]),
+            Some(b) => {
+                h.update([1u8]);
+                h.update((b.len() as u64).to_be_bytes());
+                h.update(b);
+            }
+        }
+    }
+    let mut h = Sha256::new();
+    h.update(b"amanah.audit.v1");
+    h.update(prev);
+    h.update(s.seq.to_be_bytes());
+    for v in [
+        Some(s.at.as_bytes()),
+        Some(s.actor.as_bytes()),
+        s.role.map(str::as_bytes),
+        s.on_behalf_of.map(str::as_bytes),
+        Some(s.action.as_bytes()),
+        s.resource.map(str::as_bytes),
+        s.patient_id.map(str::as_bytes),
+        s.reason,
+        s.ip,
+        Some(s.outcome.as_bytes()),
+    ] {
+        put(&mut h, v);
+    }
+    h.finalize().into()
+}
+
+const GENESIS: [u8; 32] = [0; 32];
+
+/// Appends an entry; the caller holds the write transaction of the work it
+/// records. `nonce` gives fresh nonces for the encrypted columns.
+pub async fn append<C: Conn>(
+    conn: &C,
+    cipher: &FieldCipher,
+    mut nonce: impl FnMut() -> [u8; 12],
+    e: &NewEntry,
+) -> ApiResult<i64> {
+    let last = conn
+        .query(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            vec![],
+        )
+        .await?;
+    let (seq, prev) = match last.first() {
+        Some(row) => (row.int(0)? + 1, row.blob(1)?),
+        None => (1, GENESIS.to_vec()),
+    };
+    let row_id = seq.to_string();
+    let reason = e
+        .reason
+        .as_ref()
+        .map(|r| cipher.seal(REASON, &row_id, r.as_bytes(), nonce()));
+    let ip =
+        e.ip.as_ref()
+            .map(|r| cipher.seal(IP, &row_id, r.as_bytes(), nonce()));
+    let stored = Stored {
+        seq,
+        at: &e.at,
+        actor: &e.actor,
+        role: e.role.as_deref(),
+        on_behalf_of: e.on_behalf_of.as_deref(),
+        action: &e.action,
+        resource: e.resource.as_deref(),
+        patient_id: e.patient_id.as_deref(),
+        reason: reason.as_deref(),
+        ip: ip.as_deref(),
+        outcome: e.outcome.as_str(),
+    };
+    let hash = chain_hash(&prev, &stored);
+    conn.execute(
+        "INSERT INTO audit (seq, at, actor, role, on_behalf_of, action, resource, patient_id, reason, ip, outcome, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        vec![
+            seq.into(),
+            e.at.clone().into(),
+            e.actor.clone().into(),
+            e.role.clone().into(),
+            e.on_behalf_of.clone().into(),
+            e.action.clone().into(),
+            e.resource.clone().into(),
+            e.patient_id.clone().into(),
+            reason.into(),
+            ip.into(),
+            e.outcome.as_str().into(),
+            prev.into(),
+            hash.to_vec().into(),
+        ],
+    )
+    .await?;
+    Ok(seq)
+}
+
+const COLUMNS: &str =
+    "seq, at, actor, role, on_behalf_of, action, resource, patient_id, reason, ip, outcome, prev_hash, hash";
+
+/// Result of walking a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    Ok { entries: i64, head: String },
+    Broken { first_bad_seq: i64 },
+}
+
+/// Walks the whole chain in pages; reports the first entry that does not fit.
+pub async fn verify<C: Conn>(conn: &C) -> ApiResult<Verification> {
+    let mut expected_seq = 1i64;
+    let mut prev = GENESIS.to_vec();
+    loop {
+        let rows = conn
+            .query(
+                &format!("SELECT {COLUMNS} FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT 1000"),
+                vec![expected_seq.into()],
+            )
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let seq = row.int(0)?;
+            if seq != expected_seq {
+                return Ok(Verification::Broken {
+                    first_bad_seq: expected_seq,
+                });
+            }
+            let (reason, ip) = (row.opt_blob(8)?, row.opt_blob(9)?);
+            let texts: Vec<Option<String>> = [1, 2, 3, 4, 5, 6, 7, 10]
+                .iter()
+                .map(|&i| row.opt_text(i))
+                .collect::<ApiResult<_>>()?;
+            let stored = Stored {
+                seq,
+                at: texts[0].as_deref().unwrap_or(""),
+                actor: texts[1].as_deref().unwrap_or(""),
+                role: texts[2].as_deref(),
+                on_behalf_of: texts[3].as_deref(),
+                action: texts[4].as_deref().unwrap_or(""),
+                resource: texts[5].as_deref(),
+                patient_id: texts[6].as_deref(),
+                reason: reason.as_deref(),
+                ip: ip.as_deref(),
+                outcome: texts[7].as_deref().unwrap_or(""),
+            };
+            let (stored_prev, stored_hash) = (row.opt_blob(11)?, row.opt_blob(12)?);
+            let hash = chain_hash(&prev, &stored);
+            if stored_prev.as_deref() != Some(prev.as_slice())
+                || stored_hash.as_deref() != Some(hash.as_slice())
+            {
+                return Ok(Verification::Broken { first_bad_seq: seq });
+            }
+            prev = hash.to_vec();
+            expected_seq += 1;
+        }
+    }
+    Ok(Verification::Ok {
+        entries: expected_seq - 1,
+        head: data_encoding::HEXLOWER.encode(&prev),
+    })
+}
+
+/// An entry as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct EntryView {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub role: Option<String>,
+    pub on_behalf_of: Option<String>,
+    pub action: String,
+    pub resource: Option<String>,
+    pub patient_id: Option<String>,
+    pub reason: Option<String>,
+    pub ip: Option<String>,
+    pub outcome: String,
+}
+
+/// Filters of `GET /audit`.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub patient: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Only entries with `seq` below this (pagination, newest first).
+    pub before: Option<i64>,
+}
+
+/// Entries newest first.
+pub async fn list<C: Conn>(
+    conn: &C,
+    cipher: &FieldCipher,
+    f: &Filter,
+    limit: i64,
+) -> ApiResult<Vec<EntryView>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM audit WHERE 1=1");
+    let mut params: Vec<Value> = Vec::new();
+    let mut add = |clause: &str, v: Value| {
+        params.push(v);
+        sql.push_str(&format!(" AND {clause} ?{}", params.len()));
+    };
+    if let Some(p) = &f.patient {
+        add("patient_id =", p.clone().into());
+    }
+    if let Some(a) = &f.actor {
+        add("actor =", a.clone().into());
+    }
+    if let Some(a) = &f.action {
+        add("action =", a.clone().into());
+    }
+    if let Some(t) = &f.from {
+        add("at >=", t.clone().into());
+    }
+    if let Some(t) = &f.to {
+        add("at <", t.clone().into());
+    }
+    if let Some(b) = f.before {
+        add("seq <", b.into());
+    }
+    params.push(limit.into());
+    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", params.len()));
+    let rows = conn.query(&sql, params).await?;
+    rows.iter()
+        .map(|row| {
+            let seq = row.int(0)?;
+            let id = seq.to_string();
+            let open = |i: usize, field: Field| -> ApiResult<Option<String>> {
+                row.opt_blob(i)?
+                    .map(|ct| {
+                        let pt = cipher.open(field, &id, &ct)?;
+                        Ok(String::from_utf8_lossy(&pt).into_owned())
+                    })
+                    .transpose()
+            };
+            Ok(EntryView {
+                seq,
+                at: row.text(1)?,
+                actor: row.text(2)?,
+                role: row.opt_text(3)?,
+                on_behalf_of: row.opt_text(4)?,
+                action: row.text(5)?,
+                resource: row.opt_text(6)?,
+                patient_id: row.opt_text(7)?,
+                reason: open(8, REASON)?,
+                ip: open(9, IP)?,
+                outcome: row.text(10)?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,117 @@
+//! What a host gives the application: a libSQL connection per clinic (and the
+//! region's directory), the region root key, a clock and randomness.
+//!
+//! Hosts (native `amanah serve`, the Worker, the Spin component) implement
+//! [`Host`] and [`Conn`]; nothing else in this crate knows which platform it
+//! runs on.
+
+use std::future::Future;
+
+use crate::crypto::keys::RootKey;
+use crate::ids::ClinicId;
+
+/// A SQLite/libSQL value, as bound to and read from statements.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Integer(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Integer(v as i64)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Value::Blob(v)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// One result row.
+pub type Row = Vec<Value>;
+
+/// Why a database call failed. Messages carry SQL and engine text, never bound
+/// values, so they may be logged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be reached now (server down, file locked too long).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The named database does not exist.
+    #[error("database does not exist")]
+    NotFound,
+    /// A UNIQUE, CHECK or trigger constraint refused the statement.
+    #[error("constraint: {0}")]
+    Constraint(String),
+    /// Anything else.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// A connection to one libSQL database, exclusive to the current request.
+///
+/// `BEGIN`/`COMMIT` issued through it hold for the statements that follow.
+pub trait Conn: Send + Sync {
+    /// Runs a statement that returns rows.
+    fn query(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> impl Future<Output = Result<Vec<Row>, DbError>> + Send;
+    /// Runs a statement; returns the number of rows changed.
+    fn execute(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> impl Future<Output = Result<u64, DbError>> + Send;
+    /// Runs several `;`-separated statements without parameters (migrations).
+    fn execute_script(&self, sql: &str) -> impl Future<Output = Result<(), DbError>> + Send;
+}
+
+/// The platform under the application.
+pub trait Host: Send + Sync {
+    type Conn: Conn;
+
+    /// The region's directory database (non-personal facts), created if absent.
+    fn directory(&self) -> impl Future<Output = Result<Self::Conn, DbError>> + Send;
+    /// An existing clinic's database; [`DbError::NotFound`] if it has none.
+    fn open_clinic(
+        &self,
+        clinic: &ClinicId,
+    ) -> impl Future<Output = Result<Self::Conn, DbError>> + Send;
+    /// Creates a new, empty clinic database and opens it.
+    fn create_clinic(
+        &self,
+        clinic: &ClinicId,
+    ) -> impl Future<Output = Result<Self::Conn, DbError>> + Send;
+    /// The region's root key (KEK).
+    fn root_key(&self) -> &RootKey;
+    /// Seconds since the Unix epoch, UTC.
+    fn now(&self) -> i64;
+    /// Fills `buf` with cryptographically secure random bytes.
+    fn fill_random(&self, buf: &mut [u8]);
+}

@@ -1,0 +1,119 @@
+//! Storage over a host's [`Conn`]: versioned migrations applied on open,
+//! transactions, and typed row access.
+
+pub mod schema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::host::{Conn, DbError, Row, Value};
+
+/// Typed access to a result row; a type mismatch is an internal error.
+pub trait RowExt {
+    fn text(&self, i: usize) -> ApiResult<String>;
+    fn opt_text(&self, i: usize) -> ApiResult<Option<String>>;
+    fn int(&self, i: usize) -> ApiResult<i64>;
+    fn opt_int(&self, i: usize) -> ApiResult<Option<i64>>;
+    fn blob(&self, i: usize) -> ApiResult<Vec<u8>>;
+    fn opt_blob(&self, i: usize) -> ApiResult<Option<Vec<u8>>>;
+}
+
+fn mismatch(i: usize) -> ApiError {
+    ApiError::internal(format!("unexpected column type at index {i}"))
+}
+
+impl RowExt for Row {
+    fn text(&self, i: usize) -> ApiResult<String> {
+        self.opt_text(i)?.ok_or_else(|| mismatch(i))
+    }
+    fn opt_text(&self, i: usize) -> ApiResult<Option<String>> {
+        match self.get(i) {
+            Some(Value::Text(s)) => Ok(Some(s.clone())),
+            Some(Value::Null) => Ok(None),
+            _ => Err(mismatch(i)),
+        }
+    }
+    fn int(&self, i: usize) -> ApiResult<i64> {
+        self.opt_int(i)?.ok_or_else(|| mismatch(i))
+    }
+    fn opt_int(&self, i: usize) -> ApiResult<Option<i64>> {
+        match self.get(i) {
+            Some(Value::Integer(n)) => Ok(Some(*n)),
+            Some(Value::Null) => Ok(None),
+            _ => Err(mismatch(i)),
+        }
+    }
+    fn blob(&self, i: usize) -> ApiResult<Vec<u8>> {
+        self.opt_blob(i)?.ok_or_else(|| mismatch(i))
+    }
+    fn opt_blob(&self, i: usize) -> ApiResult<Option<Vec<u8>>> {
+        match self.get(i) {
+            Some(Value::Blob(b)) => Ok(Some(b.clone())),
+            Some(Value::Null) => Ok(None),
+            _ => Err(mismatch(i)),
+        }
+    }
+}
+
+/// One schema step.
+pub struct Migration {
+    pub version: i64,
+    pub sql: &'static str,
+}
+
+/// Applies every migration newer than the database's version, each in its own
+/// write transaction; safe to run concurrently and repeatedly.
+pub async fn migrate<C: Conn>(conn: &C, steps: &[Migration]) -> Result<(), DbError> {
+    conn.execute_script(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .await?;
+    let current = current_version(conn).await?;
+    for step in steps.iter().filter(|s| s.version > current) {
+        conn.execute("BEGIN IMMEDIATE", vec![]).await?;
+        let result = async {
+            // Another opener may have applied it while we waited for the lock.
+            if current_version(conn).await? >= step.version {
+                return Ok(());
+            }
+            conn.execute_script(step.sql).await?;
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())",
+                vec![Value::Integer(step.version)],
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        finish(conn, result).await?;
+    }
+    Ok(())
+}
+
+async fn current_version<C: Conn>(conn: &C) -> Result<i64, DbError> {
+    let rows = conn
+        .query(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            vec![],
+        )
+        .await?;
+    match rows.first().and_then(|r| r.first()) {
+        Some(Value::Integer(v)) => Ok(*v),
+        _ => Ok(0),
+    }
+}
+
+/// Commits after success, rolls back after failure; returns the work's result.
+pub async fn finish<C: Conn, T, E: From<DbError>>(conn: &C, result: Result<T, E>) -> Result<T, E> {
+    match result {
+        Ok(v) => {
+            if let Err(e) = conn.execute("COMMIT", vec![]).await {
+                let _ = conn.execute("ROLLBACK", vec![]).await;
+                return Err(e.into());
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK", vec![]).await;
+            Err(e)
+        }
+    }
+}

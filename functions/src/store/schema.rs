@@ -1,0 +1,120 @@
+//! The schemas: one per clinic database, one per region directory.
+//!
+//! Every personal or clinical column is a BLOB of field ciphertext
+//! ([`crate::crypto::field`]); search goes through blind-index terms.
+
+use super::Migration;
+
+/// A clinic's own database.
+pub const CLINIC: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
+CREATE TABLE clinic (
+    id TEXT PRIMARY KEY,
+    region TEXT NOT NULL,
+    name BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name BLOB NOT NULL,
+    email BLOB NOT NULL,
+    email_term BLOB NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('owner','doctor','nurse','receptionist')),
+    password_hash TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    mfa_enabled INTEGER NOT NULL DEFAULT 0,
+    totp_secret BLOB,
+    totp_pending BLOB,
+    totp_last_step INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    kind TEXT NOT NULL CHECK (kind IN ('session','mfa')),
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE TABLE patients (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name BLOB NOT NULL,
+    dob BLOB NOT NULL,
+    sex BLOB,
+    phone BLOB,
+    email BLOB,
+    address BLOB,
+    national_id BLOB,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER,
+    purge_after INTEGER
+);
+CREATE TABLE patient_terms (
+    term BLOB NOT NULL,
+    patient_id TEXT NOT NULL,
+    PRIMARY KEY (term, patient_id)
+) WITHOUT ROWID;
+CREATE INDEX patient_terms_patient ON patient_terms(patient_id);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT,
+    on_behalf_of TEXT,
+    action TEXT NOT NULL,
+    resource TEXT,
+    patient_id TEXT,
+    reason BLOB,
+    ip BLOB,
+    outcome TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE INDEX audit_patient ON audit(patient_id, seq);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+"#,
+}];
+
+/// A region's directory: non-personal facts only.
+pub const DIRECTORY: &[Migration] = &[Migration {
+    version: 1,
+    sql: r#"
+CREATE TABLE clinics (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('active','deleting','purged')),
+    created_at INTEGER NOT NULL,
+    purge_after INTEGER,
+    key_version INTEGER NOT NULL
+);
+CREATE TABLE clinic_keys (
+    clinic_id TEXT NOT NULL REFERENCES clinics(id),
+    version INTEGER NOT NULL,
+    root_version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (clinic_id, version)
+);
+CREATE TABLE throttle (
+    key BLOB PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE test_clock (
+    clinic_id TEXT PRIMARY KEY,
+    offset_secs INTEGER NOT NULL
+);
+"#,
+}];

@@ -1,0 +1,143 @@
+//! Login throttling, per account and per client address.
+//!
+//! Counters live in the region directory under an HMAC of what they count, so
+//! the directory holds neither emails nor addresses. Unknown and known
+//! accounts are throttled alike, so lockouts reveal nothing.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::crypto::keys::KeyBytes;
+use crate::error::{ApiError, ApiResult};
+use crate::host::Conn;
+use crate::store::RowExt;
+
+/// How many failures a window allows, and how long the lock that follows lasts.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub max_failures: i64,
+    pub window_secs: i64,
+    /// Lock after `max_failures`; doubles with every further failure.
+    pub base_lock_secs: i64,
+    pub max_lock_secs: i64,
+}
+
+/// One account (clinic + email): 5 failures, then 1 minute, doubling to 15.
+pub const ACCOUNT: Rule = Rule {
+    max_failures: 5,
+    window_secs: 15 * 60,
+    base_lock_secs: 60,
+    max_lock_secs: 15 * 60,
+};
+
+/// One client address across the region: 50 failures, then 15 minutes.
+pub const ADDRESS: Rule = Rule {
+    max_failures: 50,
+    window_secs: 15 * 60,
+    base_lock_secs: 15 * 60,
+    max_lock_secs: 15 * 60,
+};
+
+impl Rule {
+    /// How long to lock after the `failures`-th failure in a window.
+    pub fn lock_secs(&self, failures: i64) -> Option<i64> {
+        let over = failures - self.max_failures;
+        if over < 0 {
+            return None;
+        }
+        let factor = 1i64.checked_shl(over.min(20) as u32).unwrap_or(i64::MAX);
+        Some(
+            self.base_lock_secs
+                .saturating_mul(factor)
+                .min(self.max_lock_secs),
+        )
+    }
+}
+
+/// A counter's key: HMAC of its scope and parts under the region's throttle key.
+pub fn key(secret: &KeyBytes, scope: &str, parts: &[&str]) -> Vec<u8> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret.expose()).expect("HMAC takes any key length");
+    mac.update(scope.as_bytes());
+    for p in parts {
+        mac.update(&[0]);
+        mac.update(p.as_bytes());
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Refuses with 429 and `Retry-After` while the counter is locked.
+pub async fn check<C: Conn>(dir: &C, key: &[u8], now: i64) -> ApiResult<()> {
+    let rows = dir
+        .query(
+            "SELECT locked_until FROM throttle WHERE key = ?1",
+            vec![key.to_vec().into()],
+        )
+        .await?;
+    if let Some(row) = rows.first() {
+        let until = row.int(0)?;
+        if until > now {
+            return Err(ApiError::rate_limited(until - now));
+        }
+    }
+    Ok(())
+}
+
+/// Counts a failure; locks the counter when the rule says so.
+pub async fn fail<C: Conn>(dir: &C, key: &[u8], rule: Rule, now: i64) -> ApiResult<()> {
+    let rows = dir
+        .query(
+            "INSERT INTO throttle (key, failures, window_start, locked_until) VALUES (?1, 1, ?2, 0) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN ?2 - window_start > ?3 AND locked_until <= ?2 THEN 1 ELSE failures + 1 END, \
+               window_start = CASE WHEN ?2 - window_start > ?3 AND locked_until <= ?2 THEN ?2 ELSE window_start END \
+             RETURNING failures",
+            vec![key.to_vec().into(), now.into(), rule.window_secs.into()],
+        )
+        .await?;
+    let failures = rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(1);
+    if let Some(lock) = rule.lock_secs(failures) {
+        dir.execute(
+            "UPDATE throttle SET locked_until = ?2 WHERE key = ?1",
+            vec![key.to_vec().into(), (now + lock).into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Forgets a counter (after a successful login).
+pub async fn clear<C: Conn>(dir: &C, key: &[u8]) -> ApiResult<()> {
+    dir.execute(
+        "DELETE FROM throttle WHERE key = ?1",
+        vec![key.to_vec().into()],
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_grows_and_caps() {
+        assert_eq!(ACCOUNT.lock_secs(4), None);
+        assert_eq!(ACCOUNT.lock_secs(5), Some(60));
+        assert_eq!(ACCOUNT.lock_secs(6), Some(120));
+        assert_eq!(ACCOUNT.lock_secs(9), Some(900));
+        assert_eq!(ACCOUNT.lock_secs(1000), Some(900));
+        assert_eq!(ADDRESS.lock_secs(49), None);
+        assert_eq!(ADDRESS.lock_secs(50), Some(900));
+    }
+
+    #[test]
+    fn keys_separate_scopes() {
+        let k = KeyBytes::new([1; 32]);
+        assert_ne!(
+            key(&k, "account", &["a", "b"]),
+            key(&k, "account", &["ab", ""])
+        );
+        assert_ne!(key(&k, "account", &["x"]), key(&k, "address", &["x"]));
+    }
+}

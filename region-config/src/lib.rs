@@ -1,0 +1,236 @@
+//! `regions.toml`: the only list of Amanah's data-residency regions, and the
+//! one place that loads and validates it.
+//!
+//! A region is where every byte of a clinic's data lives. Its short id (`pk`,
+//! `ae`, …) prefixes every clinic id, so any component can tell a clinic's
+//! region from its id alone, without opening a database.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+/// The text of the repository's `regions.toml`, compiled in.
+pub const REGIONS_TOML: &str = include_str!("../regions.toml");
+
+/// Who runs a region's libSQL in production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseProvider {
+    /// Turso's managed libSQL, in one of its published locations.
+    Turso,
+    /// A self-run `sqld` in a cloud region of the operator's choice.
+    Sqld,
+}
+
+/// Where a region's libSQL lives in production.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabasePlacement {
+    pub provider: DatabaseProvider,
+    /// Provider location (`sin` for Turso) or cloud region (`aws:me-central-1`).
+    pub location: String,
+}
+
+/// Edge (Workers) settings for a region.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgePlacement {
+    /// Smart Placement hint: the cloud region next to the region's database.
+    pub placement_region: String,
+}
+
+/// One data-residency region.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// Short lowercase id; prefixes every clinic id of the region.
+    pub id: String,
+    /// The jurisdiction clinics choose (shown at sign-up).
+    pub name: String,
+    /// Where the data physically lives (shown at sign-up).
+    pub location: String,
+    /// Optional regions are served only when an operator enables them.
+    #[serde(default)]
+    pub optional: bool,
+    pub database: DatabasePlacement,
+    pub edge: EdgePlacement,
+}
+
+/// Every region, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Regions {
+    regions: Vec<Region>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    region: Vec<Region>,
+}
+
+/// Why a regions file was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegionConfigError {
+    #[error("regions.toml is not valid TOML for a region list: {0}")]
+    Parse(String),
+    #[error("regions.toml lists no region")]
+    Empty,
+    #[error("region id {0:?} must be 2 to 8 lowercase ASCII letters")]
+    BadId(String),
+    #[error("region id {0:?} appears twice")]
+    Duplicate(String),
+    #[error("region {0:?} needs a non-empty {1}")]
+    Missing(String, &'static str),
+    #[error("no region is enabled by default (every region is optional)")]
+    NoDefault,
+    #[error("unknown region {0:?}")]
+    Unknown(String),
+}
+
+impl Regions {
+    /// The regions compiled into this build.
+    pub fn builtin() -> Self {
+        // The compiled-in file is checked by this crate's tests, so a failure
+        // here is a build defect, never bad input.
+        Self::parse(REGIONS_TOML).expect("the compiled-in regions.toml is valid")
+    }
+
+    /// Parses and validates a regions file.
+    pub fn parse(text: &str) -> Result<Self, RegionConfigError> {
+        let file: File =
+            toml::from_str(text).map_err(|e| RegionConfigError::Parse(e.message().to_owned()))?;
+        if file.region.is_empty() {
+            return Err(RegionConfigError::Empty);
+        }
+        let mut seen = HashSet::new();
+        for r in &file.region {
+            let id_ok =
+                (2..=8).contains(&r.id.len()) && r.id.bytes().all(|b| b.is_ascii_lowercase());
+            if !id_ok {
+                return Err(RegionConfigError::BadId(r.id.clone()));
+            }
+            if !seen.insert(r.id.clone()) {
+                return Err(RegionConfigError::Duplicate(r.id.clone()));
+            }
+            for (value, what) in [
+                (&r.name, "name"),
+                (&r.location, "location"),
+                (&r.database.location, "database.location"),
+                (&r.edge.placement_region, "edge.placement_region"),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(RegionConfigError::Missing(r.id.clone(), what));
+                }
+            }
+        }
+        if file.region.iter().all(|r| r.optional) {
+            return Err(RegionConfigError::NoDefault);
+        }
+        Ok(Self {
+            regions: file.region,
+        })
+    }
+
+    /// Every region, in file order.
+    pub fn all(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// The regions served when an operator names none: every non-optional one.
+    pub fn default_enabled(&self) -> Vec<Region> {
+        self.regions
+            .iter()
+            .filter(|r| !r.optional)
+            .cloned()
+            .collect()
+    }
+
+    /// Looks a region up by id.
+    pub fn get(&self, id: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.id == id)
+    }
+
+    /// Resolves a list of ids (an operator's `--regions pk,eu`).
+    pub fn select(&self, ids: &[String]) -> Result<Vec<Region>, RegionConfigError> {
+        ids.iter()
+            .map(|id| {
+                self.get(id)
+                    .cloned()
+                    .ok_or_else(|| RegionConfigError::Unknown(id.clone()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_regions_pin_pakistan_to_singapore_and_uae_in_uae() {
+        let r = Regions::builtin();
+        let pk = r.get("pk").unwrap();
+        assert_eq!(
+            (pk.name.as_str(), pk.location.as_str()),
+            ("Pakistan", "Singapore")
+        );
+        assert_eq!(pk.database.provider, DatabaseProvider::Turso);
+        assert_eq!(pk.database.location, "sin");
+        let ae = r.get("ae").unwrap();
+        assert_eq!(ae.location, "UAE");
+        // Turso has no UAE location: ae must be a self-run sqld.
+        assert_eq!(ae.database.provider, DatabaseProvider::Sqld);
+        let eu = r.get("eu").unwrap();
+        assert_eq!(eu.location, "Frankfurt");
+        assert!(eu.optional);
+        let ids: Vec<_> = r.default_enabled().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["pk", "ae"]);
+    }
+
+    const ONE: &str = r#"
+[[region]]
+id = "pk"
+name = "Pakistan"
+location = "Singapore"
+[region.database]
+provider = "turso"
+location = "sin"
+[region.edge]
+placement_region = "aws:ap-southeast-1"
+"#;
+
+    #[test]
+    fn validation_refuses_bad_files() {
+        assert!(Regions::parse(ONE).is_ok());
+        assert_eq!(
+            Regions::parse(&format!("{ONE}{ONE}")),
+            Err(RegionConfigError::Duplicate("pk".into()))
+        );
+        assert_eq!(
+            Regions::parse(&ONE.replace("\"pk\"", "\"PK\"")),
+            Err(RegionConfigError::BadId("PK".into()))
+        );
+        assert_eq!(
+            Regions::parse(&ONE.replace("\"Singapore\"", "\" \"")),
+            Err(RegionConfigError::Missing("pk".into(), "location"))
+        );
+        assert!(matches!(
+            Regions::parse(&ONE.replace("turso", "dynamo")),
+            Err(RegionConfigError::Parse(_))
+        ));
+        assert!(matches!(
+            Regions::parse(&ONE.replace("[region.edge]", "colour = 1\n[region.edge]")),
+            Err(RegionConfigError::Parse(_))
+        ));
+        assert_eq!(
+            Regions::parse(&ONE.replace("[region.database]", "optional = true\n[region.database]")),
+            Err(RegionConfigError::NoDefault)
+        );
+        assert_eq!(Regions::parse("region = []"), Err(RegionConfigError::Empty));
+        let r = Regions::builtin();
+        assert_eq!(
+            r.select(&["xx".into()]),
+            Err(RegionConfigError::Unknown("xx".into()))
+        );
+    }
+}
