@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use amanah_functions::crypto::keys::RootKey;
@@ -19,11 +19,46 @@ pub struct NativeHost {
     region: String,
     dir: PathBuf,
     root: RootKey,
-    databases: Mutex<HashMap<PathBuf, libsql::Database>>,
+    databases: Mutex<HashMap<PathBuf, Arc<Pool>>>,
 }
 
-/// A connection to one libSQL file.
-pub struct LocalConn(libsql::Connection);
+/// Idle connections of one database file, reused across requests.
+struct Pool {
+    db: libsql::Database,
+    idle: Mutex<Vec<libsql::Connection>>,
+}
+
+/// Idle connections kept per database file.
+const MAX_IDLE: usize = 4;
+
+/// A connection to one libSQL file; back to its pool when dropped, unless a
+/// transaction was left open.
+pub struct LocalConn {
+    conn: Option<libsql::Connection>,
+    pool: Arc<Pool>,
+}
+
+impl LocalConn {
+    fn conn(&self) -> Result<&libsql::Connection, DbError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| DbError::Other("connection already returned".into()))
+    }
+}
+
+impl Drop for LocalConn {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            if c.is_autocommit() {
+                if let Ok(mut idle) = self.pool.idle.lock() {
+                    if idle.len() < MAX_IDLE {
+                        idle.push(c);
+                    }
+                }
+            }
+        }
+    }
+}
 
 fn map_err(e: libsql::Error) -> DbError {
     match &e {
@@ -62,7 +97,7 @@ fn params(p: Vec<Value>) -> libsql::params::Params {
 
 impl Conn for LocalConn {
     async fn query(&self, sql: &str, p: Vec<Value>) -> Result<Vec<Row>, DbError> {
-        let mut rows = self.0.query(sql, params(p)).await.map_err(map_err)?;
+        let mut rows = self.conn()?.query(sql, params(p)).await.map_err(map_err)?;
         let n = rows.column_count();
         let mut out = Vec::new();
         while let Some(row) = rows.next().await.map_err(map_err)? {
@@ -76,11 +111,15 @@ impl Conn for LocalConn {
     }
 
     async fn execute(&self, sql: &str, p: Vec<Value>) -> Result<u64, DbError> {
-        self.0.execute(sql, params(p)).await.map_err(map_err)
+        self.conn()?.execute(sql, params(p)).await.map_err(map_err)
     }
 
     async fn execute_script(&self, sql: &str) -> Result<(), DbError> {
-        self.0.execute_batch(sql).await.map(|_| ()).map_err(map_err)
+        self.conn()?
+            .execute_batch(sql)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
     }
 }
 
@@ -105,14 +144,9 @@ impl NativeHost {
     }
 
     async fn connect(&self, path: PathBuf) -> Result<LocalConn, DbError> {
-        let cached = self
-            .databases
-            .lock()
-            .map_err(|_| DbError::Other("database cache poisoned".into()))?
-            .get(&path)
-            .map(|db| db.connect());
-        let conn = match cached {
-            Some(c) => c.map_err(map_err)?,
+        let cached = self.databases.lock().map_err(poisoned)?.get(&path).cloned();
+        let pool = match cached {
+            Some(p) => p,
             None => {
                 let db = libsql::Builder::new_local(&path)
                     .build()
@@ -123,26 +157,46 @@ impl NativeHost {
                 conn.query("PRAGMA journal_mode = WAL", ())
                     .await
                     .map_err(map_err)?;
+                let pool = Arc::new(Pool {
+                    db,
+                    idle: Mutex::new(Vec::new()),
+                });
                 self.databases
                     .lock()
-                    .map_err(|_| DbError::Other("database cache poisoned".into()))?
-                    .insert(path, db);
+                    .map_err(poisoned)?
+                    .entry(path)
+                    .or_insert(pool)
+                    .clone()
+            }
+        };
+        let reused = pool.idle.lock().map_err(poisoned)?.pop();
+        let conn = match reused {
+            Some(c) => c,
+            None => {
+                let conn = pool.db.connect().map_err(map_err)?;
+                // Per-connection settings. NORMAL in WAL mode survives a crash
+                // of this process; the last commits may be lost on power failure.
+                conn.query("PRAGMA busy_timeout = 5000", ())
+                    .await
+                    .map_err(map_err)?;
+                conn.execute("PRAGMA foreign_keys = ON", ())
+                    .await
+                    .map_err(map_err)?;
+                conn.execute("PRAGMA synchronous = NORMAL", ())
+                    .await
+                    .map_err(map_err)?;
                 conn
             }
         };
-        // Per-connection settings. NORMAL in WAL mode survives a crash of
-        // this process; the last commits may be lost on power failure.
-        conn.query("PRAGMA busy_timeout = 5000", ())
-            .await
-            .map_err(map_err)?;
-        conn.execute("PRAGMA foreign_keys = ON", ())
-            .await
-            .map_err(map_err)?;
-        conn.execute("PRAGMA synchronous = NORMAL", ())
-            .await
-            .map_err(map_err)?;
-        Ok(LocalConn(conn))
+        Ok(LocalConn {
+            conn: Some(conn),
+            pool,
+        })
     }
+}
+
+fn poisoned<T>(_: T) -> DbError {
+    DbError::Other("database cache poisoned".into())
 }
 
 impl Host for NativeHost {

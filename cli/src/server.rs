@@ -11,7 +11,7 @@ use amanah_functions::error::ApiError;
 use amanah_functions::{web, App, ClientIp, RequestLog};
 use bytes::Bytes;
 use futures::FutureExt;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -57,23 +57,17 @@ async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let (mut parts, body) = req.into_parts();
-    let declared_too_large = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > web::MAX_BODY);
-    let body = if declared_too_large {
-        Err(web::too_large())
-    } else {
-        match Limited::new(body, web::MAX_BODY).collect().await {
-            Ok(b) => Ok(b.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(web::too_large()),
-            Err(_) => Err(ApiError::bad_request("the request body could not be read")),
-        }
-    };
+    let body = read_body(body, &parts.headers).await;
     let resp = match body {
-        Err(e) => web::error_response(&e),
+        Err(e) => {
+            // The body was not read: this connection cannot carry another request.
+            let mut r = web::error_response(&e);
+            r.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+            r
+        }
         Ok(bytes) => {
             parts.extensions.insert(ClientIp(peer.ip()));
             let req = http::Request::from_parts(parts, bytes);
@@ -98,4 +92,49 @@ async fn handle(
         _ => tracing::info!(region, %method, route, status, ms, code, "request"),
     }
     resp.map(Full::new)
+}
+
+/// Bytes read and thrown away after a body proves too large, so the client
+/// can finish sending and read the 413 (a bounded "lingering close").
+const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads a body of at most [`web::MAX_BODY`] bytes.
+async fn read_body(mut body: Incoming, headers: &http::HeaderMap) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut buf = Vec::new();
+    let mut total = declared.unwrap_or(0).min(DRAIN_LIMIT + web::MAX_BODY + 1);
+    if declared.is_none_or(|n| n <= web::MAX_BODY) {
+        total = 0;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+            if let Some(data) = frame.data_ref() {
+                total += data.len();
+                if total > web::MAX_BODY {
+                    break;
+                }
+                buf.extend_from_slice(data);
+            }
+        }
+        if total <= web::MAX_BODY {
+            return Ok(Bytes::from(buf));
+        }
+    }
+    if total <= DRAIN_LIMIT + web::MAX_BODY {
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            let mut drained = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                drained += frame.data_ref().map_or(0, |d| d.len());
+                if drained > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    Err(web::too_large())
 }

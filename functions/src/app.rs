@@ -359,6 +359,7 @@ impl<'a, H: Host> Ctx<'a, H> {
             },
         };
         let clinic = self.token_clinic(&token)?;
+        self.apply_test_clock(&clinic).await?;
         let subject = self
             .app
             .tokens

@@ -1,1 +1,465 @@
+//! End-to-end harness: drives a running Amanah deployment over HTTP.
+//!
+//! By default each [`Deployment`] starts its own `amanah serve` on a fresh
+//! temporary data directory with free ports and test hooks on. To run the same
+//! suites against another host, start it and set `AMANAH_PK_URL` and
+//! `AMANAH_AE_URL` (and `AMANAH_DATA_DIR` where its files can be read; tests
+//! that inspect files skip themselves otherwise). The host must accept
+//! `POST /__test/clock`.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use totp_rs::{Algorithm, TOTP};
+
+pub use ureq::http::Method;
+
+/// A good password for fixtures.
+pub const PASSWORD: &str = "Saffron-Tea-Window-42";
+
+/// A running deployment with one base URL per region.
+pub struct Deployment {
+    pub pk: String,
+    pub ae: String,
+    pub data_dir: Option<PathBuf>,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The `amanah` binary this workspace built.
+pub fn amanah_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("AMANAH_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    target.join("debug").join("amanah")
+}
+
+impl Deployment {
+    /// The deployment under test: external if `AMANAH_PK_URL` is set, else a
+    /// fresh native one.
+    pub fn start() -> Self {
+        match (
+            std::env::var("AMANAH_PK_URL"),
+            std::env::var("AMANAH_AE_URL"),
+        ) {
+            (Ok(pk), Ok(ae)) => Deployment {
+                pk,
+                ae,
+                data_dir: std::env::var("AMANAH_DATA_DIR").ok().map(PathBuf::from),
+                child: None,
+                _tmp: None,
+            },
+            _ => Self::start_native(&[]),
+        }
+    }
+
+    /// A fresh `amanah serve` with extra arguments.
+    pub fn start_native(extra: &[&str]) -> Self {
+        let bin = amanah_bin();
+        assert!(
+            bin.exists(),
+            "{} is missing: run `cargo build -p amanah` (cargo xtask test does)",
+            bin.display()
+        );
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data = tmp.path().join("data");
+        let mut child = Command::new(&bin)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--insecure-test-hooks",
+                "--data-dir",
+            ])
+            .arg(&data)
+            .args(extra)
+            .env("AMANAH_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn amanah serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read ready line");
+        let url = |region: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{region}=")))
+                .unwrap_or_else(|| panic!("no {region} in ready line {line:?}"))
+                .to_owned()
+        };
+        assert!(line.starts_with("ready "), "unexpected first line {line:?}");
+        Deployment {
+            pk: url("pk"),
+            ae: url("ae"),
+            data_dir: Some(data),
+            child: Some(child),
+            _tmp: Some(tmp),
+        }
+    }
+
+    pub fn url(&self, region: &str) -> &str {
+        match region {
+            "pk" => &self.pk,
+            "ae" => &self.ae,
+            other => panic!("no region {other} in this deployment"),
+        }
+    }
+
+    /// An anonymous client of a region.
+    pub fn client(&self, region: &str) -> Client {
+        Client::new(self.url(region))
+    }
+
+    /// Signs a clinic up; returns its owner (not yet logged in).
+    pub fn sign_up(&self, region: &str, clinic_name: &str, owner_email: &str) -> Clinic {
+        let r = self.client(region).post(
+            "/api/v1/clinics",
+            json!({"name": clinic_name, "region": region,
+                   "owner": {"name": "Dr Owner Person", "email": owner_email, "password": PASSWORD}}),
+        );
+        assert_eq!(r.status, 201, "sign-up: {}", r.body);
+        Clinic {
+            id: r.body["clinic"]["id"]
+                .as_str()
+                .expect("clinic id")
+                .to_owned(),
+            region: region.to_owned(),
+            base: self.url(region).to_owned(),
+            owner_id: r.body["owner"]["id"].as_str().expect("owner id").to_owned(),
+            owner_email: owner_email.to_owned(),
+        }
+    }
+
+    /// A clinic with an owner who has enrolled TOTP and is logged in.
+    pub fn ready_clinic(&self, region: &str, name: &str, email: &str) -> (Clinic, Client, String) {
+        let clinic = self.sign_up(region, name, email);
+        let mut owner = clinic.login(email, PASSWORD);
+        let secret = owner.enrol_totp(&clinic, PASSWORD);
+        (clinic, owner, secret)
+    }
+}
+
+/// A signed-up clinic.
+#[derive(Clone, Debug)]
+pub struct Clinic {
+    pub id: String,
+    pub region: String,
+    pub base: String,
+    pub owner_id: String,
+    pub owner_email: String,
+}
+
+impl Clinic {
+    /// Moves this clinic's clock forward on the server.
+    pub fn advance(&self, seconds: i64) -> i64 {
+        let r = Client::new(&self.base).post(
+            "/__test/clock",
+            json!({"clinic": self.id, "advance_seconds": seconds}),
+        );
+        assert_eq!(r.status, 200, "clock: {}", r.body);
+        r.body["offset_seconds"].as_i64().expect("offset")
+    }
+
+    /// The clinic's current server time (Unix seconds).
+    pub fn now(&self) -> i64 {
+        unix_now() + self.advance(0)
+    }
+
+    /// Password login of a user without TOTP; panics unless it succeeds.
+    pub fn login(&self, email: &str, password: &str) -> Client {
+        let mut c = Client::new(&self.base);
+        let r = c.post(
+            "/api/v1/auth/login",
+            json!({"clinic": self.id, "email": email, "password": password}),
+        );
+        assert_eq!(r.status, 200, "login: {}", r.body);
+        assert_eq!(r.body["mfa_required"], false, "{}", r.body);
+        c.token = Some(
+            r.body["session"]["token"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+        );
+        c
+    }
+
+    /// Full login with a TOTP code at the clinic's current time.
+    pub fn login_with_totp(&self, email: &str, password: &str, secret: &str) -> Client {
+        let mut c = Client::new(&self.base);
+        let r = c.post(
+            "/api/v1/auth/login",
+            json!({"clinic": self.id, "email": email, "password": password}),
+        );
+        assert_eq!(r.status, 200, "login: {}", r.body);
+        assert_eq!(r.body["mfa_required"], true, "{}", r.body);
+        let mfa = r.body["mfa_token"].as_str().expect("mfa token").to_owned();
+        let r = c.with_bearer(&mfa).post(
+            "/api/v1/auth/mfa",
+            json!({"code": totp_code(secret, self.now())}),
+        );
+        assert_eq!(r.status, 200, "mfa: {}", r.body);
+        c.token = Some(
+            r.body["session"]["token"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+        );
+        c
+    }
+
+    /// Adds a staff member (as the given owner client); returns the user id.
+    pub fn add_staff(&self, owner: &Client, role: &str, email: &str) -> String {
+        let r = owner.post(
+            "/api/v1/users",
+            json!({"name": format!("Staff {role}"), "email": email, "role": role, "password": PASSWORD}),
+        );
+        assert_eq!(r.status, 201, "add staff: {}", r.body);
+        r.body["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// The clinic database file (native host).
+    pub fn db_file(&self, data_dir: &Path) -> PathBuf {
+        data_dir.join(&self.region).join(format!("{}.db", self.id))
+    }
+}
+
+/// A response, body parsed as JSON (`Value::Null` if empty or not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Value,
+    pub raw: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+    /// Asserts the API error shape and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["error"]["code"], code, "body: {}", self.body);
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+    }
+}
+
+/// An HTTP client of one region, with an optional bearer token.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        Client {
+            base: base.to_owned(),
+            token: None,
+            agent,
+        }
+    }
+
+    pub fn with_bearer(&self, token: &str) -> Self {
+        let mut c = self.clone();
+        c.token = Some(token.to_owned());
+        c
+    }
+
+    pub fn anonymous(&self) -> Self {
+        let mut c = self.clone();
+        c.token = None;
+        c
+    }
+
+    /// Any request; `body` is sent as is with `headers`.
+    pub fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let result = match body {
+            Some(bytes) => self.agent.run(b.body(bytes).expect("request")),
+            None => self.agent.run(b.body(()).expect("request")),
+        };
+        let mut resp = result.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            raw,
+        }
+    }
+
+    pub fn send(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        match body {
+            Some(v) => self.raw(
+                method,
+                path,
+                &[("content-type", "application/json")],
+                Some(v.to_string().into_bytes()),
+            ),
+            None => self.raw(method, path, &[], None),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.send(Method::GET, path, None)
+    }
+    pub fn post(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::POST, path, Some(body))
+    }
+    pub fn post_empty(&self, path: &str) -> Resp {
+        self.send(Method::POST, path, None)
+    }
+    pub fn patch(&self, path: &str, body: Value) -> Resp {
+        self.send(Method::PATCH, path, Some(body))
+    }
+    pub fn delete(&self, path: &str) -> Resp {
+        self.send(Method::DELETE, path, None)
+    }
+
+    /// Starts and confirms TOTP enrolment; returns the base32 secret.
+    pub fn enrol_totp(&mut self, clinic: &Clinic, password: &str) -> String {
+        let r = self.post("/api/v1/auth/totp", json!({"password": password}));
+        assert_eq!(r.status, 200, "totp start: {}", r.body);
+        let secret = r.body["secret"].as_str().expect("secret").to_owned();
+        assert!(r.body["otpauth_uri"]
+            .as_str()
+            .expect("uri")
+            .starts_with("otpauth://totp/"));
+        let r = self.post(
+            "/api/v1/auth/totp/confirm",
+            json!({"code": totp_code(&secret, clinic.now())}),
+        );
+        assert_eq!(r.status, 204, "totp confirm: {}", r.body);
+        secret
+    }
+
+    /// Creates a patient; returns its id.
+    pub fn create_patient(&self, body: Value) -> String {
+        let r = self.post("/api/v1/patients", body);
+        assert_eq!(r.status, 201, "create patient: {}", r.body);
+        r.body["id"].as_str().expect("patient id").to_owned()
+    }
+
+    /// The number of audit entries, as verification counts them.
+    pub fn audit_entries(&self) -> i64 {
+        let r = self.get("/api/v1/audit/verify");
+        assert_eq!(r.status, 200, "verify: {}", r.body);
+        assert_eq!(r.body["ok"], true, "{}", r.body);
+        r.body["entries"].as_i64().expect("entries")
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The RFC 6238 code of a base32 secret at a Unix time.
+pub fn totp_code(secret_b32: &str, unix: i64) -> String {
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .expect("base32 secret");
+    TOTP::new_unchecked(Algorithm::SHA1, 6, 1, 30, secret).generate(unix as u64)
+}
+
+/// Every file under a directory, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Runs statements directly on a database file, as an attacker with the file would.
+pub fn sql_on_file(path: &Path, statements: &[&str]) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let db = libsql::Builder::new_local(path)
+            .build()
+            .await
+            .map_err(|e| e.to_string())?;
+        let conn = db.connect().map_err(|e| e.to_string())?;
+        conn.query("PRAGMA busy_timeout = 5000", ())
+            .await
+            .map_err(|e| e.to_string())?;
+        for s in statements {
+            conn.execute(s, ()).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}

@@ -68,8 +68,10 @@ struct NewPatient {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatientPatch {
-    name: Option<String>,
-    dob: Option<String>,
+    #[serde(default, deserialize_with = "patch_field")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    dob: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
     sex: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
@@ -235,11 +237,19 @@ pub(crate) async fn get<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
 pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let id = patient_id(ctx)?;
     let patch: PatientPatch = ctx.json()?;
+    for (field, value) in [("name", &patch.name), ("dob", &patch.dob)] {
+        if matches!(value, Some(None)) {
+            return Err(ApiError::invalid(
+                field,
+                "is required and cannot be removed",
+            ));
+        }
+    }
     let current = load(ctx, &id).await?.data;
     let merge = |p: Option<Option<String>>, old: Option<String>| p.unwrap_or(old);
     let d = Demographics {
-        name: patch.name.unwrap_or(current.name),
-        dob: patch.dob.unwrap_or(current.dob),
+        name: patch.name.flatten().unwrap_or(current.name),
+        dob: patch.dob.flatten().unwrap_or(current.dob),
         sex: merge(patch.sex, current.sex),
         phone: merge(patch.phone, current.phone),
         email: merge(patch.email, current.email),

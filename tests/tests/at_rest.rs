@@ -1,0 +1,116 @@
+//! The data directory (databases, WAL and shared-memory files) holds none of
+//! the personal data written, byte for byte.
+
+use amanah_e2e::{files_under, Deployment, Method, PASSWORD};
+use serde_json::json;
+
+#[test]
+fn no_personal_data_in_any_file_of_the_data_dir() {
+    let d = Deployment::start();
+    let Some(data) = d.data_dir.clone() else {
+        eprintln!("skipped: AMANAH_DATA_DIR not set for this deployment");
+        return;
+    };
+    // Distinctive values, so a hit can only be a leak.
+    let secrets = [
+        "Qudsia Farooqui-Zeeshan",
+        "Mehrunnisa Clinic Of Gulberg",
+        "Dr Tahirih Vandermolen",
+        "tahirih.vandermolen@gulberg-example.pk",
+        "Ghazala Pirzada",
+        "ghazala.pirzada@mailbox-example.pk",
+        "House 17 Street 4 Zamzama Karachi",
+        "35202-9876543-1",
+        "+92 321 7654321",
+        "Nasreen Uzair-Bokhari",
+        "Consent for follow-up call",
+        "Hamdard Dawakhana Lane",
+    ];
+    let (clinic, owner) = {
+        let c = d.client("pk").post(
+            "/api/v1/clinics",
+            json!({"name": secrets[1], "region": "pk",
+                   "owner": {"name": secrets[2], "email": secrets[3], "password": PASSWORD}}),
+        );
+        assert_eq!(c.status, 201, "{}", c.body);
+        let id = c.body["clinic"]["id"].as_str().unwrap().to_owned();
+        let clinic = amanah_e2e::Clinic {
+            id,
+            region: "pk".into(),
+            base: d.pk.clone(),
+            owner_id: c.body["owner"]["id"].as_str().unwrap().to_owned(),
+            owner_email: secrets[3].into(),
+        };
+        let mut owner = clinic.login(secrets[3], PASSWORD);
+        owner.enrol_totp(&clinic, PASSWORD);
+        (clinic, owner)
+    };
+    let pid = owner.create_patient(json!({
+        "name": secrets[0], "dob": "1979-04-04", "sex": "female", "phone": secrets[8],
+        "email": secrets[5], "address": secrets[6], "national_id": secrets[7],
+    }));
+    owner.patch(
+        &format!("/api/v1/patients/{pid}"),
+        json!({"name": secrets[4], "address": secrets[11]}),
+    );
+    owner.post("/api/v1/users", json!({"name": secrets[9], "email": "nasreen@gulberg-example.pk", "role": "nurse", "password": PASSWORD}));
+    // A purpose of use goes into the audit trail, encrypted.
+    let r = owner.raw(
+        Method::GET,
+        &format!("/api/v1/patients/{pid}"),
+        &[("x-access-reason", secrets[10])],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        owner.get("/api/v1/patients?q=ghazala").body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let audit = owner.get(&format!("/api/v1/patients/{pid}/audit"));
+    assert!(audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["reason"] == secrets[10]));
+
+    let files = files_under(&data);
+    assert!(files
+        .iter()
+        .any(|f| f.to_string_lossy().ends_with(&format!("{}.db", clinic.id))));
+    assert!(
+        files.iter().any(|f| f.to_string_lossy().ends_with("-wal")),
+        "WAL files are scanned too: {files:?}"
+    );
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for s in secrets {
+            for needle in [s.to_owned(), s.to_lowercase(), s.to_uppercase()] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{needle:?} found in {}",
+                    f.display()
+                );
+            }
+        }
+        // Distinctive words on their own too (blind indexes keep no prefixes in clear).
+        for word in [
+            "Qudsia",
+            "Farooqui",
+            "Ghazala",
+            "Pirzada",
+            "Zamzama",
+            "9876543",
+            "7654321",
+            "Vandermolen",
+        ] {
+            assert!(
+                !bytes.windows(word.len()).any(|w| w == word.as_bytes()),
+                "{word} in {}",
+                f.display()
+            );
+        }
+    }
+}

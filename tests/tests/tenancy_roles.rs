@@ -1,0 +1,154 @@
+//! Another clinic's ids answer 404; roles without the right answer 403 before
+//! any lookup.
+
+use amanah_e2e::{Deployment, PASSWORD};
+use serde_json::json;
+
+#[test]
+fn another_clinics_ids_are_not_found() {
+    let d = Deployment::start();
+    let (a, owner_a, _) = d.ready_clinic("pk", "Clinic A", "owner@a.pk");
+    let (_b, owner_b, _) = d.ready_clinic("pk", "Clinic B", "owner@b.pk");
+    let pid = owner_a.create_patient(
+        json!({"name": "Rabia Anwar", "dob": "1985-03-02", "phone": "0300 1234567"}),
+    );
+    let nurse_a = a.add_staff(&owner_a, "nurse", "nurse@a.pk");
+    let before = owner_a.get(&format!("/api/v1/patients/{pid}")).body;
+
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/patients/{pid}"), None),
+        (
+            "PATCH",
+            format!("/api/v1/patients/{pid}"),
+            Some(json!({"name": "Hijacked Name"})),
+        ),
+        ("DELETE", format!("/api/v1/patients/{pid}"), None),
+        ("POST", format!("/api/v1/patients/{pid}/restore"), None),
+        ("GET", format!("/api/v1/patients/{pid}/audit"), None),
+        (
+            "PATCH",
+            format!("/api/v1/users/{nurse_a}"),
+            Some(json!({"active": false})),
+        ),
+        // guessed ids of the right shape, and junk
+        (
+            "GET",
+            "/api/v1/patients/pat_aaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+            None,
+        ),
+        ("GET", "/api/v1/patients/1".to_owned(), None),
+        (
+            "GET",
+            "/api/v1/patients/..%2f..%2fdirectory".to_owned(),
+            None,
+        ),
+    ] {
+        let m = amanah_e2e::Method::from_bytes(method.as_bytes()).unwrap();
+        owner_b.send(m, &path, body).assert_error(404, "not_found");
+    }
+    // Search in B never returns A's patient.
+    let r = owner_b.get("/api/v1/patients?q=rabia");
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+    let r = owner_b.get("/api/v1/patients?q=03001234567");
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0);
+    // A's data is untouched.
+    assert_eq!(owner_a.get(&format!("/api/v1/patients/{pid}")).body, before);
+    let r = owner_a.get("/api/v1/users");
+    assert!(r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["id"] == nurse_a.as_str() && u["active"] == true));
+}
+
+#[test]
+fn receptionist_sees_demographics_but_not_staff_audit_or_deletion() {
+    let d = Deployment::start();
+    let (clinic, owner, _) = d.ready_clinic("pk", "Reception Clinic", "owner@rc.pk");
+    clinic.add_staff(&owner, "receptionist", "desk@rc.pk");
+    let desk = clinic.login("desk@rc.pk", PASSWORD);
+    let pid =
+        desk.create_patient(json!({"name": "Bilal Ahmed", "dob": "1970-07-07", "sex": "male"}));
+    assert_eq!(desk.get(&format!("/api/v1/patients/{pid}")).status, 200);
+    assert_eq!(
+        desk.patch(
+            &format!("/api/v1/patients/{pid}"),
+            json!({"phone": "042-1234567"})
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        desk.get("/api/v1/patients?q=bilal").body["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Role checks come before lookups: 403 whatever the id.
+    for (method, path) in [
+        ("GET", "/api/v1/users".to_owned()),
+        ("GET", "/api/v1/audit".to_owned()),
+        ("GET", "/api/v1/audit/verify".to_owned()),
+        ("GET", format!("/api/v1/patients/{pid}/audit")),
+        ("DELETE", format!("/api/v1/patients/{pid}")),
+        (
+            "DELETE",
+            "/api/v1/patients/pat_aaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+        ),
+        ("POST", format!("/api/v1/patients/{pid}/restore")),
+        (
+            "PATCH",
+            "/api/v1/users/usr_aaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+        ),
+    ] {
+        let m = amanah_e2e::Method::from_bytes(method.as_bytes()).unwrap();
+        let body = (method == "PATCH").then(|| json!({"active": false}));
+        desk.send(m, &path, body).assert_error(403, "forbidden");
+    }
+    let r = desk.post(
+        "/api/v1/users",
+        json!({"name": "X", "email": "x@rc.pk", "role": "owner", "password": PASSWORD}),
+    );
+    r.assert_error(403, "forbidden");
+    // The refusals are on the record as denied.
+    let r = owner.get("/api/v1/audit?action=user.create");
+    let items = r.body["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|e| e["outcome"] == "denied" && e["role"] == "receptionist"),
+        "{}",
+        r.body
+    );
+    // Doctors must enrol TOTP too; nurses need not.
+    clinic.add_staff(&owner, "doctor", "doc@rc.pk");
+    clinic
+        .login("doc@rc.pk", PASSWORD)
+        .get("/api/v1/patients")
+        .assert_error(403, "mfa_enrollment_required");
+}
+
+#[test]
+fn the_last_owner_stays() {
+    let d = Deployment::start();
+    let (clinic, owner, _) = d.ready_clinic("pk", "Owner Clinic", "owner@oc.pk");
+    owner
+        .patch(
+            &format!("/api/v1/users/{}", clinic.owner_id),
+            json!({"role": "doctor"}),
+        )
+        .assert_error(409, "conflict");
+    owner
+        .patch(
+            &format!("/api/v1/users/{}", clinic.owner_id),
+            json!({"active": false}),
+        )
+        .assert_error(409, "conflict");
+    let r = owner.post(
+        "/api/v1/users",
+        json!({"name": "Dup", "email": "OWNER@oc.pk", "role": "nurse", "password": PASSWORD}),
+    );
+    r.assert_error(409, "conflict");
+    assert_eq!(r.body["error"]["field"], "email");
+}
