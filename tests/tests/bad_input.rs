@@ -19,6 +19,17 @@ fn assert_headers(r: &Resp, api: bool) {
     assert!(r.header("access-control-allow-origin").is_none());
 }
 
+/// method, path, headers, body, expected status, code and field.
+type Case<'a> = (
+    Method,
+    String,
+    Vec<(&'a str, &'a str)>,
+    Option<Vec<u8>>,
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
 #[test]
 fn bad_requests_answer_in_the_error_shape_and_change_nothing() {
     let d = Deployment::start();
@@ -30,7 +41,7 @@ fn bad_requests_answer_in_the_error_shape_and_change_nothing() {
 
     let json_ct = [("content-type", "application/json")];
     let big = vec![b' '; 1024 * 1024 + 10];
-    let cases: Vec<(Method, String, Vec<(&str, &str)>, Option<Vec<u8>>, u16, &str, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (Method::POST, "/api/v1/patients".into(), vec![("content-type", "text/plain")], Some(b"name=x".to_vec()), 415, "unsupported_media_type", None),
         (Method::POST, "/api/v1/patients".into(), vec![], Some(br#"{"name":"x","dob":"1990-01-01"}"#.to_vec()), 415, "unsupported_media_type", None),
         (Method::POST, "/api/v1/patients".into(), json_ct.to_vec(), Some(b"{not json".to_vec()), 400, "invalid_request", None),

@@ -1,1 +1,232 @@
-fn main() {}
+//! `cargo xtask …`: Amanah's build, run and test orchestration.
+//!
+//! - `cargo xtask up [--host native] [--data-dir DIR] [--port PORT] [--release]`
+//!   builds and starts Amanah in the foreground and prints
+//!   `ready pk=<url> ae=<url>` once every region answers.
+//! - `cargo xtask test` installs what the checks need (pinned Rust targets),
+//!   then runs formatting, clippy, the wasm builds of `functions`, and every
+//!   test in the workspace.
+//!
+//! Standard library only, so it builds in seconds on a fresh machine.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// Targets `functions` must build for.
+const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip2"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("up") => up(&args[1..]),
+        Some("test") => test(&args[1..]),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage:
+  cargo xtask up [--host native] [--data-dir DIR] [--port PORT] [--release]
+  cargo xtask test";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(step: &str, mut cmd: Command) -> Result<(), String> {
+    eprintln!("xtask: {step}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{step}: cannot run: {e}"))?;
+    if !status.success() {
+        return Err(format!("{step}: failed ({status})"));
+    }
+    eprintln!("xtask: {step}: ok in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn flag_value(args: &[String], name: &str) -> Result<Option<String>, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => args
+            .get(i + 1)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| format!("{name} needs a value")),
+    }
+}
+
+/// Adds the Rust targets the checks need, if missing.
+fn ensure_targets() -> Result<(), String> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup: {e}"))?;
+    let installed = String::from_utf8_lossy(&out.stdout).to_string();
+    let missing: Vec<&str> = WASM_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add"]).args(&missing);
+    run(&format!("install Rust targets {}", missing.join(" ")), cmd)
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    if !args.is_empty() {
+        return Err(USAGE.to_owned());
+    }
+    let started = Instant::now();
+    ensure_targets()?;
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--", "--check"]);
+    run("cargo fmt --check", c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy --all-targets", c)?;
+    for target in WASM_TARGETS {
+        let mut c = cargo();
+        c.args([
+            "check",
+            "-p",
+            "amanah-functions",
+            "-p",
+            "amanah-region-config",
+            "--target",
+            target,
+        ]);
+        run(&format!("functions builds for {target}"), c)?;
+    }
+    let mut c = cargo();
+    c.args(["build", "-p", "amanah"]);
+    run("build amanah", c)?;
+    let mut c = cargo();
+    c.args(["test", "--workspace"]);
+    run("cargo test --workspace (unit and end-to-end)", c)?;
+    eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn up(args: &[String]) -> Result<(), String> {
+    let host = flag_value(args, "--host")?.unwrap_or_else(|| "native".into());
+    let data_dir = flag_value(args, "--data-dir")?.unwrap_or_else(|| "data".into());
+    let port: u16 = flag_value(args, "--port")?
+        .unwrap_or_else(|| "8080".into())
+        .parse()
+        .map_err(|_| "--port must be a port number".to_owned())?;
+    let release = args.iter().any(|a| a == "--release");
+    if host != "native" {
+        return Err(format!(
+            "--host {host} is not available yet; `native` is (worker and spin hosts are tracked in their own issues)"
+        ));
+    }
+    let mut c = cargo();
+    c.args(["build", "-p", "amanah"]);
+    if release {
+        c.arg("--release");
+    }
+    run("build amanah", c)?;
+    let bin = root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("amanah");
+    let data = if Path::new(&data_dir).is_absolute() {
+        PathBuf::from(&data_dir)
+    } else {
+        root().join(&data_dir)
+    };
+    eprintln!("xtask: starting amanah serve (data in {})", data.display());
+    let mut child = Command::new(&bin)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+    let line = line.trim().to_owned();
+    if !line.starts_with("ready ") {
+        let _ = child.kill();
+        return Err(format!("amanah serve did not start (said {line:?})"));
+    }
+    for url in line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('=').map(|(_, u)| u))
+    {
+        wait_healthy(url)?;
+    }
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+    eprintln!("xtask: Amanah is up; Ctrl-C stops it");
+    // Keep relaying anything further the server prints.
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stdout.read_to_string(&mut rest);
+        print!("{rest}");
+    });
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("amanah serve exited: {status}"))
+    }
+}
+
+/// Polls `GET /healthz` until it answers 200 (10 s at most).
+fn wait_healthy(url: &str) -> Result<(), String> {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_ok() {
+                let mut resp = String::new();
+                let _ = s.read_to_string(&mut resp);
+                if resp.starts_with("HTTP/1.1 200") {
+                    return Ok(());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("{url} did not answer /healthz"))
+}
