@@ -16,7 +16,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
-use crate::audit::{self, NewEntry, Outcome};
+use crate::audit::{self, Entry, Outcome};
 use crate::clock;
 use crate::crypto::blind::{BlindIndex, TermKind};
 use crate::crypto::field::{Field, FieldCipher};
@@ -27,7 +27,7 @@ use crate::ids::ClinicId;
 use crate::rbac::{self, Role};
 use crate::routes::{self, Access, Route};
 use crate::store::{self, schema, RowExt};
-use crate::token::{TokenKeys, TokenKind};
+use crate::token::{Subject, TokenKeys, TokenKind};
 use crate::web;
 
 /// A region as the API lists it.
@@ -358,20 +358,7 @@ impl<'a, H: Host> Ctx<'a, H> {
                 None => return Err(ApiError::unauthenticated()),
             },
         };
-        let clinic = self.token_clinic(&token)?;
-        self.apply_test_clock(&clinic).await?;
-        let subject = self
-            .app
-            .tokens
-            .verify(TokenKind::Session, &token, self.now)
-            .map_err(|_| ApiError::unauthenticated())?;
-        if subject.clinic != clinic.as_str() {
-            return Err(ApiError::unauthenticated());
-        }
-        match self.enter_clinic(&clinic, false).await {
-            Err(e) if e.code == Code::NotFound => return Err(ApiError::unauthenticated()),
-            other => other?,
-        }
+        let subject = self.open_token(TokenKind::Session, &token).await?;
         let rows = self
             .db()?
             .query(
@@ -413,9 +400,31 @@ impl<'a, H: Host> Ctx<'a, H> {
         Ok(())
     }
 
+    /// Verifies a token of `kind` and opens its clinic: region guard first (a
+    /// clinic of another region is 421 before anything is opened), then the
+    /// signature and claims, then the clinic's database. Any failure of the
+    /// token or an unknown clinic is 401.
+    pub(crate) async fn open_token(&mut self, kind: TokenKind, token: &str) -> ApiResult<Subject> {
+        let clinic = self.token_clinic(token)?;
+        self.apply_test_clock(&clinic).await?;
+        let subject = self
+            .app
+            .tokens
+            .verify(kind, token, self.now)
+            .map_err(|_| ApiError::unauthenticated())?;
+        if subject.clinic != clinic.as_str() {
+            return Err(ApiError::unauthenticated());
+        }
+        match self.enter_clinic(&clinic, false).await {
+            Err(e) if e.code == Code::NotFound => Err(ApiError::unauthenticated()),
+            Err(e) => Err(e),
+            Ok(()) => Ok(subject),
+        }
+    }
+
     /// The clinic a token claims, for the region guard and the test clock
     /// only: nothing is trusted until the signature is checked.
-    pub(crate) fn token_clinic(&mut self, token: &str) -> ApiResult<ClinicId> {
+    fn token_clinic(&mut self, token: &str) -> ApiResult<ClinicId> {
         let untrusted =
             jwt_compact::UntrustedToken::new(token).map_err(|_| ApiError::unauthenticated())?;
         let claims = untrusted
@@ -631,13 +640,13 @@ impl<'a, H: Host> Ctx<'a, H> {
         result
     }
 
-    fn entry(&self, action: &str, outcome: Outcome) -> Option<NewEntry> {
+    fn entry(&self, action: &str, outcome: Outcome) -> Option<Entry> {
         let (actor, role) = match (&self.principal, &self.audit.actor) {
             (Some(p), _) => (p.user_id.clone(), Some(p.role)),
             (None, Some((a, r))) => (a.clone(), *r),
             (None, None) => return None,
         };
-        Some(NewEntry {
+        Some(Entry {
             at: clock::rfc3339(self.now),
             actor,
             role: role.map(|r| r.as_str().to_owned()),

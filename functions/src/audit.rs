@@ -17,7 +17,8 @@ pub const REASON: Field = Field::new("audit", "reason");
 pub const IP: Field = Field::new("audit", "ip");
 
 /// Outcome of the audited request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,
     Denied,
@@ -34,11 +35,22 @@ impl Outcome {
             Outcome::Failure => "failure",
         }
     }
+
+    fn parse(s: &str) -> Option<Outcome> {
+        [
+            Outcome::Success,
+            Outcome::Denied,
+            Outcome::NotFound,
+            Outcome::Failure,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
 }
 
-/// An entry to append.
-#[derive(Debug, Clone)]
-pub struct NewEntry {
+/// An audit entry, in plaintext (the encrypted columns decrypted).
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
     pub at: String,
     pub actor: String,
     pub role: Option<String>,
@@ -106,7 +118,7 @@ pub async fn append<C: Conn>(
     conn: &C,
     cipher: &FieldCipher,
     mut nonce: impl FnMut() -> [u8; 12],
-    e: &NewEntry,
+    e: &Entry,
 ) -> ApiResult<i64> {
     let last = conn
         .query(
@@ -229,20 +241,12 @@ pub async fn verify<C: Conn>(conn: &C) -> ApiResult<Verification> {
     })
 }
 
-/// An entry as the API shows it.
+/// An entry as the API shows it: the entry and its place in the chain.
 #[derive(Debug, Serialize)]
 pub struct EntryView {
     pub seq: i64,
-    pub at: String,
-    pub actor: String,
-    pub role: Option<String>,
-    pub on_behalf_of: Option<String>,
-    pub action: String,
-    pub resource: Option<String>,
-    pub patient_id: Option<String>,
-    pub reason: Option<String>,
-    pub ip: Option<String>,
-    pub outcome: String,
+    #[serde(flatten)]
+    pub entry: Entry,
 }
 
 /// Filters of `GET /audit`.
@@ -305,16 +309,19 @@ pub async fn list<C: Conn>(
             };
             Ok(EntryView {
                 seq,
-                at: row.text(1)?,
-                actor: row.text(2)?,
-                role: row.opt_text(3)?,
-                on_behalf_of: row.opt_text(4)?,
-                action: row.text(5)?,
-                resource: row.opt_text(6)?,
-                patient_id: row.opt_text(7)?,
-                reason: open(8, REASON)?,
-                ip: open(9, IP)?,
-                outcome: row.text(10)?,
+                entry: Entry {
+                    at: row.text(1)?,
+                    actor: row.text(2)?,
+                    role: row.opt_text(3)?,
+                    on_behalf_of: row.opt_text(4)?,
+                    action: row.text(5)?,
+                    resource: row.opt_text(6)?,
+                    patient_id: row.opt_text(7)?,
+                    reason: open(8, REASON)?,
+                    ip: open(9, IP)?,
+                    outcome: Outcome::parse(&row.text(10)?)
+                        .ok_or_else(|| crate::error::ApiError::internal("unknown audit outcome"))?,
+                },
             })
         })
         .collect()

@@ -174,17 +174,11 @@ pub(crate) async fn mfa<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             Some(t) => t.to_owned(),
             None => return Err(ApiError::unauthenticated()),
         };
-    let clinic = ctx.token_clinic(&token)?;
-    ctx.apply_test_clock(&clinic).await?;
-    let subject = ctx
-        .app
-        .tokens
-        .verify(TokenKind::MfaChallenge, &token, ctx.now)
-        .map_err(|_| ApiError::unauthenticated())?;
-    match ctx.enter_clinic(&clinic, false).await {
-        Err(e) if e.code == Code::NotFound => return Err(ApiError::unauthenticated()),
-        other => other?,
-    }
+    let subject = ctx.open_token(TokenKind::MfaChallenge, &token).await?;
+    let clinic = ctx
+        .clinic
+        .clone()
+        .ok_or_else(|| ApiError::internal("no clinic"))?;
     let rows = ctx
         .db()?
         .query(

@@ -30,8 +30,10 @@ const SEXES: &[&str] = &["female", "male", "other", "unknown"];
 /// Grace period between deletion and purge.
 pub(crate) const GRACE_SECS: i64 = 30 * clock::DAY;
 
-/// A patient's demographics, validated, in plaintext (memory only).
-#[derive(Serialize, Clone)]
+/// A patient's demographics in plaintext (memory only); also the body of
+/// `POST /api/v1/patients`.
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
 struct Demographics {
     name: String,
     dob: String,
@@ -51,18 +53,6 @@ struct PatientView {
     updated_at: String,
     #[serde(skip)]
     seq: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewPatient {
-    name: String,
-    dob: String,
-    sex: Option<String>,
-    phone: Option<String>,
-    email: Option<String>,
-    address: Option<String>,
-    national_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -203,17 +193,7 @@ async fn store<H: Host>(ctx: &Ctx<'_, H>, id: &str, d: &Demographics, new: bool)
 }
 
 pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let req: NewPatient = ctx.json()?;
-    let d = Demographics {
-        name: req.name,
-        dob: req.dob,
-        sex: req.sex,
-        phone: req.phone,
-        email: req.email,
-        address: req.address,
-        national_id: req.national_id,
-    }
-    .validated(ctx.now)?;
+    let d = ctx.json::<Demographics>()?.validated(ctx.now)?;
     let id = ctx.new_id(kind::PATIENT);
     store(ctx, &id, &d, true).await?;
     ctx.audit.resource = Some(format!("patient/{id}"));
