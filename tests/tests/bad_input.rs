@@ -58,6 +58,7 @@ fn bad_requests_answer_in_the_error_shape_and_change_nothing() {
         (Method::PATCH, format!("/api/v1/patients/{pid}"), json_ct.to_vec(), Some(br#"{"name":null}"#.to_vec()), 400, "invalid_request", Some("name")),
         (Method::PATCH, format!("/api/v1/patients/{pid}"), json_ct.to_vec(), Some(br#"{"email":"nope"}"#.to_vec()), 400, "invalid_request", Some("email")),
         (Method::PATCH, format!("/api/v1/patients/{pid}"), json_ct.to_vec(), Some(br#"{"colour":"red"}"#.to_vec()), 400, "invalid_request", Some("colour")),
+        (Method::PATCH, format!("/api/v1/patients/{pid}"), json_ct.to_vec(), Some(br#"{"dob":null}"#.to_vec()), 400, "invalid_request", Some("dob")),
         (Method::GET, "/api/v1/patients?limit=0".into(), vec![], None, 400, "invalid_request", Some("limit")),
         (Method::GET, "/api/v1/patients?limit=201".into(), vec![], None, 400, "invalid_request", Some("limit")),
         (Method::GET, "/api/v1/patients?cursor=forged".into(), vec![], None, 400, "invalid_request", Some("cursor")),

@@ -152,3 +152,56 @@ fn the_last_owner_stays() {
     r.assert_error(409, "conflict");
     assert_eq!(r.body["error"]["field"], "email");
 }
+
+/// Walks the route table: every route that takes an id answers 404 to another
+/// clinic's owner for this clinic's ids, and every non-public route answers 401
+/// without a token. A new route is covered without anyone writing a test.
+#[test]
+fn every_route_from_the_route_table_keeps_clinics_apart() {
+    use amanah_functions::routes::{Access, ROUTES};
+    let d = Deployment::start();
+    let (a, owner_a, _) = d.ready_clinic("pk", "Walk A", "owner@walk-a.pk");
+    let (_b, owner_b, _) = d.ready_clinic("pk", "Walk B", "owner@walk-b.pk");
+    let pid = owner_a.create_patient(json!({"name": "Route Walker", "dob": "1999-09-09"}));
+    let uid = a.add_staff(&owner_a, "nurse", "nurse@walk-a.pk");
+    let mut walked = 0;
+    for route in ROUTES {
+        let m = amanah_e2e::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+        if route.access != Access::Public {
+            let path = route.path.replace("{id}", "x");
+            owner_a
+                .anonymous()
+                .send(m.clone(), &path, None)
+                .assert_error(401, "unauthenticated");
+        }
+        if !route.path.contains("{id}") {
+            continue;
+        }
+        let (id, body) = if route.path.starts_with("/api/v1/users/") {
+            (uid.as_str(), json!({"active": false}))
+        } else if route.path.starts_with("/api/v1/patients/") {
+            (pid.as_str(), json!({"name": "Hijacked"}))
+        } else {
+            panic!(
+                "route {} {} takes an id this test does not know: teach it",
+                route.method, route.path
+            );
+        };
+        let path = route.path.replace("{id}", id);
+        let body = matches!(route.method.as_str(), "POST" | "PATCH" | "PUT").then_some(body);
+        let body = if path.ends_with("/restore") {
+            None
+        } else {
+            body
+        };
+        let r = owner_b.send(m, &path, body);
+        r.assert_error(404, "not_found");
+        walked += 1;
+    }
+    assert!(walked >= 6, "{walked}");
+    // Nothing of A changed.
+    assert_eq!(
+        owner_a.get(&format!("/api/v1/patients/{pid}")).body["name"],
+        "Route Walker"
+    );
+}

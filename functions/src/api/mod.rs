@@ -81,6 +81,15 @@ pub(crate) fn patch_field<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A PATCH field that may be left out but not set to `null`.
+pub(crate) fn not_null<T>(field: &str, value: Option<Option<T>>) -> ApiResult<Option<T>> {
+    match value {
+        Some(None) => Err(ApiError::invalid(field, "cannot be null")),
+        Some(Some(v)) => Ok(Some(v)),
+        None => Ok(None),
+    }
+}
+
 /// A page of a list.
 #[derive(serde::Serialize)]
 pub(crate) struct Page<T> {

@@ -16,7 +16,7 @@ use crate::ids::kind;
 use crate::store::RowExt;
 use crate::validate;
 
-use super::{patch_field, Page};
+use super::{not_null, patch_field, Page};
 
 const NAME: Field = Field::new("patients", "name");
 const DOB: Field = Field::new("patients", "dob");
@@ -217,19 +217,12 @@ pub(crate) async fn get<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
 pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let id = patient_id(ctx)?;
     let patch: PatientPatch = ctx.json()?;
-    for (field, value) in [("name", &patch.name), ("dob", &patch.dob)] {
-        if matches!(value, Some(None)) {
-            return Err(ApiError::invalid(
-                field,
-                "is required and cannot be removed",
-            ));
-        }
-    }
+    let (name, dob) = (not_null("name", patch.name)?, not_null("dob", patch.dob)?);
     let current = load(ctx, &id).await?.data;
     let merge = |p: Option<Option<String>>, old: Option<String>| p.unwrap_or(old);
     let d = Demographics {
-        name: patch.name.flatten().unwrap_or(current.name),
-        dob: patch.dob.flatten().unwrap_or(current.dob),
+        name: name.unwrap_or(current.name),
+        dob: dob.unwrap_or(current.dob),
         sex: merge(patch.sex, current.sex),
         phone: merge(patch.phone, current.phone),
         email: merge(patch.email, current.email),

@@ -16,7 +16,7 @@ use crate::rbac::Role;
 use crate::store::RowExt;
 use crate::validate;
 
-use super::Page;
+use super::{not_null, patch_field, Page};
 
 pub(crate) const USER_NAME: Field = Field::new("users", "name");
 pub(crate) const USER_EMAIL: Field = Field::new("users", "email");
@@ -45,8 +45,10 @@ struct NewUser {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserPatch {
-    role: Option<String>,
-    active: Option<bool>,
+    #[serde(default, deserialize_with = "patch_field")]
+    role: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch_field")]
+    active: Option<Option<bool>>,
 }
 
 const COLUMNS: &str = "seq, id, name, email, role, active, mfa_enabled";
@@ -140,8 +142,8 @@ pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
 pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let id = ctx.path_id(kind::USER)?;
     let req: UserPatch = ctx.json()?;
-    let role = req
-        .role
+    let active = not_null("active", req.active)?;
+    let role = not_null("role", req.role)?
         .as_deref()
         .map(|r| {
             Role::parse(r).ok_or_else(|| {
@@ -149,13 +151,13 @@ pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             })
         })
         .transpose()?;
-    if role.is_none() && req.active.is_none() {
+    if role.is_none() && active.is_none() {
         return Err(ApiError::bad_request("give `role`, `active` or both"));
     }
     ctx.audit.resource = Some(format!("user/{id}"));
     let current = load(ctx, &id).await?;
     let stays_owner = role.map_or(current.role == "owner", |r| r == Role::Owner)
-        && req.active.unwrap_or(current.active);
+        && active.unwrap_or(current.active);
     if current.role == "owner" && current.active && !stays_owner {
         let others = ctx
             .db()?
@@ -173,10 +175,10 @@ pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let db = ctx.db()?;
     db.execute(
         "UPDATE users SET role = COALESCE(?2, role), active = COALESCE(?3, active), updated_at = ?4 WHERE id = ?1",
-        vec![id.clone().into(), role.map(|r| r.as_str()).into(), req.active.into(), ctx.now.into()],
+        vec![id.clone().into(), role.map(|r| r.as_str()).into(), active.into(), ctx.now.into()],
     )
     .await?;
-    if req.active == Some(false) {
+    if active == Some(false) {
         db.execute(
             "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
             vec![id.clone().into(), ctx.now.into()],
