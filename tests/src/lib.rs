@@ -25,6 +25,8 @@ pub struct Deployment {
     pub pk: String,
     pub ae: String,
     pub data_dir: Option<PathBuf>,
+    /// The server's log file (native deployments).
+    pub log: Option<PathBuf>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -64,6 +66,7 @@ impl Deployment {
                 pk,
                 ae,
                 data_dir: std::env::var("AMANAH_DATA_DIR").ok().map(PathBuf::from),
+                log: None,
                 child: None,
                 _tmp: None,
             },
@@ -71,16 +74,32 @@ impl Deployment {
         }
     }
 
-    /// A fresh `amanah serve` with extra arguments.
+    /// A fresh `amanah serve` on a new temporary data dir.
     pub fn start_native(extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut d = Self::start_native_in(&tmp.path().join("data"), extra);
+        d._tmp = Some(tmp);
+        d
+    }
+
+    /// `amanah serve` on a given data dir (to restart on the same data). Its
+    /// log, at info level, goes to `<data>/../server.log`.
+    pub fn start_native_in(data: &Path, extra: &[&str]) -> Self {
         let bin = amanah_bin();
         assert!(
             bin.exists(),
             "{} is missing: run `cargo build -p amanah` (cargo xtask test does)",
             bin.display()
         );
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let data = tmp.path().join("data");
+        let log_path = data
+            .parent()
+            .expect("data dir has a parent")
+            .join("server.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
         let mut child = Command::new(&bin)
             .args([
                 "serve",
@@ -89,11 +108,11 @@ impl Deployment {
                 "--insecure-test-hooks",
                 "--data-dir",
             ])
-            .arg(&data)
+            .arg(data)
             .args(extra)
-            .env("AMANAH_LOG", "error")
+            .env("AMANAH_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn amanah serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -107,14 +126,28 @@ impl Deployment {
                 .unwrap_or_else(|| panic!("no {region} in ready line {line:?}"))
                 .to_owned()
         };
-        assert!(line.starts_with("ready "), "unexpected first line {line:?}");
+        assert!(
+            line.starts_with("ready "),
+            "unexpected first line {line:?}; see {}",
+            log_path.display()
+        );
         Deployment {
             pk: url("pk"),
             ae: url("ae"),
-            data_dir: Some(data),
+            data_dir: Some(data.to_path_buf()),
+            log: Some(log_path),
             child: Some(child),
-            _tmp: Some(tmp),
+            _tmp: None,
         }
+    }
+
+    /// Stops a native server (as `kill -9` would).
+    pub fn kill(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.child = None;
     }
 
     pub fn url(&self, region: &str) -> &str {
