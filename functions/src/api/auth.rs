@@ -337,12 +337,13 @@ pub(crate) async fn logout<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     Reply::no_content()
 }
 
-/// Checks the signed-in user's password again (throttled like login).
+/// Checks the signed-in user's password again (throttled like login);
+/// returns the user's email.
 async fn reauthenticate<H: Host>(
     ctx: &mut Ctx<'_, H>,
     password_text: &str,
     field: &str,
-) -> ApiResult<()> {
+) -> ApiResult<String> {
     if password_text.len() > MAX_PASSWORD_INPUT {
         return Err(ApiError::invalid(field, "too long"));
     }
@@ -367,12 +368,12 @@ async fn reauthenticate<H: Host>(
         throttle::fail(&dir, &account, throttle::ACCOUNT, ctx.now).await?;
         return Err(ApiError::new(Code::Unauthenticated, "wrong password"));
     }
-    Ok(())
+    Ok(email)
 }
 
 pub(crate) async fn totp_start<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let req: PasswordOnly = ctx.json()?;
-    reauthenticate(ctx, &req.password, "password").await?;
+    let email = reauthenticate(ctx, &req.password, "password").await?;
     let user_id = ctx.principal()?.user_id.clone();
     ctx.audit.resource = Some(format!("user/{user_id}"));
     let secret: [u8; totp::SECRET_LEN] = ctx.random();
@@ -380,26 +381,12 @@ pub(crate) async fn totp_start<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply
         .keys()?
         .cipher
         .seal(TOTP_PENDING, &user_id, &secret, ctx.random());
-    let db = ctx.db()?;
-    let rows = db
-        .query(
-            "SELECT email FROM users WHERE id = ?1",
-            vec![user_id.clone().into()],
+    ctx.db()?
+        .execute(
+            "UPDATE users SET totp_pending = ?2, updated_at = ?3 WHERE id = ?1",
+            vec![user_id.into(), sealed.into(), ctx.now.into()],
         )
         .await?;
-    let email = ctx.open(
-        USER_EMAIL,
-        &user_id,
-        &rows
-            .first()
-            .ok_or_else(ApiError::unauthenticated)?
-            .blob(0)?,
-    )?;
-    db.execute(
-        "UPDATE users SET totp_pending = ?2, updated_at = ?3 WHERE id = ?1",
-        vec![user_id.into(), sealed.into(), ctx.now.into()],
-    )
-    .await?;
     Reply::ok(json!({
         "secret": totp::secret_base32(&secret),
         "otpauth_uri": totp::otpauth_uri(&secret, &email),
