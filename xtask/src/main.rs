@@ -45,6 +45,15 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo puts builds: `CARGO_TARGET_DIR` if set, else `<root>/target`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => root().join(d),
+        None => root().join("target"),
+    }
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
@@ -156,8 +165,7 @@ fn up(args: &[String]) -> Result<(), String> {
         c.arg("--release");
     }
     run("build amanah", c)?;
-    let bin = root()
-        .join("target")
+    let bin = target_dir()
         .join(if release { "release" } else { "debug" })
         .join("amanah");
     let data = if Path::new(&data_dir).is_absolute() {
