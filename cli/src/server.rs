@@ -99,32 +99,33 @@ async fn handle(
 const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-/// Reads a body of at most [`web::MAX_BODY`] bytes.
+/// Reads a body of at most [`web::MAX_BODY`] bytes. A larger one is drained
+/// (bounded) before the 413, unless the client announced more than we would
+/// ever drain.
 async fn read_body(mut body: Incoming, headers: &http::HeaderMap) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let mut buf = Vec::new();
-    let mut total = declared.unwrap_or(0).min(DRAIN_LIMIT + web::MAX_BODY + 1);
     if declared.is_none_or(|n| n <= web::MAX_BODY) {
-        total = 0;
+        let mut buf = Vec::new();
+        let mut too_large = false;
         while let Some(frame) = body.frame().await {
             let frame =
                 frame.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
             if let Some(data) = frame.data_ref() {
-                total += data.len();
-                if total > web::MAX_BODY {
+                if buf.len() + data.len() > web::MAX_BODY {
+                    too_large = true;
                     break;
                 }
                 buf.extend_from_slice(data);
             }
         }
-        if total <= web::MAX_BODY {
+        if !too_large {
             return Ok(Bytes::from(buf));
         }
     }
-    if total <= DRAIN_LIMIT + web::MAX_BODY {
+    if declared.is_none_or(|n| n <= web::MAX_BODY + DRAIN_LIMIT) {
         let _ = tokio::time::timeout(DRAIN_TIME, async {
             let mut drained = 0usize;
             while let Some(Ok(frame)) = body.frame().await {

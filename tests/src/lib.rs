@@ -33,10 +33,7 @@ pub struct Deployment {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill();
     }
 }
 
@@ -143,11 +140,10 @@ impl Deployment {
 
     /// Stops a native server (as `kill -9` would).
     pub fn kill(&mut self) {
-        if let Some(c) = &mut self.child {
+        if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        self.child = None;
     }
 
     pub fn url(&self, region: &str) -> &str {
@@ -218,46 +214,34 @@ impl Clinic {
         unix_now() + self.advance(0)
     }
 
-    /// Password login of a user without TOTP; panics unless it succeeds.
-    pub fn login(&self, email: &str, password: &str) -> Client {
-        let mut c = Client::new(&self.base);
+    /// The password step of login; asserts 200 and whether a code is asked for.
+    fn password_step(&self, email: &str, password: &str, mfa_required: bool) -> (Client, Value) {
+        let c = Client::new(&self.base);
         let r = c.post(
             "/api/v1/auth/login",
             json!({"clinic": self.id, "email": email, "password": password}),
         );
         assert_eq!(r.status, 200, "login: {}", r.body);
-        assert_eq!(r.body["mfa_required"], false, "{}", r.body);
-        c.token = Some(
-            r.body["session"]["token"]
-                .as_str()
-                .expect("token")
-                .to_owned(),
-        );
-        c
+        assert_eq!(r.body["mfa_required"], mfa_required, "{}", r.body);
+        (c, r.body)
+    }
+
+    /// Password login of a user without TOTP; panics unless it succeeds.
+    pub fn login(&self, email: &str, password: &str) -> Client {
+        let (c, body) = self.password_step(email, password, false);
+        c.with_session(&body)
     }
 
     /// Full login with a TOTP code at the clinic's current time.
     pub fn login_with_totp(&self, email: &str, password: &str, secret: &str) -> Client {
-        let mut c = Client::new(&self.base);
-        let r = c.post(
-            "/api/v1/auth/login",
-            json!({"clinic": self.id, "email": email, "password": password}),
-        );
-        assert_eq!(r.status, 200, "login: {}", r.body);
-        assert_eq!(r.body["mfa_required"], true, "{}", r.body);
-        let mfa = r.body["mfa_token"].as_str().expect("mfa token").to_owned();
-        let r = c.with_bearer(&mfa).post(
+        let (c, body) = self.password_step(email, password, true);
+        let mfa = body["mfa_token"].as_str().expect("mfa token");
+        let r = c.with_bearer(mfa).post(
             "/api/v1/auth/mfa",
             json!({"code": totp_code(secret, self.now())}),
         );
         assert_eq!(r.status, 200, "mfa: {}", r.body);
-        c.token = Some(
-            r.body["session"]["token"]
-                .as_str()
-                .expect("token")
-                .to_owned(),
-        );
-        c
+        c.with_session(&r.body)
     }
 
     /// Adds a staff member (as the given owner client); returns the user id.
@@ -336,6 +320,11 @@ impl Client {
         let mut c = self.clone();
         c.token = Some(token.to_owned());
         c
+    }
+
+    /// This client holding the session token of a login or MFA answer.
+    pub fn with_session(&self, body: &Value) -> Self {
+        self.with_bearer(body["session"]["token"].as_str().expect("session token"))
     }
 
     pub fn anonymous(&self) -> Self {
