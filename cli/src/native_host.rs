@@ -114,6 +114,11 @@ impl Conn for LocalConn {
         self.conn()?.execute(sql, params(p)).await.map_err(map_err)
     }
 
+    /// A local file costs no round trip: run it now.
+    async fn execute_later(&self, sql: &str, p: Vec<Value>) -> Result<(), DbError> {
+        self.execute(sql, p).await.map(|_| ())
+    }
+
     async fn execute_script(&self, sql: &str) -> Result<(), DbError> {
         self.conn()?
             .execute_batch(sql)

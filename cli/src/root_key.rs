@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use amanah_functions::crypto::keys::{KeyBytes, RootKey};
+use amanah_functions::crypto::keys::RootKey;
 
 /// Where a region's key lives under `key_dir`.
 pub fn path(key_dir: &Path, region: &str) -> PathBuf {
@@ -29,7 +29,7 @@ pub fn load_or_create(key_dir: &Path, region: &str) -> Result<(RootKey, bool), S
             .mode(0o600)
             .open(&file)
             .map_err(|e| format!("cannot create {}: {e}", file.display()))?;
-        writeln!(f, "v1:{}", data_encoding::HEXLOWER.encode(&key))
+        writeln!(f, "{}", RootKey::encode(1, &key))
             .and_then(|_| f.sync_all())
             .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         created = true;
@@ -47,20 +47,8 @@ pub fn load_or_create(key_dir: &Path, region: &str) -> Result<(RootKey, bool), S
     }
     let text =
         fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let (version, hex) = text
-        .trim()
-        .split_once(':')
-        .ok_or_else(|| format!("{} is not a root key file", file.display()))?;
-    let version: u32 = version
-        .strip_prefix('v')
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("{} has no key version", file.display()))?;
-    let bytes = data_encoding::HEXLOWER
-        .decode(hex.as_bytes())
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| format!("{} does not hold a 256-bit key", file.display()))?;
-    Ok((RootKey::new(region, version, KeyBytes::new(bytes)), created))
+    let key = RootKey::parse(region, &text).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok((key, created))
 }
 
 #[cfg(test)]

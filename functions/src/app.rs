@@ -128,6 +128,8 @@ pub(crate) struct Principal {
     pub role: Role,
     pub session_id: String,
     pub session_expires_at: i64,
+    /// TOTP enrolled, as of this request.
+    pub mfa_enabled: bool,
     pub token: String,
 }
 
@@ -333,8 +335,7 @@ impl<'a, H: Host> Ctx<'a, H> {
                 .principal
                 .as_ref()
                 .ok_or_else(ApiError::unauthenticated)?;
-            if !self.route.mfa_exempt() && p.role.requires_mfa() && !self.user_mfa_enabled().await?
-            {
+            if !self.route.mfa_exempt() && p.role.requires_mfa() && !p.mfa_enabled {
                 return Err(ApiError::new(
                     Code::MfaEnrollmentRequired,
                     "owners and doctors must set up two-factor authentication first",
@@ -362,7 +363,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         let rows = self
             .db()?
             .query(
-                "SELECT s.user_id, s.last_seen, s.expires_at, s.revoked_at, u.role, u.active \
+                "SELECT s.user_id, s.last_seen, s.expires_at, s.revoked_at, u.role, u.active, u.mfa_enabled \
                  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1 AND s.kind = 'session'",
                 vec![subject.session.clone().into()],
             )
@@ -379,8 +380,9 @@ impl<'a, H: Host> Ctx<'a, H> {
         }
         let role = Role::parse(&row.text(4)?)
             .ok_or_else(|| ApiError::internal("unknown role in users"))?;
+        let mfa_enabled = row.int(6)? == 1;
         self.db()?
-            .execute(
+            .execute_later(
                 "UPDATE sessions SET last_seen = ?2 WHERE id = ?1",
                 vec![subject.session.clone().into(), self.now.into()],
             )
@@ -395,6 +397,7 @@ impl<'a, H: Host> Ctx<'a, H> {
             role,
             session_id: subject.session,
             session_expires_at: expires_at,
+            mfa_enabled,
             token,
         });
         Ok(())
@@ -491,7 +494,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         }
         let dek = root.unwrap(clinic.as_str(), version as u32, &wrapped)?;
         let conn = self.app.clinic_conn(clinic, create).await?;
-        conn.execute("BEGIN IMMEDIATE", vec![]).await?;
+        conn.execute_later("BEGIN IMMEDIATE", vec![]).await?;
         self.keys = Some(ClinicKeys::new(clinic, &dek));
         self.db = Some(conn);
         self.clinic = Some(clinic.clone());
@@ -563,18 +566,6 @@ impl<'a, H: Host> Ctx<'a, H> {
         Ok(self.keys()?.blind.token(kind, normalised))
     }
 
-    async fn user_mfa_enabled(&self) -> ApiResult<bool> {
-        let p = self.principal()?;
-        let rows = self
-            .db()?
-            .query(
-                "SELECT mfa_enabled FROM users WHERE id = ?1",
-                vec![p.user_id.clone().into()],
-            )
-            .await?;
-        Ok(rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0) == 1)
-    }
-
     /// Ends the request's transaction: on success the audit entry is appended
     /// to the work's own transaction; on refusal the work is rolled back and
     /// the refusal is recorded on its own.
@@ -605,7 +596,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         if !keep {
             let _ = db.execute("ROLLBACK", vec![]).await;
             if entry.is_some() {
-                if let Err(e) = db.execute("BEGIN IMMEDIATE", vec![]).await {
+                if let Err(e) = db.execute_later("BEGIN IMMEDIATE", vec![]).await {
                     return Err(e.into());
                 }
             }

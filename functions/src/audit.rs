@@ -152,7 +152,8 @@ pub async fn append<C: Conn>(
         outcome: e.outcome.as_str(),
     };
     let hash = chain_hash(&prev, &stored);
-    conn.execute(
+    // Sent with the request's COMMIT: the entry and the work land together.
+    conn.execute_later(
         "INSERT INTO audit (seq, at, actor, role, on_behalf_of, action, resource, patient_id, reason, ip, outcome, prev_hash, hash) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         vec![

@@ -88,6 +88,15 @@ pub trait Conn: Send + Sync {
         sql: &str,
         params: Vec<Value>,
     ) -> impl Future<Output = Result<u64, DbError>> + Send;
+    /// Queues a statement whose result the caller does not need. It runs, in
+    /// order, before the next statement of this connection, and its failure
+    /// is that statement's failure: a remote host sends both in one round
+    /// trip. A local host may simply run it now.
+    fn execute_later(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> impl Future<Output = Result<(), DbError>> + Send;
     /// Runs several `;`-separated statements without parameters (migrations).
     fn execute_script(&self, sql: &str) -> impl Future<Output = Result<(), DbError>> + Send;
 }

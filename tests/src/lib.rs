@@ -2,7 +2,9 @@
 //!
 //! By default each [`Deployment`] starts its own `amanah serve` on a fresh
 //! temporary data directory with free ports and test hooks on. To run the same
-//! suites against another host, start it and set `AMANAH_PK_URL` and
+//! suites against another host, start it and either set `AMANAH_DEPLOYMENT`
+//! to the `deployment.json` that `cargo xtask up --host worker --test-hooks`
+//! writes (URLs, sqld servers, data dir, logs), or set `AMANAH_PK_URL` and
 //! `AMANAH_AE_URL` (and `AMANAH_DATA_DIR` where its files can be read; tests
 //! that inspect files skip themselves otherwise). The host must accept
 //! `POST /__test/clock`.
@@ -25,10 +27,32 @@ pub struct Deployment {
     pub pk: String,
     pub ae: String,
     pub data_dir: Option<PathBuf>,
-    /// The server's log file (native deployments).
-    pub log: Option<PathBuf>,
+    /// The server's log files.
+    pub logs: Vec<PathBuf>,
+    /// How clinic databases are kept.
+    pub layout: Layout,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// Where a deployment keeps clinic databases.
+#[derive(Clone, Debug)]
+pub enum Layout {
+    /// `<data>/<region>/<clinic>.db` (the native host).
+    Files,
+    /// A namespace per clinic on a `sqld` per region (the Worker host).
+    Sqld(Vec<SqldRegion>),
+}
+
+/// One region's libSQL server in a [`Layout::Sqld`] deployment.
+#[derive(Clone, Debug)]
+pub struct SqldRegion {
+    pub region: String,
+    pub url: String,
+    pub dir: PathBuf,
+    pub bin: PathBuf,
+    pub args: Vec<String>,
+    pub pid: u32,
 }
 
 impl Drop for Deployment {
@@ -63,11 +87,92 @@ impl Deployment {
                 pk,
                 ae,
                 data_dir: std::env::var("AMANAH_DATA_DIR").ok().map(PathBuf::from),
-                log: None,
+                logs: Vec::new(),
+                layout: Layout::Files,
                 child: None,
                 _tmp: None,
             },
-            _ => Self::start_native(&[]),
+            _ => match std::env::var("AMANAH_DEPLOYMENT") {
+                Ok(file) => Self::from_file(Path::new(&file)),
+                Err(_) => Self::start_native(&[]),
+            },
+        }
+    }
+
+    /// A deployment described by `cargo xtask up`'s `deployment.json`.
+    pub fn from_file(file: &Path) -> Self {
+        let text =
+            std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let v: Value = serde_json::from_str(&text).expect("deployment.json");
+        let region = |id: &str| v["regions"][id].clone();
+        let text_of = |v: &Value| v.as_str().expect("string in deployment.json").to_owned();
+        let mut logs = Vec::new();
+        let mut servers = Vec::new();
+        for id in ["pk", "ae"] {
+            let r = region(id);
+            logs.extend(
+                r["logs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|l| PathBuf::from(text_of(l))),
+            );
+            servers.push(SqldRegion {
+                region: id.to_owned(),
+                url: text_of(&r["sqld_url"]),
+                dir: PathBuf::from(text_of(&r["sqld_dir"])),
+                bin: PathBuf::from(text_of(&r["sqld_bin"])),
+                args: r["sqld_args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text_of)
+                    .collect(),
+                pid: r["sqld_pid"].as_u64().expect("sqld pid") as u32,
+            });
+        }
+        Deployment {
+            pk: text_of(&region("pk")["url"]),
+            ae: text_of(&region("ae")["url"]),
+            data_dir: Some(PathBuf::from(text_of(&v["data_dir"]))),
+            logs,
+            layout: Layout::Sqld(servers),
+            child: None,
+            _tmp: None,
+        }
+    }
+
+    /// The libSQL server of a region, in a [`Layout::Sqld`] deployment.
+    pub fn sqld(&self, region: &str) -> Option<&SqldRegion> {
+        match &self.layout {
+            Layout::Sqld(servers) => servers.iter().find(|s| s.region == region),
+            Layout::Files => None,
+        }
+    }
+
+    /// The file holding a clinic's database, where this deployment's files
+    /// can be read.
+    pub fn db_file(&self, clinic: &Clinic) -> Option<PathBuf> {
+        match &self.layout {
+            Layout::Files => self
+                .data_dir
+                .as_ref()
+                .map(|d| d.join(&clinic.region).join(format!("{}.db", clinic.id))),
+            Layout::Sqld(_) => self
+                .sqld(&clinic.region)
+                .map(|s| s.dir.join("dbs").join(&clinic.id).join("data")),
+        }
+    }
+
+    /// Runs statements directly on a clinic's database, as someone with
+    /// access to the database itself (not the API) could; `None` where this
+    /// deployment's databases cannot be reached.
+    pub fn clinic_sql(&self, clinic: &Clinic, statements: &[&str]) -> Option<Result<(), String>> {
+        match &self.layout {
+            Layout::Files => self.db_file(clinic).map(|f| sql_on_file(&f, statements)),
+            Layout::Sqld(_) => self
+                .sqld(&clinic.region)
+                .map(|s| sql_on_sqld(&s.url, &clinic.id, statements)),
         }
     }
 
@@ -132,7 +237,8 @@ impl Deployment {
             pk: url("pk"),
             ae: url("ae"),
             data_dir: Some(data.to_path_buf()),
-            log: Some(log_path),
+            logs: vec![log_path],
+            layout: Layout::Files,
             child: Some(child),
             _tmp: None,
         }
@@ -252,11 +358,6 @@ impl Clinic {
         );
         assert_eq!(r.status, 201, "add staff: {}", r.body);
         r.body["id"].as_str().expect("user id").to_owned()
-    }
-
-    /// The clinic database file (native host).
-    pub fn db_file(&self, data_dir: &Path) -> PathBuf {
-        data_dir.join(&self.region).join(format!("{}.db", self.id))
     }
 }
 
@@ -484,4 +585,36 @@ pub fn sql_on_file(path: &Path, statements: &[&str]) -> Result<(), String> {
         }
         Ok(())
     })
+}
+
+/// Runs statements on a sqld namespace over Hrana, stopping at the first
+/// failure.
+pub fn sql_on_sqld(url: &str, namespace: &str, statements: &[&str]) -> Result<(), String> {
+    let requests: Vec<Value> = statements
+        .iter()
+        .map(|s| json!({"type": "execute", "stmt": {"sql": s}}))
+        .chain([json!({"type": "close"})])
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(&format!("{url}/v3/pipeline"))
+        .header(
+            "x-namespace-bin",
+            data_encoding::BASE64_NOPAD.encode(namespace.as_bytes()),
+        )
+        .send_json(json!({"baton": null, "requests": requests}))
+        .map_err(|e| e.to_string())?;
+    let body: Value = resp.body_mut().read_json().map_err(|e| e.to_string())?;
+    for r in body["results"].as_array().into_iter().flatten() {
+        if r["type"] == "error" {
+            return Err(r["error"]["message"].as_str().unwrap_or("error").to_owned());
+        }
+    }
+    if body["results"].is_null() {
+        return Err(body.to_string());
+    }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The audit trail records every access with its actor, and tampering done
 //! directly on the database file is reported at the first bad entry.
 
-use amanah_e2e::{sql_on_file, Deployment, Method, PASSWORD};
+use amanah_e2e::{Deployment, Method, PASSWORD};
 use serde_json::json;
 
 #[test]
@@ -85,13 +85,12 @@ fn tamper_case(statements: &[&str]) -> Option<serde_json::Value> {
         owner.create_patient(json!({"name": format!("Patient Number{i}"), "dob": "1990-01-01"}));
     }
     assert!(owner.audit_entries() >= 6);
-    let data = d.data_dir.clone()?;
     let mut attack = vec![
         "DROP TRIGGER audit_no_update",
         "DROP TRIGGER audit_no_delete",
     ];
     attack.extend_from_slice(statements);
-    sql_on_file(&clinic.db_file(&data), &attack).expect("tamper");
+    d.clinic_sql(&clinic, &attack)?.expect("tamper");
     Some(owner.get("/api/v1/audit/verify").body)
 }
 
@@ -100,13 +99,18 @@ fn the_database_refuses_updates_and_deletes_of_audit_rows() {
     let d = Deployment::start();
     let (clinic, owner, _) = d.ready_clinic("pk", "Append Only", "owner@append.pk");
     owner.audit_entries();
-    let Some(data) = d.data_dir.clone() else {
+    let Some(e) = d.clinic_sql(
+        &clinic,
+        &["UPDATE audit SET action = 'nothing' WHERE seq = 1"],
+    ) else {
         return;
     };
-    let db = clinic.db_file(&data);
-    let e = sql_on_file(&db, &["UPDATE audit SET action = 'nothing' WHERE seq = 1"]).unwrap_err();
+    let e = e.unwrap_err();
     assert!(e.contains("append-only"), "{e}");
-    let e = sql_on_file(&db, &["DELETE FROM audit WHERE seq = 1"]).unwrap_err();
+    let e = d
+        .clinic_sql(&clinic, &["DELETE FROM audit WHERE seq = 1"])
+        .expect("reachable")
+        .unwrap_err();
     assert!(e.contains("append-only"), "{e}");
     assert_eq!(owner.get("/api/v1/audit/verify").body["ok"], true);
 }

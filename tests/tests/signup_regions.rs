@@ -57,14 +57,20 @@ fn sign_up_in_pk_and_ae_pins_the_clinic_to_its_region() {
     );
     r.assert_error(421, "wrong_region");
     if let Some(data) = &d.data_dir {
-        let ae_files_in_pk = amanah_e2e::files_under(&data.join("pk"))
-            .into_iter()
-            .filter(|p| p.to_string_lossy().contains("ae_"))
-            .count();
-        assert_eq!(ae_files_in_pk, 0);
-        assert!(pk.db_file(data).exists());
-        assert!(ae.db_file(data).exists());
-        assert!(!data.join("ae").join(format!("{}.db", pk.id)).exists());
+        // Each region's data lives under `<data>/<region>/` (files or sqld),
+        // and no clinic of one region has anything under the other's.
+        for (region, other) in [("pk", "ae_"), ("ae", "pk_")] {
+            let strays = amanah_e2e::files_under(&data.join(region))
+                .into_iter()
+                .filter(|p| p.to_string_lossy().contains(other))
+                .count();
+            assert_eq!(strays, 0, "{other} files under {region}");
+        }
+        for c in [&pk, &ae] {
+            let file = d.db_file(c).expect("db file");
+            assert!(file.exists(), "{}", file.display());
+            assert!(file.starts_with(data.join(&c.region)), "{}", file.display());
+        }
     }
 }
 

@@ -3,11 +3,19 @@
 //! - `cargo xtask up [--host native] [--data-dir DIR] [--port PORT] [--release]`
 //!   builds and starts Amanah in the foreground and prints
 //!   `ready pk=<url> ae=<url>` once every region answers.
-//! - `cargo xtask test` installs what the checks need (pinned Rust targets),
-//!   then runs formatting, clippy, the wasm builds of `functions`, and every
-//!   test in the workspace.
+//! - `cargo xtask up --host worker …` does the same on workerd: a real `sqld`
+//!   and a `wrangler dev` per region (see [`worker`]).
+//! - `cargo xtask edge-build` builds the Worker bundle into `edge/build/`.
+//! - `cargo xtask test` installs what the checks need (pinned Rust targets,
+//!   Node 22, wrangler, binaryen, sqld, wasm-bindgen-cli), then runs
+//!   formatting, clippy, the wasm builds, every test in the workspace against
+//!   the native host, the offline `wrangler deploy --dry-run` of every region,
+//!   and the end-to-end suite again against the Worker host.
 //!
 //! Standard library only, so it builds in seconds on a fresh machine.
+
+mod tools;
+mod worker;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -23,6 +31,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("up") => up(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("edge-build") => tools::ensure().and_then(|t| worker::build(&t)).map(|_| ()),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -35,7 +44,8 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage:
-  cargo xtask up [--host native] [--data-dir DIR] [--port PORT] [--release]
+  cargo xtask up [--host native|worker] [--data-dir DIR] [--port PORT] [--release]
+  cargo xtask edge-build
   cargo xtask test";
 
 fn root() -> PathBuf {
@@ -137,13 +147,48 @@ fn test(args: &[String]) -> Result<(), String> {
         run(&format!("functions builds for {target}"), c)?;
     }
     let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "amanah-edge",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy (Worker, wasm32)", c)?;
+    let mut c = cargo();
     c.args(["build", "-p", "amanah"]);
     run("build amanah", c)?;
     let mut c = cargo();
     c.args(["test", "--workspace"]);
-    run("cargo test --workspace (unit and end-to-end)", c)?;
+    run(
+        "cargo test --workspace (unit, and end-to-end on the native host)",
+        c,
+    )?;
+
+    let tools = tools::ensure()?;
+    worker::build(&tools)?;
+    worker::dry_run(&tools)?;
+    test_on_worker()?;
     eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The end-to-end suite again, against a Worker deployment (workerd + sqld).
+fn test_on_worker() -> Result<(), String> {
+    let tmp = target_dir().join("e2e-worker");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let started = Instant::now();
+    let (child, deployment) = worker::spawn_for_tests(&tmp.join("data"))?;
+    eprintln!("xtask: Worker deployment up in {:.0?}", started.elapsed());
+    let mut c = cargo();
+    c.args(["test", "-p", "amanah-e2e"])
+        .env("AMANAH_DEPLOYMENT", &deployment);
+    let result = run("end-to-end suite against the Worker host", c);
+    worker::stop_tree(child);
+    result
 }
 
 fn up(args: &[String]) -> Result<(), String> {
@@ -154,10 +199,22 @@ fn up(args: &[String]) -> Result<(), String> {
         .parse()
         .map_err(|_| "--port must be a port number".to_owned())?;
     let release = args.iter().any(|a| a == "--release");
-    if host != "native" {
-        return Err(format!(
-            "--host {host} is not available yet; `native` is (worker and spin hosts are tracked in their own issues)"
-        ));
+    let data = if Path::new(&data_dir).is_absolute() {
+        PathBuf::from(&data_dir)
+    } else {
+        root().join(&data_dir)
+    };
+    match host.as_str() {
+        "native" => {}
+        "worker" => {
+            let test_hooks = args.iter().any(|a| a == "--test-hooks");
+            return worker::up(&data, port, test_hooks);
+        }
+        other => {
+            return Err(format!(
+                "--host {other} is not available yet; `native` and `worker` are (Spin is its own issue)"
+            ))
+        }
     }
     let mut c = cargo();
     c.args(["build", "-p", "amanah"]);
@@ -168,11 +225,6 @@ fn up(args: &[String]) -> Result<(), String> {
     let bin = target_dir()
         .join(if release { "release" } else { "debug" })
         .join("amanah");
-    let data = if Path::new(&data_dir).is_absolute() {
-        PathBuf::from(&data_dir)
-    } else {
-        root().join(&data_dir)
-    };
     eprintln!("xtask: starting amanah serve (data in {})", data.display());
     let mut child = Command::new(&bin)
         .args([
@@ -199,7 +251,7 @@ fn up(args: &[String]) -> Result<(), String> {
         .skip(1)
         .filter_map(|kv| kv.split_once('=').map(|(_, u)| u))
     {
-        wait_healthy(url)?;
+        wait_healthy(url, Duration::from_secs(10))?;
     }
     println!("{line}");
     let _ = std::io::stdout().flush();
@@ -218,10 +270,10 @@ fn up(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Polls `GET /healthz` until it answers 200 (10 s at most).
-fn wait_healthy(url: &str) -> Result<(), String> {
+/// Polls `GET /healthz` until it answers 200.
+fn wait_healthy(url: &str, within: Duration) -> Result<(), String> {
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Ok(mut s) = TcpStream::connect(addr) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));

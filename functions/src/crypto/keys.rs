@@ -74,6 +74,30 @@ impl RootKey {
         }
     }
 
+    /// Reads a key in its text form, `v<version>:<64 hex digits>` (the key
+    /// file of the native host, the `ROOT_KEY` secret of the Worker).
+    pub fn parse(region: &str, text: &str) -> Result<RootKey, &'static str> {
+        let (version, hex) = text
+            .trim()
+            .split_once(':')
+            .ok_or("not a root key (expected v<version>:<hex>)")?;
+        let version: u32 = version
+            .strip_prefix('v')
+            .and_then(|v| v.parse().ok())
+            .ok_or("root key has no version")?;
+        let bytes = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(hex.as_bytes())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or("root key is not 256 bits of hex")?;
+        Ok(RootKey::new(region, version, KeyBytes(bytes)))
+    }
+
+    /// The text form [`RootKey::parse`] reads.
+    pub fn encode(version: u32, key: &[u8; 32]) -> String {
+        format!("v{version}:{}", data_encoding::HEXLOWER.encode(key))
+    }
+
     /// A key for one purpose of the whole region (token signing, throttling).
     pub fn derive(&self, purpose: &str) -> KeyBytes {
         derive(

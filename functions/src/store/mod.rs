@@ -1,6 +1,7 @@
 //! Storage over a host's [`Conn`]: versioned migrations applied on open,
 //! transactions, and typed row access.
 
+pub mod hrana;
 pub mod schema;
 
 use crate::error::{ApiError, ApiResult};

