@@ -1,20 +1,14 @@
-//! Clinic databases for the Worker: one libSQL database per clinic on the
-//! region's libSQL server, spoken to over Hrana through the Worker's `fetch`.
-//!
-//! On a self-run `sqld` (locally, and the UAE region) each clinic is a
-//! namespace chosen by the `x-namespace-bin` header and created at sign-up
-//! through sqld's admin API; the region directory is the namespace
-//! `directory`. The admin API must never be public: locally it listens on
-//! loopback, in production it sits behind an authenticated tunnel
-//! (`DB_ADMIN_URL`, `DB_ADMIN_TOKEN`).
+//! The Worker's [`Host`]: clinic databases as namespaces of the region's
+//! sqld ([`SqldDatabases`]) over Hrana through the Worker's `fetch`, the root
+//! key from the `ROOT_KEY` secret, `Date.now()` and `crypto.getRandomValues`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use amanah_functions::crypto::keys::RootKey;
 use amanah_functions::host::{DbError, Host};
 use amanah_functions::ids::ClinicId;
-use amanah_functions::store::hrana::{Endpoint, HranaConn, Transport};
+use amanah_functions::store::hrana::{HranaConn, Transport};
+use amanah_functions::store::sqld::{SqldDatabases, SqldSettings};
 use worker::send::SendFuture;
 use worker::{js_sys, Fetch, Headers, Method, Request, RequestInit};
 
@@ -50,66 +44,17 @@ impl Transport for FetchTransport {
     }
 }
 
-/// Where the region's databases live.
-pub struct DbSettings {
-    /// Base URL of the region's libSQL server.
-    pub url: String,
-    pub auth_token: Option<String>,
-    /// sqld admin API (namespace creation).
-    pub admin_url: String,
-    pub admin_token: Option<String>,
-}
-
 /// The Worker's [`Host`].
 pub struct EdgeHost {
-    db: DbSettings,
+    databases: SqldDatabases<FetchTransport>,
     root: RootKey,
-    directory_created: AtomicBool,
 }
 
-const DIRECTORY: &str = "directory";
-
 impl EdgeHost {
-    pub fn new(db: DbSettings, root: RootKey) -> Self {
+    pub fn new(db: SqldSettings, root: RootKey) -> Self {
         EdgeHost {
-            db,
+            databases: SqldDatabases::new(FetchTransport, db),
             root,
-            directory_created: AtomicBool::new(false),
-        }
-    }
-
-    fn conn(&self, namespace: &str) -> HranaConn<FetchTransport> {
-        HranaConn::new(
-            FetchTransport,
-            Endpoint {
-                url: self.db.url.clone(),
-                namespace: Some(namespace.to_owned()),
-                auth_token: self.db.auth_token.clone(),
-            },
-        )
-    }
-
-    /// Creates a namespace; one that exists already is fine when `existing_ok`.
-    async fn create_namespace(&self, ns: &str, existing_ok: bool) -> Result<(), DbError> {
-        let url = format!(
-            "{}/v1/namespaces/{ns}/create",
-            self.db.admin_url.trim_end_matches('/')
-        );
-        let mut headers = vec![("content-type", "application/json".to_owned())];
-        if let Some(t) = &self.db.admin_token {
-            headers.push(("authorization", format!("Bearer {t}")));
-        }
-        let (status, body) = FetchTransport
-            .post(&url, headers, b"{}".to_vec())
-            .await
-            .map_err(DbError::Unavailable)?;
-        match status {
-            200..=299 => Ok(()),
-            s if s >= 500 => Err(DbError::Unavailable(format!("sqld admin answered {s}"))),
-            _ if existing_ok && String::from_utf8_lossy(&body).contains("already exists") => Ok(()),
-            s => Err(DbError::Other(format!(
-                "sqld admin answered {s} creating a namespace"
-            ))),
         }
     }
 }
@@ -118,20 +63,15 @@ impl Host for EdgeHost {
     type Conn = HranaConn<FetchTransport>;
 
     async fn directory(&self) -> Result<Self::Conn, DbError> {
-        if !self.directory_created.load(Ordering::Acquire) {
-            self.create_namespace(DIRECTORY, true).await?;
-            self.directory_created.store(true, Ordering::Release);
-        }
-        Ok(self.conn(DIRECTORY))
+        self.databases.directory().await
     }
 
     async fn open_clinic(&self, clinic: &ClinicId) -> Result<Self::Conn, DbError> {
-        Ok(self.conn(clinic.as_str()))
+        Ok(self.databases.open_clinic(clinic))
     }
 
     async fn create_clinic(&self, clinic: &ClinicId) -> Result<Self::Conn, DbError> {
-        self.create_namespace(clinic.as_str(), false).await?;
-        Ok(self.conn(clinic.as_str()))
+        self.databases.create_clinic(clinic).await
     }
 
     fn root_key(&self) -> &RootKey {

@@ -18,7 +18,9 @@ use amanah_functions::{App, Config, RegionInfo};
 use amanah_region_config::Regions;
 use worker::Env;
 
-use crate::db::{DbSettings, EdgeHost};
+use amanah_functions::store::sqld::SqldSettings;
+
+use crate::db::EdgeHost;
 
 fn var(env: &Env, name: &str) -> Result<String, String> {
     env.var(name)
@@ -78,7 +80,7 @@ pub fn app(env: &Env) -> Result<App<EdgeHost>, String> {
         .map(|s| s.to_string())
         .map_err(|_| "the secret ROOT_KEY is not set".to_owned())?;
     let root = RootKey::parse(&region.id, &root_text).map_err(|e| format!("ROOT_KEY: {e}"))?;
-    let db = DbSettings {
+    let db = SqldSettings {
         url: var(env, "DB_URL")?,
         auth_token: optional(env, "DB_AUTH_TOKEN"),
         admin_url: var(env, "DB_ADMIN_URL")?,

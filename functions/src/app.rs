@@ -169,6 +169,8 @@ pub(crate) struct Ctx<'a, H: Host> {
     /// counters of login and TOTP).
     pub keep_writes_on_error: bool,
     pub set_cookies: Vec<String>,
+    /// The clinic whose test clock `now` already follows.
+    clock_for: Option<ClinicId>,
 }
 
 impl<H: Host> App<H> {
@@ -259,6 +261,7 @@ impl<H: Host> App<H> {
             audit: AuditDraft::default(),
             keep_writes_on_error: false,
             set_cookies: Vec::new(),
+            clock_for: None,
         };
         let result = ctx.run().await;
         let result = ctx.finish(result).await;
@@ -451,9 +454,11 @@ impl<'a, H: Host> Ctx<'a, H> {
         Ok(())
     }
 
-    /// Applies the clinic's test clock offset (test builds only).
+    /// Applies the clinic's test clock offset (test hooks only), once per
+    /// request.
     pub(crate) async fn apply_test_clock(&mut self, clinic: &ClinicId) -> ApiResult<()> {
-        if self.app.config.test_hooks {
+        if self.app.config.test_hooks && self.clock_for.as_ref() != Some(clinic) {
+            self.clock_for = Some(clinic.clone());
             let dir = self.app.directory().await?;
             let rows = dir
                 .query(

@@ -66,21 +66,30 @@ pub fn key(secret: &KeyBytes, scope: &str, parts: &[&str]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Refuses with 429 and `Retry-After` while the counter is locked.
-pub async fn check<C: Conn>(dir: &C, key: &[u8], now: i64) -> ApiResult<()> {
+/// Refuses with 429 and `Retry-After` while any of the counters is locked
+/// (one query for all). Returns the keys that have a counter at all, so that
+/// a success clears only what exists.
+pub async fn check<C: Conn>(dir: &C, keys: &[Vec<u8>], now: i64) -> ApiResult<Vec<Vec<u8>>> {
+    let marks: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
     let rows = dir
         .query(
-            "SELECT locked_until FROM throttle WHERE key = ?1",
-            vec![key.to_vec().into()],
+            &format!(
+                "SELECT key, locked_until FROM throttle WHERE key IN ({})",
+                marks.join(", ")
+            ),
+            keys.iter().map(|k| k.clone().into()).collect(),
         )
         .await?;
-    if let Some(row) = rows.first() {
-        let until = row.int(0)?;
-        if until > now {
-            return Err(ApiError::rate_limited(until - now));
-        }
+    let mut counted = Vec::new();
+    let mut wait = 0;
+    for row in &rows {
+        wait = wait.max(row.int(1)? - now);
+        counted.push(row.blob(0)?);
     }
-    Ok(())
+    if wait > 0 {
+        return Err(ApiError::rate_limited(wait));
+    }
+    Ok(counted)
 }
 
 /// Counts a failure; locks the counter when the rule says so.

@@ -31,6 +31,8 @@ pub struct Deployment {
     pub logs: Vec<PathBuf>,
     /// How clinic databases are kept.
     pub layout: Layout,
+    /// The process group of an external deployment's processes, where known.
+    pub process_group: Option<u32>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -44,15 +46,53 @@ pub enum Layout {
     Sqld(Vec<SqldRegion>),
 }
 
+impl SqldRegion {
+    /// HTTP requests the server has answered so far (its Prometheus
+    /// counter): each is one round trip from the host.
+    pub fn answered_requests(&self) -> u64 {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let text = agent
+            .get(&format!("{}/metrics", self.admin_url))
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_string())
+            .expect("sqld metrics");
+        text.lines()
+            .filter(|l| l.starts_with("libsql_server_user_http_response{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// The running server's process id, found by its command line (the
+    /// recorded pid goes stale once a test restarts the server).
+    pub fn running_pid(&self) -> Option<u32> {
+        let addr = self
+            .args
+            .iter()
+            .skip_while(|a| *a != "--http-listen-addr")
+            .nth(1)?
+            .clone();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            let is_sqld = args.first().is_some_and(|a| a.ends_with(b"sqld"));
+            (is_sqld && args.contains(&addr.as_bytes())).then_some(pid)
+        })
+    }
+}
+
 /// One region's libSQL server in a [`Layout::Sqld`] deployment.
 #[derive(Clone, Debug)]
 pub struct SqldRegion {
     pub region: String,
     pub url: String,
+    pub admin_url: String,
     pub dir: PathBuf,
     pub bin: PathBuf,
     pub args: Vec<String>,
-    pub pid: u32,
 }
 
 impl Drop for Deployment {
@@ -89,6 +129,7 @@ impl Deployment {
                 data_dir: std::env::var("AMANAH_DATA_DIR").ok().map(PathBuf::from),
                 logs: Vec::new(),
                 layout: Layout::Files,
+                process_group: None,
                 child: None,
                 _tmp: None,
             },
@@ -120,6 +161,7 @@ impl Deployment {
             servers.push(SqldRegion {
                 region: id.to_owned(),
                 url: text_of(&r["sqld_url"]),
+                admin_url: text_of(&r["sqld_admin_url"]),
                 dir: PathBuf::from(text_of(&r["sqld_dir"])),
                 bin: PathBuf::from(text_of(&r["sqld_bin"])),
                 args: r["sqld_args"]
@@ -128,7 +170,6 @@ impl Deployment {
                     .flatten()
                     .map(text_of)
                     .collect(),
-                pid: r["sqld_pid"].as_u64().expect("sqld pid") as u32,
             });
         }
         Deployment {
@@ -137,6 +178,7 @@ impl Deployment {
             data_dir: Some(PathBuf::from(text_of(&v["data_dir"]))),
             logs,
             layout: Layout::Sqld(servers),
+            process_group: v["process_group"].as_u64().map(|g| g as u32),
             child: None,
             _tmp: None,
         }
@@ -239,6 +281,7 @@ impl Deployment {
             data_dir: Some(data.to_path_buf()),
             logs: vec![log_path],
             layout: Layout::Files,
+            process_group: None,
             child: Some(child),
             _tmp: None,
         }

@@ -317,6 +317,9 @@ fn start_workers(
     // What the end-to-end harness needs to drive and inspect this deployment.
     let mut json = String::from("{\"host\":\"worker\",\"data_dir\":");
     json.push_str(&json_str(&data.to_string_lossy()));
+    if let Some(group) = own_process_group() {
+        json.push_str(&format!(",\"process_group\":{group}"));
+    }
     json.push_str(",\"regions\":{");
     for (i, r) in regions.iter().enumerate() {
         if i > 0 {
@@ -325,11 +328,11 @@ fn start_workers(
         let dir = data.join(r.id);
         let args: Vec<String> = r.sqld_args.iter().map(|a| json_str(a)).collect();
         json.push_str(&format!(
-            "{}:{{\"url\":{},\"sqld_url\":{},\"sqld_pid\":{},\"sqld_bin\":{},\"sqld_args\":[{}],\"sqld_dir\":{},\"logs\":[{},{}]}}",
+            "{}:{{\"url\":{},\"sqld_url\":{},\"sqld_admin_url\":{},\"sqld_bin\":{},\"sqld_args\":[{}],\"sqld_dir\":{},\"logs\":[{},{}]}}",
             json_str(r.id),
             json_str(&format!("http://127.0.0.1:{}", r.port)),
             json_str(&format!("http://127.0.0.1:{}", r.sqld_http)),
-            r.sqld.id(),
+            json_str(&format!("http://127.0.0.1:{}", r.sqld_admin)),
             json_str(&tools.sqld.to_string_lossy()),
             args.join(","),
             json_str(&dir.join("sqld").to_string_lossy()),
@@ -350,6 +353,14 @@ fn start_workers(
         data.display()
     );
     Ok(())
+}
+
+/// This process's group (field 5 of /proc/self/stat), so that a server a
+/// test restarts joins the deployment's group and stops with it.
+fn own_process_group() -> Option<u32> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Waits until a `wrangler dev` exits (sqld may be stopped and restarted by

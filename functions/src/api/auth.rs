@@ -109,10 +109,9 @@ pub(crate) async fn login<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let dir = ctx.app.directory().await?;
     let account = account_key(ctx, &clinic, &email);
     let address = address_key(ctx);
-    throttle::check(&dir, &account, ctx.now).await?;
-    if let Some(a) = &address {
-        throttle::check(&dir, a, ctx.now).await?;
-    }
+    let mut keys = vec![account.clone()];
+    keys.extend(address.clone());
+    let counted = throttle::check(&dir, &keys, ctx.now).await?;
 
     let found = match ctx.enter_clinic(&clinic, false).await {
         Ok(()) => find_account(ctx, &email).await?,
@@ -137,13 +136,15 @@ pub(crate) async fn login<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         }
         return Err(ApiError::bad_credentials());
     };
-    throttle::clear(&dir, &account).await?;
+    if counted.contains(&account) {
+        throttle::clear(&dir, &account).await?;
+    }
     ctx.audit.resource = Some(format!("user/{}", user.id));
 
     if user.mfa_enabled {
         let sid = ctx.new_id(kind::SESSION);
         ctx.db()?
-            .execute(
+            .execute_later(
                 "INSERT INTO sessions (id, user_id, kind, created_at, last_seen, expires_at) VALUES (?1, ?2, 'mfa', ?3, ?3, ?4)",
                 vec![sid.clone().into(), user.id.clone().into(), ctx.now.into(), (ctx.now + MFA_CHALLENGE_SECS).into()],
             )
@@ -204,7 +205,7 @@ pub(crate) async fn mfa<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let last_step = row.opt_int(7)?;
     let dir = ctx.app.directory().await?;
     let account = account_key(ctx, &clinic, &email);
-    throttle::check(&dir, &account, ctx.now).await?;
+    let counted = throttle::check(&dir, std::slice::from_ref(&account), ctx.now).await?;
 
     let secret = ctx
         .keys()?
@@ -214,7 +215,7 @@ pub(crate) async fn mfa<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         // The failure counts stand even though the request fails.
         ctx.keep_writes_on_error = true;
         ctx.db()?
-            .execute(
+            .execute_later(
                 "UPDATE sessions SET failures = failures + 1 WHERE id = ?1",
                 vec![subject.session.into()],
             )
@@ -226,17 +227,19 @@ pub(crate) async fn mfa<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         ));
     };
     let db = ctx.db()?;
-    db.execute(
+    db.execute_later(
         "UPDATE users SET totp_last_step = ?2 WHERE id = ?1",
         vec![user_id.clone().into(), step.into()],
     )
     .await?;
-    db.execute(
+    db.execute_later(
         "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1",
         vec![subject.session.into(), ctx.now.into()],
     )
     .await?;
-    throttle::clear(&dir, &account).await?;
+    if counted.contains(&account) {
+        throttle::clear(&dir, &account).await?;
+    }
     ctx.set_cookies.push(web::clear_cookie(web::MFA_COOKIE));
     let session = start_session(ctx, &clinic, &user_id).await?;
     Reply::ok(json!({ "mfa_required": false, "session": session }))
@@ -252,7 +255,7 @@ async fn start_session<H: Host>(
     let absolute = ctx.app.config().absolute_timeout_secs;
     let expires_at = ctx.now + absolute;
     ctx.db()?
-        .execute(
+        .execute_later(
             "INSERT INTO sessions (id, user_id, kind, created_at, last_seen, expires_at) VALUES (?1, ?2, 'session', ?3, ?3, ?4)",
             vec![sid.clone().into(), user_id.into(), ctx.now.into(), expires_at.into()],
         )
@@ -363,7 +366,7 @@ async fn reauthenticate<H: Host>(
     let email = ctx.open(USER_EMAIL, &user_id, &row.blob(1)?)?;
     let dir = ctx.app.directory().await?;
     let account = account_key(ctx, &clinic, &email);
-    throttle::check(&dir, &account, ctx.now).await?;
+    throttle::check(&dir, std::slice::from_ref(&account), ctx.now).await?;
     if !password::verify(password_text, &row.text(0)?) {
         throttle::fail(&dir, &account, throttle::ACCOUNT, ctx.now).await?;
         return Err(ApiError::new(Code::Unauthenticated, "wrong password"));

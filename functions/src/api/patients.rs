@@ -133,7 +133,9 @@ async fn load<H: Host>(ctx: &Ctx<'_, H>, id: &str) -> ApiResult<PatientView> {
     view(ctx, rows.first().ok_or_else(ApiError::not_found)?)
 }
 
-/// Writes every encrypted column and the search terms of a patient.
+/// Writes every encrypted column and the search terms of a patient. The
+/// writes are queued: they reach the database with the request's next
+/// statement, in order, in the same transaction.
 async fn store<H: Host>(ctx: &Ctx<'_, H>, id: &str, d: &Demographics, new: bool) -> ApiResult<()> {
     let enc = vec![
         ctx.seal(NAME, id, &d.name)?.into(),
@@ -150,20 +152,20 @@ async fn store<H: Host>(ctx: &Ctx<'_, H>, id: &str, d: &Demographics, new: bool)
     let db = ctx.db()?;
     if new {
         params.push(ctx.principal()?.user_id.clone().into());
-        db.execute(
+        db.execute_later(
             "INSERT INTO patients (id, name, dob, sex, phone, email, address, national_id, created_at, updated_at, created_by) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
             params,
         )
         .await?;
     } else {
-        db.execute(
+        db.execute_later(
             "UPDATE patients SET name = ?2, dob = ?3, sex = ?4, phone = ?5, email = ?6, address = ?7, national_id = ?8, \
              updated_at = ?9 WHERE id = ?1",
             params,
         )
         .await?;
-        db.execute(
+        db.execute_later(
             "DELETE FROM patient_terms WHERE patient_id = ?1",
             vec![id.into()],
         )
@@ -188,7 +190,7 @@ async fn store<H: Host>(ctx: &Ctx<'_, H>, id: &str, d: &Demographics, new: bool)
         params.push(t.into());
         sql.push_str(&format!("(?{}, ?1)", params.len()));
     }
-    db.execute(&sql, params).await?;
+    db.execute_later(&sql, params).await?;
     Ok(())
 }
 

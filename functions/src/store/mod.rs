@@ -3,6 +3,7 @@
 
 pub mod hrana;
 pub mod schema;
+pub mod sqld;
 
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, DbError, Row, Value};
