@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::crypto::field::{Field, FieldCipher};
 use crate::error::ApiResult;
-use crate::host::{Conn, Value};
+use crate::host::{Conn, Row, Value};
 use crate::store::RowExt;
 
 pub const REASON: Field = Field::new("audit", "reason");
@@ -112,24 +112,49 @@ fn chain_hash(prev: &[u8], s: &Stored<'_>) -> [u8; 32] {
 
 const GENESIS: [u8; 32] = [0; 32];
 
+/// The query for the chain's head (last sequence number and hash).
+pub const HEAD_SQL: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+
+/// The chain's last entry as read inside the write transaction that will
+/// append after it (so nothing can come between).
+#[derive(Debug, Clone)]
+pub struct Head {
+    seq: i64,
+    hash: Vec<u8>,
+}
+
+impl Head {
+    /// From the rows of [`HEAD_SQL`]; an empty chain starts at the genesis.
+    pub fn from_rows(rows: &[Row]) -> ApiResult<Head> {
+        Ok(match rows.first() {
+            Some(row) => Head {
+                seq: row.int(0)?,
+                hash: row.blob(1)?,
+            },
+            None => Head {
+                seq: 0,
+                hash: GENESIS.to_vec(),
+            },
+        })
+    }
+}
+
 /// Appends an entry; the caller holds the write transaction of the work it
-/// records. `nonce` gives fresh nonces for the encrypted columns.
+/// records. `head` is the chain's head if the caller read it within this
+/// transaction (it is read here otherwise). `nonce` gives fresh nonces for
+/// the encrypted columns.
 pub async fn append<C: Conn>(
     conn: &C,
     cipher: &FieldCipher,
     mut nonce: impl FnMut() -> [u8; 12],
     e: &Entry,
+    head: Option<Head>,
 ) -> ApiResult<i64> {
-    let last = conn
-        .query(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            vec![],
-        )
-        .await?;
-    let (seq, prev) = match last.first() {
-        Some(row) => (row.int(0)? + 1, row.blob(1)?),
-        None => (1, GENESIS.to_vec()),
+    let head = match head {
+        Some(h) => h,
+        None => Head::from_rows(&conn.query(HEAD_SQL, vec![]).await?)?,
     };
+    let (seq, prev) = (head.seq + 1, head.hash);
     let row_id = seq.to_string();
     let reason = e
         .reason

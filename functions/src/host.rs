@@ -97,6 +97,20 @@ pub trait Conn: Send + Sync {
         sql: &str,
         params: Vec<Value>,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Runs several queries in order and returns each one's rows: a remote
+    /// host sends them (and anything queued) in one round trip.
+    fn query_many(
+        &self,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> impl Future<Output = Result<Vec<Vec<Row>>, DbError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(statements.len());
+            for (sql, params) in statements {
+                out.push(self.query(&sql, params).await?);
+            }
+            Ok(out)
+        }
+    }
     /// Runs several `;`-separated statements without parameters (migrations).
     fn execute_script(&self, sql: &str) -> impl Future<Output = Result<(), DbError>> + Send;
 }

@@ -75,12 +75,12 @@ fn address_key<H: Host>(ctx: &Ctx<'_, H>) -> Option<Vec<u8>> {
         .map(|ip| throttle::key(&ctx.app.throttle_key, "address", &[&ip.to_string()]))
 }
 
-async fn find_account<H: Host>(ctx: &Ctx<'_, H>, email: &str) -> ApiResult<Option<Account>> {
+async fn find_account<H: Host>(ctx: &mut Ctx<'_, H>, email: &str) -> ApiResult<Option<Account>> {
+    let term = ctx.term(TermKind::Email, email)?;
     let rows = ctx
-        .db()?
-        .query(
+        .query_with_audit_head(
             "SELECT id, role, active, password_hash, mfa_enabled FROM users WHERE email_term = ?1",
-            vec![ctx.term(TermKind::Email, email)?.into()],
+            vec![term.into()],
         )
         .await?;
     rows.first()
@@ -283,19 +283,24 @@ async fn session_view<H: Host>(
     token: &str,
     expires_at: i64,
 ) -> ApiResult<serde_json::Value> {
-    let db = ctx.db()?;
-    let users = db
-        .query(
-            "SELECT name, email, role, mfa_enabled FROM users WHERE id = ?1",
-            vec![user_id.into()],
-        )
-        .await?;
+    let mut results = ctx
+        .db()?
+        .query_many(vec![
+            (
+                "SELECT name, email, role, mfa_enabled FROM users WHERE id = ?1".to_owned(),
+                vec![user_id.into()],
+            ),
+            ("SELECT id, name, region FROM clinic".to_owned(), vec![]),
+        ])
+        .await?
+        .into_iter();
+    let (users, clinics) = (
+        results.next().unwrap_or_default(),
+        results.next().unwrap_or_default(),
+    );
     let u = users
         .first()
         .ok_or_else(|| ApiError::internal("session user vanished"))?;
-    let clinics = db
-        .query("SELECT id, name, region FROM clinic", vec![])
-        .await?;
     let c = clinics
         .first()
         .ok_or_else(|| ApiError::internal("clinic row missing"))?;

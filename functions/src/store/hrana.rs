@@ -10,8 +10,8 @@
 //!
 //! Why not the `libsql` crate's own Hrana client: its `wasm` client sends a
 //! `describe` request before every statement (two round trips each) and has
-//! no way to queue writes into one batch; a request here costs three to five
-//! round trips in all (see the README's Workers section for the count).
+//! no way to queue writes or batch queries; a request here costs four to six
+//! round trips in all (the README's Worker section has the counts).
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -119,21 +119,21 @@ impl<T: Transport> HranaConn<T> {
         }
     }
 
-    /// Sends the queued statements and `last` (if any) as one batch, each step
-    /// run only if the one before it succeeded. Returns `last`'s result.
-    async fn run(&self, last: Option<Stmt>) -> Result<StmtResult, DbError> {
+    /// Sends the queued statements and then `stmts` as one batch, each step
+    /// run only if the one before it succeeded. Returns the results of
+    /// `stmts`.
+    async fn run(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
         let (baton, mut steps) = self.take_state();
-        let ends_tx = last.as_ref().is_some_and(|s| ends_transaction(&s.sql));
+        let ends_tx = stmts.last().is_some_and(|s| ends_transaction(&s.sql));
         let starts_tx = steps
             .iter()
-            .chain(last.iter())
+            .chain(stmts.iter())
             .any(|s| starts_transaction(&s.sql));
-        if let Some(l) = last {
-            steps.push(l);
-        }
+        let wanted = stmts.len();
+        steps.extend(stmts);
         if steps.is_empty() {
             self.put_baton(baton);
-            return Ok(StmtResult::default());
+            return Ok(Vec::new());
         }
         let in_tx = (baton.is_some() || starts_tx) && !ends_tx;
         let n = steps.len();
@@ -175,10 +175,21 @@ impl<T: Transport> HranaConn<T> {
                 return Err(e.clone().into_db_error());
             }
         }
-        match batch.step_results.into_iter().nth(n - 1).flatten() {
-            Some(r) => Ok(r),
-            None => Err(DbError::Other("a batch step did not run".into())),
+        let mut results: Vec<Option<StmtResult>> = batch.step_results;
+        if results.len() != n {
+            return Err(DbError::Other("a batch step did not run".into()));
         }
+        results
+            .drain(n - wanted..)
+            .map(|r| r.ok_or_else(|| DbError::Other("a batch step did not run".into())))
+            .collect()
+    }
+
+    async fn run_one(&self, stmt: Stmt) -> Result<StmtResult, DbError> {
+        self.run(vec![stmt])
+            .await?
+            .pop()
+            .ok_or_else(|| DbError::Other("a batch step did not run".into()))
     }
 
     async fn pipeline(&self, body: Json) -> Result<PipelineResponse, DbError> {
@@ -222,22 +233,15 @@ impl<T: Transport> HranaConn<T> {
                 args: Vec::new(),
             })
             .collect();
-        let Some((last, rest)) = steps.split_last() else {
-            return Ok(());
-        };
-        if let Ok(mut s) = self.state.lock() {
-            s.pending.extend(rest.iter().map(|s| Stmt {
-                sql: s.sql.clone(),
-                args: Vec::new(),
-            }));
-        }
-        self.run(Some(Stmt {
-            sql: last.sql.clone(),
-            args: Vec::new(),
-        }))
-        .await
-        .map(|_| ())
+        self.run(steps).await.map(|_| ())
     }
+}
+
+fn rows(r: StmtResult) -> Result<Vec<Row>, DbError> {
+    r.rows
+        .into_iter()
+        .map(|row| row.into_iter().map(from_hrana).collect())
+        .collect()
 }
 
 impl<T: Transport> Conn for HranaConn<T> {
@@ -250,13 +254,18 @@ impl<T: Transport> Conn for HranaConn<T> {
             sql: sql.to_owned(),
             args: params,
         };
-        async move {
-            let r = self.run(Some(stmt)).await?;
-            r.rows
-                .into_iter()
-                .map(|row| row.into_iter().map(from_hrana).collect())
-                .collect()
-        }
+        async move { rows(self.run_one(stmt).await?) }
+    }
+
+    fn query_many(
+        &self,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> impl Future<Output = Result<Vec<Vec<Row>>, DbError>> + Send {
+        let stmts: Vec<Stmt> = statements
+            .into_iter()
+            .map(|(sql, args)| Stmt { sql, args })
+            .collect();
+        async move { self.run(stmts).await?.into_iter().map(rows).collect() }
     }
 
     fn execute(
@@ -268,7 +277,7 @@ impl<T: Transport> Conn for HranaConn<T> {
             sql: sql.to_owned(),
             args: params,
         };
-        async move { Ok(self.run(Some(stmt)).await?.affected_row_count) }
+        async move { Ok(self.run_one(stmt).await?.affected_row_count) }
     }
 
     fn execute_later(
