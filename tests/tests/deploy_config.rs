@@ -1,6 +1,7 @@
 //! `wrangler.toml` is derived from `regions.toml`: one Worker environment per
 //! region, serving that region, placed near that region's database, listing
-//! every region's URL, with no secret in the file.
+//! every region's URL, with no secret in the file and no query string (a
+//! search term) in Cloudflare's request logs.
 
 use amanah_region_config::Regions;
 
@@ -50,4 +51,15 @@ fn every_region_has_its_worker_environment_and_nothing_else() {
         "no key material in wrangler.toml"
     );
     assert_eq!(config["assets"]["binding"].as_str(), Some("ASSETS"));
+    // Search terms travel in query strings: never into Cloudflare's logs.
+    assert_eq!(
+        config["observability"]["redact_query_string"].as_bool(),
+        Some(true)
+    );
+    for (name, env) in envs {
+        assert!(
+            env.get("observability").is_none(),
+            "[env.{name}.observability] would override the redaction"
+        );
+    }
 }

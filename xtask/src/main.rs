@@ -183,8 +183,11 @@ fn test_on_worker() -> Result<(), String> {
     let started = Instant::now();
     let (child, deployment) = worker::spawn_for_tests(&tmp.join("data"))?;
     eprintln!("xtask: Worker deployment up in {:.0?}", started.elapsed());
+    // The same package set as the native run, so that nothing is rebuilt
+    // (with `-p amanah-e2e` alone, features resolve differently and the
+    // bundled SQLite compiles again).
     let mut c = cargo();
-    c.args(["test", "-p", "amanah-e2e"])
+    c.args(["test", "--workspace", "--tests"])
         .env("AMANAH_DEPLOYMENT", &deployment);
     let result = run("end-to-end suite against the Worker host", c);
     worker::stop_tree(child);
