@@ -3,6 +3,10 @@
 //! key from the `ROOT_KEY` secret, `Date.now()` and `crypto.getRandomValues`.
 
 use std::future::Future;
+use std::pin::pin;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
 
 use amanah_functions::crypto::keys::RootKey;
 use amanah_functions::host::{DbError, Host};
@@ -10,11 +14,14 @@ use amanah_functions::ids::ClinicId;
 use amanah_functions::store::hrana::{HranaConn, Transport};
 use amanah_functions::store::sqld::{SqldDatabases, SqldSettings};
 use worker::send::SendFuture;
-use worker::{js_sys, Fetch, Headers, Method, Request, RequestInit};
+use worker::{js_sys, Delay, Fetch, Headers, Method, Request, RequestInit};
 
-/// HTTP POST through the Worker's `fetch`.
+/// HTTP POST through the Worker's `fetch`, given up after `timeout` (a hung
+/// database answers 503 instead of holding the request).
 #[derive(Clone, Copy)]
-pub struct FetchTransport;
+pub struct FetchTransport {
+    pub timeout: Duration,
+}
 
 impl Transport for FetchTransport {
     fn post(
@@ -24,6 +31,7 @@ impl Transport for FetchTransport {
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(u16, Vec<u8>), String>> + Send {
         let url = url.to_owned();
+        let this = *self;
         SendFuture::new(async move {
             let send = async {
                 let h = Headers::new();
@@ -39,7 +47,14 @@ impl Transport for FetchTransport {
                 let status = resp.status_code();
                 Ok::<_, worker::Error>((status, resp.bytes().await?))
             };
-            send.await.map_err(|e| format!("fetch failed: {e}"))
+            let timeout = Delay::from(this.timeout);
+            match select(pin!(send), pin!(timeout)).await {
+                Either::Left((sent, _)) => sent.map_err(|e| format!("fetch failed: {e}")),
+                Either::Right(_) => Err(format!(
+                    "no answer within {} ms",
+                    this.timeout.as_millis()
+                )),
+            }
         })
     }
 }
@@ -51,9 +66,9 @@ pub struct EdgeHost {
 }
 
 impl EdgeHost {
-    pub fn new(db: SqldSettings, root: RootKey) -> Self {
+    pub fn new(db: SqldSettings, timeout: Duration, root: RootKey) -> Self {
         EdgeHost {
-            databases: SqldDatabases::new(FetchTransport, db),
+            databases: SqldDatabases::new(FetchTransport { timeout }, db),
             root,
         }
     }

@@ -8,6 +8,7 @@
 //! | `DB_URL` | var | the region's libSQL server (`http://127.0.0.1:9010` locally) |
 //! | `DB_ADMIN_URL` | var | sqld's admin API, loopback or an authenticated tunnel |
 //! | `IDLE_TIMEOUT_SECS` | var | optional, default 900 |
+//! | `DB_TIMEOUT_MS` | var | optional, default 10000: a database call with no answer by then is 503 |
 //! | `TEST_HOOKS` | var | `1` enables `/__test/clock`; refused unless every URL is loopback |
 //! | `ROOT_KEY` | secret | `v1:<64 hex>`, the region's key-encryption key |
 //! | `DB_AUTH_TOKEN` | secret | optional bearer token for the libSQL server |
@@ -106,5 +107,14 @@ pub fn app(env: &Env) -> Result<App<EdgeHost>, String> {
         }
         config.test_hooks = true;
     }
-    Ok(App::new(EdgeHost::new(db, root), config))
+    let timeout_ms: u64 = match optional(env, "DB_TIMEOUT_MS") {
+        None => 10_000,
+        Some(ms) => ms
+            .parse()
+            .ok()
+            .filter(|ms| (100..=60_000).contains(ms))
+            .ok_or("DB_TIMEOUT_MS must be 100 to 60000")?,
+    };
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    Ok(App::new(EdgeHost::new(db, timeout, root), config))
 }

@@ -1,6 +1,7 @@
 //! The libSQL server of a region goes away mid-run (kill -9 of `sqld` under
-//! write load): requests answer 503 `unavailable` in the API's error shape,
-//! nothing is half-written, and service comes back when the server does.
+//! write load), or hangs (SIGSTOP): requests answer 503 `unavailable` in the
+//! API's error shape, nothing is half-written, and service comes back when
+//! the server does.
 //! Runs where the deployment has a `sqld` per region (the Worker host).
 
 use std::process::Command;
@@ -136,4 +137,33 @@ fn sqld_killed_under_writes_gives_503_then_service_returns_intact() {
     }
     let v = owner.get("/api/v1/audit/verify");
     assert_eq!(v.body["ok"], true, "{}", v.body);
+
+    // A hung server (stopped, not dead): the host gives up after its database
+    // timeout and answers 503; when the server resumes, so does the service.
+    let pid = sqld.running_pid().expect("the restarted sqld");
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let asked = Instant::now();
+    let r = owner.get("/api/v1/patients");
+    let waited = asked.elapsed();
+    signal("-CONT");
+    r.assert_error(503, "unavailable");
+    assert!(waited < Duration::from_secs(30), "gave up after {waited:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let back = loop {
+        let r = owner.get("/api/v1/audit/verify");
+        if r.status == 200 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(back.status, 200, "service is back: {}", back.body);
+    assert_eq!(back.body["ok"], true, "{}", back.body);
 }

@@ -291,7 +291,9 @@ fn start_workers(
             .arg("--var")
             .arg(format!("REGION_URLS:{region_urls}"));
         if test_hooks {
-            c.args(["--var", "TEST_HOOKS:1"]);
+            // Tests also stop sqld (SIGSTOP): give up on it sooner than the
+            // production default of 10 s.
+            c.args(["--var", "TEST_HOOKS:1", "--var", "DB_TIMEOUT_MS:2000"]);
         }
         let log = dir.join("wrangler.log");
         c.stdin(Stdio::null())
