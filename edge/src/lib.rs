@@ -58,7 +58,7 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
         .and_then(|v| v.parse::<usize>().ok());
     let body = match declared {
         Some(n) if n > MAX_BODY => None,
-        _ => read_limited(body).await,
+        _ => read_limited(body, MAX_BODY).await,
     };
     let resp = match body {
         Some(body) => app.handle(http::Request::from_parts(parts, body)).await,
@@ -76,12 +76,12 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
     Ok(http::Response::from_parts(parts, Full::new(body)))
 }
 
-/// The body, or `None` when it is larger than the API accepts.
-async fn read_limited(mut body: worker::Body) -> Option<Bytes> {
+/// The body, or `None` when it is larger than `limit` or cannot be read.
+async fn read_limited(mut body: worker::Body, limit: usize) -> Option<Bytes> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.ok()?;
-        if buf.len() + chunk.len() > MAX_BODY {
+        if buf.len() + chunk.len() > limit {
             return None;
         }
         buf.extend_from_slice(&chunk);
@@ -106,16 +106,13 @@ fn unavailable() -> Reply {
 /// The front end, from the `ASSETS` binding, with the security headers.
 async fn assets(req: HttpRequest, env: &Env) -> Reply {
     let fetched = async {
-        let resp = env.assets("ASSETS")?.fetch_request(req).await?;
-        let (parts, mut body) = resp.into_parts();
-        let mut buf = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            buf.extend_from_slice(&chunk?);
-        }
-        Ok::<_, worker::Error>(http::Response::from_parts(parts, Full::new(buf.freeze())))
+        let resp = env.assets("ASSETS").ok()?.fetch_request(req).await.ok()?;
+        let (parts, body) = resp.into_parts();
+        let body = read_limited(body, usize::MAX).await?;
+        Some(http::Response::from_parts(parts, Full::new(body)))
     }
     .await;
-    let mut r = fetched.unwrap_or_else(|_| {
+    let mut r = fetched.unwrap_or_else(|| {
         let (parts, body) = web::error_response(&ApiError::not_found()).into_parts();
         http::Response::from_parts(parts, Full::new(body))
     });

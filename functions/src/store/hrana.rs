@@ -81,8 +81,6 @@ struct State {
     baton: Option<String>,
     /// Statements queued by `execute_later`, sent before the next one.
     pending: Vec<Stmt>,
-    /// Round trips made so far (for the benchmark and the tests).
-    round_trips: u64,
 }
 
 /// A connection to one database over Hrana.
@@ -99,11 +97,6 @@ impl<T: Transport> HranaConn<T> {
             endpoint,
             state: Mutex::new(State::default()),
         }
-    }
-
-    /// How many HTTP round trips this connection has made.
-    pub fn round_trips(&self) -> u64 {
-        self.state.lock().map(|s| s.round_trips).unwrap_or(0)
     }
 
     fn take_state(&self) -> (Option<String>, Vec<Stmt>) {
@@ -170,12 +163,10 @@ impl<T: Transport> HranaConn<T> {
         // The first failed step is the batch's failure; later steps did not
         // run. As with a local connection, an open transaction stays open
         // until the caller ends it.
-        for i in 0..n {
-            if let Some(Some(e)) = batch.step_errors.get(i) {
-                return Err(e.clone().into_db_error());
-            }
+        if let Some(e) = batch.step_errors.into_iter().flatten().next() {
+            return Err(e.into_db_error());
         }
-        let mut results: Vec<Option<StmtResult>> = batch.step_results;
+        let mut results = batch.step_results;
         if results.len() != n {
             return Err(DbError::Other("a batch step did not run".into()));
         }
@@ -195,9 +186,6 @@ impl<T: Transport> HranaConn<T> {
     async fn pipeline(&self, body: Json) -> Result<PipelineResponse, DbError> {
         let url = format!("{}/v3/pipeline", self.endpoint.url.trim_end_matches('/'));
         let bytes = serde_json::to_vec(&body).map_err(|e| DbError::Other(e.to_string()))?;
-        if let Ok(mut s) = self.state.lock() {
-            s.round_trips += 1;
-        }
         let (status, body) = self
             .transport
             .post(&url, self.endpoint.headers(), bytes)
@@ -441,7 +429,7 @@ enum HranaValue {
     Blob { base64: String },
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize)]
 struct HranaError {
     message: String,
     #[serde(default)]
