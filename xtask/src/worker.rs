@@ -5,7 +5,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -137,6 +137,7 @@ fn free_port() -> Result<u16, String> {
 fn root_key(data: &Path, region: &str) -> Result<String, String> {
     let dir = data.join("keys");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
     let file = dir.join(format!("{region}.root.key"));
     if !file.exists() {
         let mut key = [0u8; 32];
