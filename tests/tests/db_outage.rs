@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amanah_e2e::Deployment;
+use amanah_e2e::{Client, Deployment, Resp};
 use serde_json::json;
 
 #[test]
@@ -97,15 +97,7 @@ fn sqld_killed_under_writes_gives_503_then_service_returns_intact() {
     let _server = spawn(d.process_group)
         .or_else(|_| spawn(None))
         .expect("restart sqld");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let listing = loop {
-        let r = owner.get("/api/v1/patients?limit=200");
-        if r.status == 200 || Instant::now() > deadline {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(listing.status, 200, "service is back: {}", listing.body);
+    let listing = once_back(&owner, "/api/v1/patients?limit=200");
 
     // Every acknowledged write is there. A write whose COMMIT landed just as
     // the server died may be there unacknowledged (at most one), and whole.
@@ -156,14 +148,19 @@ fn sqld_killed_under_writes_gives_503_then_service_returns_intact() {
     signal("-CONT");
     r.assert_error(503, "unavailable");
     assert!(waited < Duration::from_secs(30), "gave up after {waited:?}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let back = loop {
-        let r = owner.get("/api/v1/audit/verify");
-        if r.status == 200 || Instant::now() > deadline {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    };
-    assert_eq!(back.status, 200, "service is back: {}", back.body);
+    let back = once_back(&owner, "/api/v1/audit/verify");
     assert_eq!(back.body["ok"], true, "{}", back.body);
+}
+
+/// `GET path` as soon as it answers 200 (within a minute), asserting it does.
+fn once_back(client: &Client, path: &str) -> Resp {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = client.get(path);
+        if r.status == 200 || Instant::now() > deadline {
+            assert_eq!(r.status, 200, "service is back: {}", r.body);
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
