@@ -77,6 +77,27 @@ fn no_personal_data_in_any_file_of_the_data_dir() {
         .iter()
         .any(|e| e["reason"] == secrets[10]));
 
+    // The clinical record too.
+    let clinical = [
+        "Zarkhez Qalbi Murmur Observed",
+        "Thalassaemia Kashgari Variant",
+        "Deferasirox Tabulated",
+    ];
+    let base = format!("/api/v1/patients/{pid}");
+    for (path, body) in [
+        ("notes", json!({"kind": "progress", "text": clinical[0]})),
+        (
+            "conditions",
+            json!({"display": clinical[1], "status": "active"}),
+        ),
+        (
+            "prescriptions",
+            json!({"drug": clinical[2], "dose": "500 mg", "route": "oral", "frequency": "daily"}),
+        ),
+    ] {
+        let r = owner.post(&format!("{base}/{path}"), body);
+        assert_eq!(r.status, 201, "{path}: {}", r.body);
+    }
     // The UAE region's data too (on the Worker host: the other sqld).
     let ae_secrets = [
         "Shamsa Al Zarooni-Quill",
@@ -87,7 +108,12 @@ fn no_personal_data_in_any_file_of_the_data_dir() {
     ae_owner.create_patient(json!({
         "name": ae_secrets[0], "dob": "1987-02-02", "national_id": ae_secrets[2],
     }));
-    let all: Vec<&str> = secrets.iter().chain(ae_secrets.iter()).copied().collect();
+    let all: Vec<&str> = secrets
+        .iter()
+        .chain(ae_secrets.iter())
+        .chain(clinical.iter())
+        .copied()
+        .collect();
 
     let mut files = files_under(&data);
     // The server's logs carry no personal data either.
@@ -121,6 +147,9 @@ fn no_personal_data_in_any_file_of_the_data_dir() {
             "Vandermolen",
             "Zarooni",
             "Eleventh",
+            "Zarkhez",
+            "Kashgari",
+            "Deferasirox",
         ] {
             assert!(
                 !bytes.windows(word.len()).any(|w| w == word.as_bytes()),

@@ -3,6 +3,7 @@
 
 mod audit_log;
 mod auth;
+mod clinical;
 mod clinics;
 mod meta;
 mod patients;
@@ -41,6 +42,12 @@ pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> 
         R::PatientsDelete => patients::delete(ctx).await,
         R::PatientsRestore => patients::restore(ctx).await,
         R::PatientAudit => audit_log::patient_timeline(ctx).await,
+        R::ConditionsList => clinical::conditions(ctx, false).await,
+        R::ConditionsCreate => clinical::conditions(ctx, true).await,
+        R::PrescriptionsList => clinical::prescriptions(ctx, false).await,
+        R::PrescriptionsCreate => clinical::prescriptions(ctx, true).await,
+        R::NotesList => clinical::notes(ctx, false).await,
+        R::NotesCreate => clinical::notes(ctx, true).await,
         R::AuditList => audit_log::list(ctx).await,
         R::AuditVerify => audit_log::verify(ctx).await,
     }

@@ -6,9 +6,10 @@
 use super::Migration;
 
 /// A clinic's own database.
-pub const CLINIC: &[Migration] = &[Migration {
-    version: 1,
-    sql: r#"
+pub const CLINIC: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: r#"
 CREATE TABLE clinic (
     id TEXT PRIMARY KEY,
     region TEXT NOT NULL,
@@ -85,7 +86,50 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        // The clinical record: every clinical column is field ciphertext.
+        sql: r#"
+CREATE TABLE conditions (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    patient_id TEXT NOT NULL,
+    author_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    display BLOB NOT NULL,
+    code BLOB,
+    onset BLOB,
+    status BLOB NOT NULL
+);
+CREATE INDEX conditions_patient ON conditions(patient_id, seq);
+CREATE TABLE prescriptions (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    patient_id TEXT NOT NULL,
+    author_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    drug BLOB NOT NULL,
+    dose BLOB NOT NULL,
+    route BLOB NOT NULL,
+    frequency BLOB NOT NULL,
+    duration BLOB,
+    notes BLOB
+);
+CREATE INDEX prescriptions_patient ON prescriptions(patient_id, seq);
+CREATE TABLE notes (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    patient_id TEXT NOT NULL,
+    author_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    kind BLOB NOT NULL,
+    text BLOB NOT NULL
+);
+CREATE INDEX notes_patient ON notes(patient_id, seq);
+"#,
+    },
+];
 
 /// A region's directory: non-personal facts only.
 pub const DIRECTORY: &[Migration] = &[Migration {
