@@ -47,6 +47,10 @@ pub mod kind {
     pub const USER: &str = "usr";
     pub const PATIENT: &str = "pat";
     pub const SESSION: &str = "ses";
+    pub const CONDITION: &str = "cnd";
+    pub const PRESCRIPTION: &str = "rx";
+    pub const NOTE: &str = "nte";
+    pub const APPOINTMENT: &str = "apt";
 }
 
 /// A well-formed clinic id: `<region>_<random>`. Holding one proves only its

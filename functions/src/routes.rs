@@ -35,6 +35,9 @@ pub enum RouteId {
     PrescriptionsCreate,
     NotesList,
     NotesCreate,
+    AppointmentsList,
+    AppointmentsCreate,
+    AppointmentsUpdate,
     AuditList,
     AuditVerify,
 }
@@ -258,6 +261,27 @@ pub const ROUTES: &[Route] = &[
         R::NotesCreate,
         P(Permission::ClinicalWrite),
         Some("note.create"),
+    ),
+    r(
+        Method::GET,
+        "/api/v1/appointments",
+        R::AppointmentsList,
+        P(Permission::ScheduleRead),
+        Some("appointment.list"),
+    ),
+    r(
+        Method::POST,
+        "/api/v1/appointments",
+        R::AppointmentsCreate,
+        P(Permission::ScheduleWrite),
+        Some("appointment.create"),
+    ),
+    r(
+        Method::PATCH,
+        "/api/v1/appointments/{id}",
+        R::AppointmentsUpdate,
+        P(Permission::ScheduleWrite),
+        Some("appointment.update"),
     ),
     r(
         Method::GET,

@@ -164,6 +164,13 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
     let (_b, owner_b, _) = d.ready_clinic("pk", "Walk B", "owner@walk-b.pk");
     let pid = owner_a.create_patient(json!({"name": "Route Walker", "dob": "1999-09-09"}));
     let uid = a.add_staff(&owner_a, "nurse", "nurse@walk-a.pk");
+    let apt = owner_a.post(
+        "/api/v1/appointments",
+        json!({"patient_id": pid, "practitioner_id": uid,
+               "start": "2030-01-01T09:00:00Z", "end": "2030-01-01T09:30:00Z"}),
+    );
+    assert_eq!(apt.status, 201, "{}", apt.body);
+    let apt = apt.body["id"].as_str().expect("appointment id").to_owned();
     let mut walked = 0;
     for route in ROUTES {
         let m = amanah_e2e::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
@@ -181,6 +188,8 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
             (uid.as_str(), json!({"active": false}))
         } else if route.path.starts_with("/api/v1/patients/") {
             (pid.as_str(), json!({"name": "Hijacked"}))
+        } else if route.path.starts_with("/api/v1/appointments/") {
+            (apt.as_str(), json!({"status": "cancelled"}))
         } else {
             panic!(
                 "route {} {} takes an id this test does not know: teach it",
@@ -204,4 +213,11 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
         owner_a.get(&format!("/api/v1/patients/{pid}")).body["name"],
         "Route Walker"
     );
+    let listed =
+        owner_a.get("/api/v1/appointments?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z");
+    assert_eq!(listed.body["items"][0]["status"], "booked");
+    // B's schedule shows none of A's bookings.
+    let b_listed =
+        owner_b.get("/api/v1/appointments?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z");
+    assert_eq!(b_listed.body["items"], json!([]));
 }

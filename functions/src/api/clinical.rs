@@ -13,6 +13,7 @@ use crate::clock;
 use crate::crypto::field::Field;
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host, Row, Value};
+use crate::ids::kind;
 use crate::store::RowExt;
 use crate::validate;
 
@@ -29,19 +30,19 @@ struct Kind {
 
 const CONDITIONS: Kind = Kind {
     table: "conditions",
-    id_prefix: "cnd",
+    id_prefix: kind::CONDITION,
     noun: "condition",
     columns: &["display", "code", "onset", "status"],
 };
 const PRESCRIPTIONS: Kind = Kind {
     table: "prescriptions",
-    id_prefix: "rx",
+    id_prefix: kind::PRESCRIPTION,
     noun: "prescription",
     columns: &["drug", "dose", "route", "frequency", "duration", "notes"],
 };
 const NOTES: Kind = Kind {
     table: "notes",
-    id_prefix: "nte",
+    id_prefix: kind::NOTE,
     noun: "note",
     columns: &["kind", "text"],
 };
@@ -124,7 +125,7 @@ impl Entry for NewNote {
 
 /// The patient of the path, which must exist and not be deleted.
 async fn patient<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<String> {
-    let id = ctx.path_id(crate::ids::kind::PATIENT)?;
+    let id = ctx.path_id(kind::PATIENT)?;
     ctx.audit.patient_id = Some(id.clone());
     let rows = ctx
         .db()?

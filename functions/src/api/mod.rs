@@ -7,6 +7,7 @@ mod clinical;
 mod clinics;
 mod meta;
 mod patients;
+mod schedule;
 pub(crate) mod testing;
 mod users;
 
@@ -48,6 +49,9 @@ pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> 
         R::PrescriptionsCreate => clinical::prescriptions(ctx, true).await,
         R::NotesList => clinical::notes(ctx, false).await,
         R::NotesCreate => clinical::notes(ctx, true).await,
+        R::AppointmentsList => schedule::list(ctx).await,
+        R::AppointmentsCreate => schedule::create(ctx).await,
+        R::AppointmentsUpdate => schedule::update(ctx).await,
         R::AuditList => audit_log::list(ctx).await,
         R::AuditVerify => audit_log::verify(ctx).await,
     }

@@ -129,6 +129,29 @@ CREATE TABLE notes (
 CREATE INDEX notes_patient ON notes(patient_id, seq);
 "#,
     },
+    Migration {
+        version: 3,
+        // The schedule: times and status plain for the overlap rule and the
+        // listing; the reason is field ciphertext.
+        sql: r#"
+CREATE TABLE appointments (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    patient_id TEXT NOT NULL,
+    practitioner_id TEXT NOT NULL,
+    start_at INTEGER NOT NULL,
+    end_at INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('booked', 'arrived', 'completed', 'cancelled', 'no_show')),
+    reason BLOB,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    CHECK (end_at > start_at)
+);
+CREATE INDEX appointments_practitioner ON appointments(practitioner_id, start_at);
+CREATE INDEX appointments_start ON appointments(start_at);
+"#,
+    },
 ];
 
 /// A region's directory: non-personal facts only.
