@@ -94,9 +94,6 @@ async fn handle(
     resp.map(Full::new)
 }
 
-/// Bytes read and thrown away after a body proves too large, so the client
-/// can finish sending and read the 413 (a bounded "lingering close").
-const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Reads a body of at most [`web::MAX_BODY`] bytes. A larger one is drained
@@ -125,12 +122,12 @@ async fn read_body(mut body: Incoming, headers: &http::HeaderMap) -> Result<Byte
             return Ok(Bytes::from(buf));
         }
     }
-    if declared.is_none_or(|n| n <= web::MAX_BODY + DRAIN_LIMIT) {
+    if declared.is_none_or(|n| n <= web::MAX_BODY + web::DRAIN_LIMIT) {
         let _ = tokio::time::timeout(DRAIN_TIME, async {
             let mut drained = 0usize;
             while let Some(Ok(frame)) = body.frame().await {
                 drained += frame.data_ref().map_or(0, |d| d.len());
-                if drained > DRAIN_LIMIT {
+                if drained > web::DRAIN_LIMIT {
                     break;
                 }
             }

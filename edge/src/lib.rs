@@ -15,7 +15,7 @@ mod settings;
 use std::sync::OnceLock;
 
 use amanah_functions::error::ApiError;
-use amanah_functions::web::{self, MAX_BODY};
+use amanah_functions::web::{self, DRAIN_LIMIT, MAX_BODY};
 use amanah_functions::{App, ClientIp};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -39,7 +39,7 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
         Ok(app) => app,
         Err(e) => {
             worker::console_error!("amanah: misconfigured: {e}");
-            return Ok(unavailable());
+            return Ok(into_reply(refuse(&ApiError::unavailable("configuration"))));
         }
     };
     let (mut parts, body) = req.into_parts();
@@ -56,13 +56,10 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let body = match declared {
-        Some(n) if n > MAX_BODY => None,
-        _ => read_limited(body, MAX_BODY).await,
-    };
+    let body = read_body(body, declared).await;
     let resp = match body {
-        Some(body) => app.handle(http::Request::from_parts(parts, body)).await,
-        None => too_large(),
+        Ok(body) => app.handle(http::Request::from_parts(parts, body)).await,
+        Err(e) => refuse(&e),
     };
     if let Some(log) = resp.extensions().get::<amanah_functions::RequestLog>() {
         if resp.status().is_server_error() {
@@ -72,35 +69,57 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
             );
         }
     }
-    let (parts, body) = resp.into_parts();
-    Ok(http::Response::from_parts(parts, Full::new(body)))
+    Ok(into_reply(resp))
 }
 
-/// The body, or `None` when it is larger than `limit` or cannot be read.
-async fn read_limited(mut body: worker::Body, limit: usize) -> Option<Bytes> {
+fn into_reply(resp: http::Response<Bytes>) -> Reply {
+    let (parts, body) = resp.into_parts();
+    http::Response::from_parts(parts, Full::new(body))
+}
+
+/// The body, at most [`MAX_BODY`] bytes. A larger body is drained
+/// (bounded) before the 413, so the client can read it, unless it announced
+/// more than would ever be drained.
+async fn read_body(mut body: worker::Body, declared: Option<usize>) -> Result<Bytes, ApiError> {
+    if declared.is_none_or(|n| n <= MAX_BODY) {
+        let mut buf = BytesMut::new();
+        loop {
+            match body.next().await {
+                None => return Ok(buf.freeze()),
+                Some(Err(_)) => {
+                    return Err(ApiError::bad_request("the request body could not be read"))
+                }
+                Some(Ok(chunk)) if buf.len() + chunk.len() > MAX_BODY => break,
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+            }
+        }
+    }
+    if declared.is_none_or(|n| n <= MAX_BODY + DRAIN_LIMIT) {
+        let mut drained = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            drained += chunk.len();
+            if drained > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    Err(web::too_large())
+}
+
+/// A whole body (static assets), or `None` if it cannot be read.
+async fn read_all(mut body: worker::Body) -> Option<Bytes> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.ok()?;
-        if buf.len() + chunk.len() > limit {
-            return None;
-        }
-        buf.extend_from_slice(&chunk);
+        buf.extend_from_slice(&chunk.ok()?);
     }
     Some(buf.freeze())
 }
 
-fn too_large() -> http::Response<Bytes> {
-    let mut r = web::error_response(&web::too_large());
+/// An error answered before the application sees the request.
+fn refuse(e: &ApiError) -> http::Response<Bytes> {
+    let mut r = web::error_response(e);
     web::secure_headers(r.headers_mut(), true);
     r
-}
-
-fn unavailable() -> Reply {
-    let e = ApiError::unavailable("configuration");
-    let mut r = web::error_response(&e);
-    web::secure_headers(r.headers_mut(), true);
-    let (parts, body) = r.into_parts();
-    http::Response::from_parts(parts, Full::new(body))
 }
 
 /// The front end, from the `ASSETS` binding, with the security headers.
@@ -108,14 +127,10 @@ async fn assets(req: HttpRequest, env: &Env) -> Reply {
     let fetched = async {
         let resp = env.assets("ASSETS").ok()?.fetch_request(req).await.ok()?;
         let (parts, body) = resp.into_parts();
-        let body = read_limited(body, usize::MAX).await?;
-        Some(http::Response::from_parts(parts, Full::new(body)))
+        Some(http::Response::from_parts(parts, read_all(body).await?))
     }
     .await;
-    let mut r = fetched.unwrap_or_else(|| {
-        let (parts, body) = web::error_response(&ApiError::not_found()).into_parts();
-        http::Response::from_parts(parts, Full::new(body))
-    });
+    let mut r = fetched.unwrap_or_else(|| web::error_response(&ApiError::not_found()));
     web::secure_headers(r.headers_mut(), false);
-    r
+    into_reply(r)
 }

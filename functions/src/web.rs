@@ -9,6 +9,9 @@ use crate::error::{ApiError, ApiResult, Code};
 
 /// Largest request body accepted (API.md: bodies over 1 MiB get 413).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Bytes a host reads and throws away after a body proves too large, so the
+/// client can finish sending and read the 413 (a bounded "lingering close").
+pub const DRAIN_LIMIT: usize = 4 * 1024 * 1024;
 
 pub const SESSION_COOKIE: &str = "__Host-amanah_session";
 pub const MFA_COOKIE: &str = "__Host-amanah_mfa";

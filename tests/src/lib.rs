@@ -568,6 +568,22 @@ impl Client {
         r.body["id"].as_str().expect("patient id").to_owned()
     }
 
+    /// Books an appointment; asserts 201 and returns its id.
+    pub fn book_appointment(
+        &self,
+        patient: &str,
+        practitioner: &str,
+        start: &str,
+        end: &str,
+    ) -> String {
+        let r = self.post(
+            "/api/v1/appointments",
+            json!({"patient_id": patient, "practitioner_id": practitioner, "start": start, "end": end}),
+        );
+        assert_eq!(r.status, 201, "book: {}", r.body);
+        r.body["id"].as_str().expect("appointment id").to_owned()
+    }
+
     /// The number of audit entries, as verification counts them.
     pub fn audit_entries(&self) -> i64 {
         let r = self.get("/api/v1/audit/verify");

@@ -164,13 +164,7 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
     let (_b, owner_b, _) = d.ready_clinic("pk", "Walk B", "owner@walk-b.pk");
     let pid = owner_a.create_patient(json!({"name": "Route Walker", "dob": "1999-09-09"}));
     let uid = a.add_staff(&owner_a, "nurse", "nurse@walk-a.pk");
-    let apt = owner_a.post(
-        "/api/v1/appointments",
-        json!({"patient_id": pid, "practitioner_id": uid,
-               "start": "2030-01-01T09:00:00Z", "end": "2030-01-01T09:30:00Z"}),
-    );
-    assert_eq!(apt.status, 201, "{}", apt.body);
-    let apt = apt.body["id"].as_str().expect("appointment id").to_owned();
+    let apt = owner_a.book_appointment(&pid, &uid, "2030-01-01T09:00:00Z", "2030-01-01T09:30:00Z");
     let mut walked = 0;
     for route in ROUTES {
         let m = amanah_e2e::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
