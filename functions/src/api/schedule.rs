@@ -25,6 +25,9 @@ const RELEASED: &str = "('cancelled', 'no_show')";
 /// The longest appointment, and the longest listed range.
 const MAX_LENGTH: i64 = 12 * 60 * clock::MINUTE;
 const MAX_RANGE: i64 = 31 * clock::DAY;
+/// The most appointments one listing returns; a range holding more is
+/// refused rather than cut short.
+const MAX_LISTED: usize = 2000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,8 +158,17 @@ pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         sql.push_str(" AND a.practitioner_id = ?3");
         params.push(p.into());
     }
-    sql.push_str(" ORDER BY a.start_at, a.seq LIMIT 1000");
+    sql.push_str(&format!(
+        " ORDER BY a.start_at, a.seq LIMIT {}",
+        MAX_LISTED + 1
+    ));
     let rows = ctx.db()?.query(&sql, params).await?;
+    if rows.len() > MAX_LISTED {
+        return Err(ApiError::invalid(
+            "to",
+            "more appointments than one answer holds: ask for a shorter range",
+        ));
+    }
     let items = rows
         .iter()
         .map(|r| view(ctx, r))
