@@ -17,6 +17,7 @@ use crate::ids::kind;
 use crate::store::RowExt;
 use crate::validate;
 
+use super::patients::LIVE_PATIENT_SQL;
 use super::Page;
 
 /// One kind of clinical entry: its table, id prefix and encrypted columns.
@@ -129,10 +130,7 @@ async fn patient<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<String> {
     ctx.audit.patient_id = Some(id.clone());
     let rows = ctx
         .db()?
-        .query(
-            "SELECT 1 FROM patients WHERE id = ?1 AND deleted_at IS NULL",
-            vec![id.clone().into()],
-        )
+        .query(LIVE_PATIENT_SQL, vec![id.clone().into()])
         .await?;
     if rows.is_empty() {
         return Err(ApiError::not_found());

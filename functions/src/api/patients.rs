@@ -27,6 +27,10 @@ const ADDRESS: Field = Field::new("patients", "address");
 const NATIONAL_ID: Field = Field::new("patients", "national_id");
 
 const SEXES: &[&str] = &["female", "male", "other", "unknown"];
+/// One row if the patient exists and is not deleted: the query by which
+/// other resources (clinical record, schedule) check their patient.
+pub(crate) const LIVE_PATIENT_SQL: &str =
+    "SELECT 1 FROM patients WHERE id = ?1 AND deleted_at IS NULL";
 /// Grace period between deletion and purge.
 pub(crate) const GRACE_SECS: i64 = 30 * clock::DAY;
 

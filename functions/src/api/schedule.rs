@@ -15,6 +15,7 @@ use crate::ids::kind;
 use crate::store::RowExt;
 use crate::validate;
 
+use super::patients::LIVE_PATIENT_SQL;
 use super::{not_null, patch_field};
 
 const REASON: Field = Field::new("appointments", "reason");
@@ -189,7 +190,7 @@ pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         .db()?
         .query_many(vec![
             (
-                "SELECT 1 FROM patients WHERE id = ?1 AND deleted_at IS NULL".to_owned(),
+                LIVE_PATIENT_SQL.to_owned(),
                 vec![a.patient_id.clone().into()],
             ),
             (

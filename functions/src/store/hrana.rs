@@ -400,7 +400,7 @@ enum Response {
     Batch {
         result: BatchResult,
     },
-    Close {},
+    /// `close` and anything else: not read.
     #[serde(other)]
     Other,
 }
