@@ -161,7 +161,7 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
     use amanah_functions::routes::{Access, ROUTES};
     let d = Deployment::start();
     let (a, owner_a, _) = d.ready_clinic("pk", "Walk A", "owner@walk-a.pk");
-    let (_b, owner_b, _) = d.ready_clinic("pk", "Walk B", "owner@walk-b.pk");
+    let (b, owner_b, _) = d.ready_clinic("pk", "Walk B", "owner@walk-b.pk");
     let pid = owner_a.create_patient(json!({"name": "Route Walker", "dob": "1999-09-09"}));
     let uid = a.add_staff(&owner_a, "nurse", "nurse@walk-a.pk");
     let apt = owner_a.book_appointment(&pid, &uid, "2030-01-01T09:00:00Z", "2030-01-01T09:30:00Z");
@@ -214,4 +214,32 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
     let b_listed =
         owner_b.get("/api/v1/appointments?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z");
     assert_eq!(b_listed.body["items"], json!([]));
+    // B cannot book A's patient or A's practitioner: their ids name nothing
+    // in B's clinic, and nothing is booked anywhere.
+    let (b_doctor, b_patient) = (
+        b.add_staff(&owner_b, "nurse", "nurse@walk-b.pk"),
+        owner_b.create_patient(json!({"name": "B Person", "dob": "1990-01-01"})),
+    );
+    for (patient, practitioner, field) in [
+        (pid.as_str(), b_doctor.as_str(), "patient_id"),
+        (b_patient.as_str(), uid.as_str(), "practitioner_id"),
+    ] {
+        let r = owner_b.post(
+            "/api/v1/appointments",
+            json!({"patient_id": patient, "practitioner_id": practitioner,
+                   "start": "2030-01-01T11:00:00Z", "end": "2030-01-01T11:30:00Z"}),
+        );
+        r.assert_error(400, "invalid_request");
+        assert_eq!(r.body["error"]["field"], field);
+    }
+    for (owner, booked) in [(&owner_a, 1), (&owner_b, 0)] {
+        let day =
+            owner.get("/api/v1/appointments?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z");
+        assert_eq!(
+            day.body["items"].as_array().unwrap().len(),
+            booked,
+            "{}",
+            day.body
+        );
+    }
 }
