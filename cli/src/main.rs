@@ -9,9 +9,10 @@ mod server;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use amanah_functions::{App, Config, RegionInfo};
 use amanah_region_config::{Region, Regions};
@@ -35,6 +36,25 @@ struct Cli {
 enum Command {
     /// Serve every enabled region from embedded libSQL files.
     Serve(ServeArgs),
+    /// Remove what has passed its 30-day grace period: deleted patients, and
+    /// deleted clinics (their data key first, then their database).
+    Purge(PurgeArgs),
+}
+
+#[derive(clap::Args)]
+struct PurgeArgs {
+    /// Data directory, as for `serve`.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Regions to purge (default: every non-optional region of regions.toml).
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Where region root keys live (default: `<data-dir>/keys`).
+    #[arg(long)]
+    key_dir: Option<PathBuf>,
+    /// Follow the clinic clocks that tests moved. Tests only.
+    #[arg(long)]
+    insecure_test_hooks: bool,
 }
 
 #[derive(clap::Args)]
@@ -58,6 +78,9 @@ struct ServeArgs {
     /// Enables `POST /__test/clock` for end-to-end tests. Loopback only.
     #[arg(long)]
     insecure_test_hooks: bool,
+    /// Seconds between purge runs (see `amanah purge`).
+    #[arg(long, default_value_t = 3600)]
+    purge_interval: u64,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +106,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Purge(args) => runtime.block_on(purge(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,15 +137,87 @@ fn info(r: &Region, url: Option<String>) -> RegionInfo {
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+/// The regions named on the command line, or every default one.
+fn chosen_regions(names: &[String]) -> Result<Vec<Region>, String> {
     let all = Regions::builtin();
-    let regions = if args.regions.is_empty() {
-        all.default_enabled()
+    if names.is_empty() {
+        Ok(all.default_enabled())
     } else {
-        all.select(&args.regions).map_err(|e| e.to_string())?
-    };
+        all.select(names).map_err(|e| e.to_string())
+    }
+}
+
+/// One region's host on the data directory, with its root key (created on
+/// first use).
+fn region_host(data_dir: &Path, key_dir: &Path, region: &Region) -> Result<NativeHost, String> {
+    let (root, created) = root_key::load_or_create(key_dir, &region.id)?;
+    let key_path = root_key::path(key_dir, &region.id);
+    if created {
+        tracing::info!(region = region.id, path = %key_path.display(), "created region root key (0600)");
+    } else {
+        tracing::info!(region = region.id, path = %key_path.display(), "using region root key");
+    }
+    NativeHost::new(&region.id, data_dir.to_path_buf(), root)
+        .map_err(|e| format!("cannot create the data directory for {}: {e}", region.id))
+}
+
+async fn purge(args: PurgeArgs) -> Result<(), String> {
+    let key_dir = args
+        .key_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys"));
+    let mut failed = 0;
+    for region in chosen_regions(&args.regions)? {
+        let host = region_host(&args.data_dir, &key_dir, &region)?;
+        let mut config = Config::new(info(&region, None), vec![info(&region, None)]);
+        config.test_hooks = args.insecure_test_hooks;
+        let app = App::new(host, config);
+        let report = app
+            .purge()
+            .await
+            .map_err(|e| format!("purge of {} failed: {}", region.id, e.log_text()))?;
+        println!(
+            "purged region={} clinics={} patients={} failed={} unscrubbed={}",
+            region.id, report.clinics, report.patients, report.failed, report.unscrubbed
+        );
+        failed += report.failed;
+    }
+    if failed > 0 {
+        return Err(format!(
+            "{failed} clinic(s) could not be purged; see the log"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the purge every `every` seconds for as long as the server runs.
+async fn purge_periodically(app: Arc<App<NativeHost>>, region: String, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match app.purge().await {
+            Ok(r) if r == Default::default() => {}
+            Ok(r) => tracing::info!(
+                region,
+                clinics = r.clinics,
+                patients = r.patients,
+                failed = r.failed,
+                unscrubbed = r.unscrubbed,
+                "purge"
+            ),
+            Err(e) => tracing::error!(region, error = e.log_text(), "purge failed"),
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let regions = chosen_regions(&args.regions)?;
     if args.insecure_test_hooks && !args.listen.ip().is_loopback() {
         return Err("--insecure-test-hooks is refused unless listening on loopback".into());
+    }
+    if !(1..=7 * 24 * 3600).contains(&args.purge_interval) {
+        return Err("--purge-interval must be 1 second to 7 days".into());
     }
     if !(60..=24 * 3600).contains(&args.idle_timeout) {
         return Err("--idle-timeout must be 60 to 86400 seconds".into());
@@ -151,15 +247,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut ready = String::from("ready");
     let mut tasks = Vec::new();
     for (region, listener, url) in listeners {
-        let (root, created) = root_key::load_or_create(&key_dir, &region.id)?;
-        let key_path = root_key::path(&key_dir, &region.id);
-        if created {
-            tracing::info!(region = region.id, path = %key_path.display(), "created region root key (0600)");
-        } else {
-            tracing::info!(region = region.id, path = %key_path.display(), "using region root key");
-        }
-        let host = NativeHost::new(&region.id, args.data_dir.clone(), root)
-            .map_err(|e| format!("cannot create the data directory for {}: {e}", region.id))?;
+        let host = region_host(&args.data_dir, &key_dir, &region)?;
         let mut config = Config::new(info(&region, Some(url.clone())), infos.clone());
         config.idle_timeout_secs = args.idle_timeout;
         config.test_hooks = args.insecure_test_hooks;
@@ -172,6 +260,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let app = Arc::new(App::new(host, config));
         tracing::info!(region = region.id, url, data = %args.data_dir.join(&region.id).display(), "serving region");
         ready.push_str(&format!(" {}={url}", region.id));
+        tokio::spawn(purge_periodically(
+            app.clone(),
+            region.id.clone(),
+            Duration::from_secs(args.purge_interval),
+        ));
         tasks.push(tokio::spawn(server::serve(
             listener,
             app,

@@ -158,6 +158,11 @@ impl NativeHost {
                     .await
                     .map_err(map_err)?;
                 let conn = db.connect().map_err(map_err)?;
+                // Another opener (a request and the purge timer at start-up)
+                // may hold the file: wait for it rather than fail.
+                conn.query("PRAGMA busy_timeout = 5000", ())
+                    .await
+                    .map_err(map_err)?;
                 // WAL once per file; it persists in the database header.
                 conn.query("PRAGMA journal_mode = WAL", ())
                     .await
@@ -188,6 +193,10 @@ impl NativeHost {
                     .await
                     .map_err(map_err)?;
                 conn.execute("PRAGMA synchronous = NORMAL", ())
+                    .await
+                    .map_err(map_err)?;
+                // A purged patient's pages are zeroed, not left free.
+                conn.query("PRAGMA secure_delete = ON", ())
                     .await
                     .map_err(map_err)?;
                 conn
@@ -225,6 +234,40 @@ impl Host for NativeHost {
             return Err(DbError::Constraint("clinic database already exists".into()));
         }
         self.connect(path).await
+    }
+
+    async fn drop_clinic(&self, clinic: &ClinicId) -> Result<(), DbError> {
+        let path = self.clinic_path(clinic)?;
+        // Forget the pool first: no new connection reaches the file.
+        self.databases.lock().map_err(poisoned)?.remove(&path);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(DbError::Other(format!("cannot remove a clinic file: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deleted cells are already zeroed (`secure_delete`); a truncating
+    /// checkpoint moves every page into the database file and empties the
+    /// WAL, so no frame with the old bytes is left.
+    async fn scrub(&self, clinic: Option<&ClinicId>) -> Result<bool, DbError> {
+        let conn = match clinic {
+            Some(c) => self.open_clinic(c).await?,
+            None => self.directory().await?,
+        };
+        let rows = conn
+            .query("PRAGMA wal_checkpoint(TRUNCATE)", vec![])
+            .await?;
+        // (busy, log frames, checkpointed frames): busy = 1 when a reader held it back.
+        Ok(matches!(
+            rows.first().and_then(|r| r.first()),
+            Some(Value::Integer(0))
+        ))
     }
 
     fn root_key(&self) -> &RootKey {

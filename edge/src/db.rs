@@ -16,7 +16,7 @@ use amanah_functions::store::sqld::{SqldDatabases, SqldSettings};
 use worker::send::SendFuture;
 use worker::{js_sys, Delay, Fetch, Headers, Method, Request, RequestInit};
 
-/// HTTP POST through the Worker's `fetch`, given up after `timeout` (a hung
+/// HTTP requests through the Worker's `fetch`, given up after `timeout` (a hung
 /// database answers 503 instead of holding the request).
 #[derive(Clone, Copy)]
 pub struct FetchTransport {
@@ -24,8 +24,9 @@ pub struct FetchTransport {
 }
 
 impl Transport for FetchTransport {
-    fn post(
+    fn send(
         &self,
+        method: &'static str,
         url: &str,
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
@@ -39,9 +40,14 @@ impl Transport for FetchTransport {
                     h.set(k, v)?;
                 }
                 let mut init = RequestInit::new();
-                init.with_method(Method::Post)
-                    .with_headers(h)
-                    .with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+                let method = if method == "DELETE" {
+                    Method::Delete
+                } else {
+                    Method::Post
+                };
+                init.with_method(method).with_headers(h).with_body(
+                    (!body.is_empty()).then(|| js_sys::Uint8Array::from(body.as_slice()).into()),
+                );
                 let req = Request::new_with_init(&url, &init)?;
                 let mut resp = Fetch::Request(req).send().await?;
                 let status = resp.status_code();
@@ -86,6 +92,16 @@ impl Host for EdgeHost {
 
     async fn create_clinic(&self, clinic: &ClinicId) -> Result<Self::Conn, DbError> {
         self.databases.create_clinic(clinic).await
+    }
+
+    async fn drop_clinic(&self, clinic: &ClinicId) -> Result<(), DbError> {
+        self.databases.drop_clinic(clinic).await
+    }
+
+    /// sqld refuses `PRAGMA wal_checkpoint` over Hrana and keeps past pages
+    /// in its replication log (`wallog`): nothing this host can scrub.
+    async fn scrub(&self, _clinic: Option<&ClinicId>) -> Result<bool, DbError> {
+        Ok(false)
     }
 
     fn root_key(&self) -> &RootKey {

@@ -20,7 +20,7 @@ use amanah_functions::{App, ClientIp};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body_util::Full;
-use worker::{event, Context, Env, HttpRequest};
+use worker::{event, Context, Env, HttpRequest, ScheduleContext, ScheduledEvent};
 
 use db::EdgeHost;
 
@@ -70,6 +70,27 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
         }
     }
     Ok(into_reply(resp))
+}
+
+/// The cron trigger: the purge of everything whose grace period has ended
+/// (see `amanah_functions::purge`). Failures are logged without personal
+/// data and retried on the next trigger.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let app = match APP.get_or_init(|| settings::app(&env)) {
+        Ok(app) => app,
+        Err(e) => {
+            worker::console_error!("amanah: misconfigured: {e}");
+            return;
+        }
+    };
+    match app.purge().await {
+        Ok(r) => worker::console_log!(
+            "{}",
+            serde_json::json!({"purge": {"clinics": r.clinics, "patients": r.patients, "failed": r.failed, "unscrubbed": r.unscrubbed}})
+        ),
+        Err(e) => worker::console_error!("{}", serde_json::json!({"purge_error": e.log_text()})),
+    }
 }
 
 fn into_reply(resp: http::Response<Bytes>) -> Reply {

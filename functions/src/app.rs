@@ -130,7 +130,15 @@ pub(crate) struct Principal {
     pub session_expires_at: i64,
     /// TOTP enrolled, as of this request.
     pub mfa_enabled: bool,
+    /// What the role holds in this clinic, as of this request.
+    pub grants: rbac::Grants,
     pub token: String,
+}
+
+/// What the directory says of a clinic that can be opened.
+pub(crate) struct ClinicState {
+    /// Set while the clinic is scheduled for deletion.
+    pub purge_after: Option<i64>,
 }
 
 /// A clinic's keys for this request.
@@ -163,6 +171,8 @@ pub(crate) struct Ctx<'a, H: Host> {
     pub clinic: Option<ClinicId>,
     db: Option<H::Conn>,
     keys: Option<ClinicKeys>,
+    /// When the clinic is scheduled for deletion: its purge time.
+    pub deletion: Option<i64>,
     pub principal: Option<Principal>,
     pub audit: AuditDraft,
     /// Keep the handler's writes even when it answers with an error (failure
@@ -230,6 +240,70 @@ impl<H: Host> App<H> {
         Ok(conn)
     }
 
+    /// A clinic's state in the directory and its keys, unwrapped by the
+    /// region's root key. A purged or unknown clinic is not found.
+    pub(crate) async fn clinic_keys(
+        &self,
+        clinic: &ClinicId,
+    ) -> ApiResult<(ClinicState, ClinicKeys)> {
+        let dir = self.directory().await?;
+        let rows = dir
+            .query(
+                "SELECT c.status, k.version, k.root_version, k.wrapped, c.purge_after FROM clinics c \
+                 JOIN clinic_keys k ON k.clinic_id = c.id AND k.version = c.key_version WHERE c.id = ?1",
+                vec![clinic.as_str().into()],
+            )
+            .await?;
+        let row = rows.first().ok_or_else(ApiError::not_found)?;
+        let purge_after = match row.text(0)?.as_str() {
+            "active" => None,
+            "deleting" => Some(row.int(4)?),
+            _ => return Err(ApiError::not_found()),
+        };
+        let (version, root_version, wrapped) = (row.int(1)?, row.int(2)?, row.blob(3)?);
+        let root = self.host.root_key();
+        if root_version != root.version as i64 {
+            return Err(ApiError::internal(
+                "clinic key wrapped by an unknown root key version",
+            ));
+        }
+        let dek = root.unwrap(clinic.as_str(), version as u32, &wrapped)?;
+        Ok((ClinicState { purge_after }, ClinicKeys::new(clinic, &dek)))
+    }
+
+    /// Seconds since the epoch as a clinic sees them: the host's clock, plus
+    /// the clinic's test offset when test hooks are on.
+    pub(crate) async fn clinic_now(&self, clinic: &ClinicId) -> ApiResult<i64> {
+        let now = self.host.now();
+        if !self.config.test_hooks {
+            return Ok(now);
+        }
+        let rows = self
+            .directory()
+            .await?
+            .query(
+                "SELECT offset_secs FROM test_clock WHERE clinic_id = ?1",
+                vec![clinic.as_str().into()],
+            )
+            .await?;
+        Ok(match rows.first() {
+            Some(row) => now + row.int(0)?,
+            None => now,
+        })
+    }
+
+    /// Forgets what this instance knows of a purged clinic's database.
+    pub(crate) fn forget_clinic(&self, clinic: &ClinicId) {
+        if let Ok(mut m) = self.migrated.lock() {
+            m.remove(clinic.as_str());
+        }
+    }
+
+    /// Opens a clinic's database outside a request (purge), migrated.
+    pub(crate) async fn open_clinic_db(&self, clinic: &ClinicId) -> ApiResult<H::Conn> {
+        self.clinic_conn(clinic, false).await
+    }
+
     /// Handles one request. Never panics on input; every error is rendered in
     /// the API's error shape.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
@@ -259,6 +333,7 @@ impl<H: Host> App<H> {
             clinic: None,
             db: None,
             keys: None,
+            deletion: None,
             principal: None,
             audit: AuditDraft::default(),
             keep_writes_on_error: false,
@@ -348,9 +423,14 @@ impl<'a, H: Host> Ctx<'a, H> {
                 ));
             }
             if let Access::Permission(perm) = self.route.access {
-                if !rbac::allows(p.role, perm) {
+                if !p.grants.contains(perm) {
                     return Err(ApiError::forbidden());
                 }
+            }
+            if self.deletion.is_some() && !self.route.open_while_deleting() {
+                return Err(ApiError::conflict(
+                    "this clinic is scheduled for deletion; an owner can cancel it",
+                ));
             }
         }
         crate::api::dispatch(self).await
@@ -368,8 +448,9 @@ impl<'a, H: Host> Ctx<'a, H> {
         let subject = self.open_token(TokenKind::Session, &token).await?;
         let rows = self
             .query_with_audit_head(
-                "SELECT s.user_id, s.last_seen, s.expires_at, s.revoked_at, u.role, u.active, u.mfa_enabled \
-                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1 AND s.kind = 'session'",
+                "SELECT s.user_id, s.last_seen, s.expires_at, s.revoked_at, u.role, u.active, u.mfa_enabled, r.permissions \
+                 FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN role_settings r ON r.role = u.role \
+                 WHERE s.id = ?1 AND s.kind = 'session'",
                 vec![subject.session.clone().into()],
             )
             .await?;
@@ -386,6 +467,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         let role = Role::parse(&row.text(4)?)
             .ok_or_else(|| ApiError::internal("unknown role in users"))?;
         let mfa_enabled = row.int(6)? == 1;
+        let grants = rbac::effective(role, row.opt_text(7)?.as_deref());
         self.db()?
             .execute_later(
                 "UPDATE sessions SET last_seen = ?2 WHERE id = ?1",
@@ -403,6 +485,7 @@ impl<'a, H: Host> Ctx<'a, H> {
             session_id: subject.session,
             session_expires_at: expires_at,
             mfa_enabled,
+            grants,
             token,
         });
         Ok(())
@@ -461,16 +544,7 @@ impl<'a, H: Host> Ctx<'a, H> {
     pub(crate) async fn apply_test_clock(&mut self, clinic: &ClinicId) -> ApiResult<()> {
         if self.app.config.test_hooks && self.clock_for.as_ref() != Some(clinic) {
             self.clock_for = Some(clinic.clone());
-            let dir = self.app.directory().await?;
-            let rows = dir
-                .query(
-                    "SELECT offset_secs FROM test_clock WHERE clinic_id = ?1",
-                    vec![clinic.as_str().into()],
-                )
-                .await?;
-            if let Some(row) = rows.first() {
-                self.now = self.app.host.now() + row.int(0)?;
-            }
+            self.now = self.app.clinic_now(clinic).await?;
         }
         Ok(())
     }
@@ -480,29 +554,11 @@ impl<'a, H: Host> Ctx<'a, H> {
     pub(crate) async fn enter_clinic(&mut self, clinic: &ClinicId, create: bool) -> ApiResult<()> {
         self.guard_region(clinic)?;
         self.apply_test_clock(clinic).await?;
-        let dir = self.app.directory().await?;
-        let rows = dir
-            .query(
-                "SELECT c.status, k.version, k.root_version, k.wrapped FROM clinics c \
-                 JOIN clinic_keys k ON k.clinic_id = c.id AND k.version = c.key_version WHERE c.id = ?1",
-                vec![clinic.as_str().into()],
-            )
-            .await?;
-        let row = rows.first().ok_or_else(ApiError::not_found)?;
-        if row.text(0)? != "active" {
-            return Err(ApiError::not_found());
-        }
-        let (version, root_version, wrapped) = (row.int(1)?, row.int(2)?, row.blob(3)?);
-        let root = self.app.host.root_key();
-        if root_version != root.version as i64 {
-            return Err(ApiError::internal(
-                "clinic key wrapped by an unknown root key version",
-            ));
-        }
-        let dek = root.unwrap(clinic.as_str(), version as u32, &wrapped)?;
+        let (state, keys) = self.app.clinic_keys(clinic).await?;
         let conn = self.app.clinic_conn(clinic, create).await?;
         conn.execute_later("BEGIN IMMEDIATE", vec![]).await?;
-        self.keys = Some(ClinicKeys::new(clinic, &dek));
+        self.keys = Some(keys);
+        self.deletion = state.purge_after;
         self.db = Some(conn);
         self.clinic = Some(clinic.clone());
         Ok(())

@@ -133,6 +133,15 @@ impl ApiError {
         e
     }
 
+    /// One line for an operator's log: code, message and detail (which
+    /// holds no personal data).
+    pub fn log_text(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{}: {} ({d})", self.code.as_str(), self.message),
+            None => format!("{}: {}", self.code.as_str(), self.message),
+        }
+    }
+
     pub fn body(&self) -> serde_json::Value {
         let mut err = json!({ "code": self.code.as_str(), "message": self.message });
         if let Some(f) = &self.field {

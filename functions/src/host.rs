@@ -131,6 +131,17 @@ pub trait Host: Send + Sync {
         &self,
         clinic: &ClinicId,
     ) -> impl Future<Output = Result<Self::Conn, DbError>> + Send;
+    /// Destroys a clinic's database and every file of it (purge after the
+    /// grace period); a database already gone is fine.
+    fn drop_clinic(&self, clinic: &ClinicId) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// After a purge deleted rows of a database (a clinic's, or with `None`
+    /// the directory): makes their bytes unrecoverable from its files where
+    /// the store allows it (`Ok(true)`), or says it cannot (`Ok(false)`: a
+    /// libSQL server keeps its own log of past pages).
+    fn scrub(
+        &self,
+        clinic: Option<&ClinicId>,
+    ) -> impl Future<Output = Result<bool, DbError>> + Send;
     /// The region's root key (KEK).
     fn root_key(&self) -> &RootKey;
     /// Seconds since the Unix epoch, UTC.

@@ -40,6 +40,11 @@ pub enum RouteId {
     AppointmentsUpdate,
     AuditList,
     AuditVerify,
+    ClinicGet,
+    ClinicDeletionStart,
+    ClinicDeletionCancel,
+    RolesGet,
+    RolesUpdate,
 }
 
 /// Who may call a route.
@@ -68,6 +73,18 @@ impl Route {
     /// Routes under `/api/v1/auth/` stay reachable before TOTP enrolment.
     pub fn mfa_exempt(&self) -> bool {
         self.path.starts_with("/api/v1/auth/")
+    }
+
+    /// Routes a clinic scheduled for deletion still answers: signing in, its
+    /// own state, cancelling, taking its data out and its audit trail.
+    /// Everything else is 409 until the deletion is cancelled.
+    pub fn open_while_deleting(&self) -> bool {
+        use RouteId as R;
+        self.mfa_exempt()
+            || matches!(
+                self.id,
+                R::ClinicGet | R::ClinicDeletionCancel | R::AuditList | R::AuditVerify
+            )
     }
 }
 
@@ -296,6 +313,41 @@ pub const ROUTES: &[Route] = &[
         R::AuditVerify,
         P(Permission::AuditRead),
         Some("audit.verify"),
+    ),
+    r(
+        Method::GET,
+        "/api/v1/clinic",
+        R::ClinicGet,
+        P(Permission::ClinicManage),
+        Some("clinic.read"),
+    ),
+    r(
+        Method::POST,
+        "/api/v1/clinic/deletion",
+        R::ClinicDeletionStart,
+        P(Permission::ClinicManage),
+        Some("clinic.delete"),
+    ),
+    r(
+        Method::DELETE,
+        "/api/v1/clinic/deletion",
+        R::ClinicDeletionCancel,
+        P(Permission::ClinicManage),
+        Some("clinic.delete.cancel"),
+    ),
+    r(
+        Method::GET,
+        "/api/v1/clinic/roles",
+        R::RolesGet,
+        P(Permission::ClinicManage),
+        Some("clinic.roles.read"),
+    ),
+    r(
+        Method::PUT,
+        "/api/v1/clinic/roles",
+        R::RolesUpdate,
+        P(Permission::ClinicManage),
+        Some("clinic.roles.update"),
     ),
 ];
 

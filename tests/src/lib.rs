@@ -97,6 +97,22 @@ pub struct SqldRegion {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
+        // A failing test shows the server's last errors (no personal data
+        // is logged) before its temporary directory goes.
+        if std::thread::panicking() {
+            for log in &self.logs {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let errors: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.contains("ERROR") || l.contains("\"status\":5"))
+                    .collect();
+                eprintln!(
+                    "--- {} (last errors)\n{}",
+                    log.display(),
+                    errors[errors.len().saturating_sub(10)..].join("\n")
+                );
+            }
+        }
         self.kill();
     }
 }
@@ -215,6 +231,99 @@ impl Deployment {
             Layout::Sqld(_) => self
                 .sqld(&clinic.region)
                 .map(|s| sql_on_sqld(&s.url, &clinic.id, statements)),
+        }
+    }
+
+    /// The first column of the first row of a query on a region's directory
+    /// or, with `clinic`, on a clinic's database (blobs as lowercase hex);
+    /// `None` where this deployment's databases cannot be reached.
+    pub fn scalar(
+        &self,
+        region: &str,
+        clinic: Option<&Clinic>,
+        sql: &str,
+    ) -> Option<Result<Value, String>> {
+        let ns = clinic.map_or("directory", |c| c.id.as_str());
+        match &self.layout {
+            Layout::Files => self
+                .data_dir
+                .as_ref()
+                .map(|d| scalar_on_file(&d.join(region).join(format!("{ns}.db")), sql)),
+            Layout::Sqld(_) => self.sqld(region).map(|s| scalar_on_sqld(&s.url, ns, sql)),
+        }
+    }
+
+    /// Every file of a region's directory database (database, WAL, and for
+    /// sqld its replication log).
+    pub fn directory_files(&self, region: &str) -> Vec<PathBuf> {
+        match &self.layout {
+            Layout::Files => self
+                .data_dir
+                .iter()
+                .flat_map(|d| files_under(&d.join(region)))
+                .filter(|f| {
+                    f.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("directory.db"))
+                })
+                .collect(),
+            Layout::Sqld(_) => self
+                .sqld(region)
+                .map(|s| files_under(&s.dir.join("dbs").join("directory")))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every file of a clinic's database, where they can be read.
+    pub fn clinic_files(&self, clinic: &Clinic) -> Vec<PathBuf> {
+        let Some(main) = self.db_file(clinic) else {
+            return Vec::new();
+        };
+        match &self.layout {
+            Layout::Files => ["", "-wal", "-shm"]
+                .iter()
+                .map(|s| PathBuf::from(format!("{}{s}", main.display())))
+                .filter(|p| p.exists())
+                .collect(),
+            Layout::Sqld(_) => main.parent().map(files_under).unwrap_or_default(),
+        }
+    }
+
+    /// Runs the purge of a region as production does: `amanah purge` on the
+    /// native host's files, the cron trigger on the Worker.
+    pub fn run_purge(&self, region: &str) -> String {
+        match &self.layout {
+            Layout::Files => {
+                let data = self.data_dir.as_ref().expect("native data dir");
+                let out = Command::new(amanah_bin())
+                    .args([
+                        "purge",
+                        "--insecure-test-hooks",
+                        "--regions",
+                        region,
+                        "--data-dir",
+                    ])
+                    .arg(data)
+                    .output()
+                    .expect("run amanah purge");
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(
+                    out.status.success(),
+                    "amanah purge: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                text
+            }
+            Layout::Sqld(_) => {
+                let r = Client::new(self.url(region)).get("/__scheduled?cron=17+*+*+*+*");
+                assert_eq!(
+                    r.status,
+                    200,
+                    "scheduled: {:?}",
+                    String::from_utf8_lossy(&r.raw)
+                );
+                String::from_utf8_lossy(&r.raw).into_owned()
+            }
         }
     }
 
@@ -646,9 +755,69 @@ pub fn sql_on_file(path: &Path, statements: &[&str]) -> Result<(), String> {
     })
 }
 
-/// Runs statements on a sqld namespace over Hrana, stopping at the first
-/// failure.
-pub fn sql_on_sqld(url: &str, namespace: &str, statements: &[&str]) -> Result<(), String> {
+fn libsql_json(v: libsql::Value) -> Value {
+    match v {
+        libsql::Value::Null => Value::Null,
+        libsql::Value::Integer(i) => json!(i),
+        libsql::Value::Real(r) => json!(r),
+        libsql::Value::Text(t) => json!(t),
+        libsql::Value::Blob(b) => json!(data_encoding::HEXLOWER.encode(&b)),
+    }
+}
+
+/// The first column of the first row of a query on a database file
+/// (`Value::Null` for no row).
+pub fn scalar_on_file(path: &Path, sql: &str) -> Result<Value, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let db = libsql::Builder::new_local(path)
+            .build()
+            .await
+            .map_err(|e| e.to_string())?;
+        let conn = db.connect().map_err(|e| e.to_string())?;
+        conn.query("PRAGMA busy_timeout = 5000", ())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut rows = conn.query(sql, ()).await.map_err(|e| e.to_string())?;
+        match rows.next().await.map_err(|e| e.to_string())? {
+            Some(row) => Ok(libsql_json(row.get_value(0).map_err(|e| e.to_string())?)),
+            None => Ok(Value::Null),
+        }
+    })
+}
+
+/// The first column of the first row of a query on a sqld namespace.
+pub fn scalar_on_sqld(url: &str, namespace: &str, sql: &str) -> Result<Value, String> {
+    let body = hrana(url, namespace, &[sql])?;
+    let result = &body["results"][0];
+    if result["type"] == "error" {
+        return Err(result["error"]["message"]
+            .as_str()
+            .unwrap_or("error")
+            .to_owned());
+    }
+    let cell = &result["response"]["result"]["rows"][0][0];
+    Ok(match cell["type"].as_str() {
+        None | Some("null") => Value::Null,
+        Some("integer") => json!(cell["value"].as_str().and_then(|v| v.parse::<i64>().ok())),
+        Some("blob") => {
+            let b = data_encoding::BASE64
+                .decode(cell["base64"].as_str().unwrap_or("").as_bytes())
+                .or_else(|_| {
+                    data_encoding::BASE64_NOPAD
+                        .decode(cell["base64"].as_str().unwrap_or("").as_bytes())
+                })
+                .map_err(|e| e.to_string())?;
+            json!(data_encoding::HEXLOWER.encode(&b))
+        }
+        _ => cell["value"].clone(),
+    })
+}
+
+/// One Hrana pipeline of statements on a namespace; the parsed response.
+fn hrana(url: &str, namespace: &str, statements: &[&str]) -> Result<Value, String> {
     let requests: Vec<Value> = statements
         .iter()
         .map(|s| json!({"type": "execute", "stmt": {"sql": s}}))
@@ -666,7 +835,13 @@ pub fn sql_on_sqld(url: &str, namespace: &str, statements: &[&str]) -> Result<()
         )
         .send_json(json!({"baton": null, "requests": requests}))
         .map_err(|e| e.to_string())?;
-    let body: Value = resp.body_mut().read_json().map_err(|e| e.to_string())?;
+    resp.body_mut().read_json().map_err(|e| e.to_string())
+}
+
+/// Runs statements on a sqld namespace over Hrana, stopping at the first
+/// failure.
+pub fn sql_on_sqld(url: &str, namespace: &str, statements: &[&str]) -> Result<(), String> {
+    let body = hrana(url, namespace, statements)?;
     for r in body["results"].as_array().into_iter().flatten() {
         if r["type"] == "error" {
             return Err(r["error"]["message"].as_str().unwrap_or("error").to_owned());

@@ -295,6 +295,8 @@ fn start_workers(
             // Tests also stop sqld (SIGSTOP): give up on it sooner than the
             // production default of 10 s.
             c.args(["--var", "TEST_HOOKS:1", "--var", "DB_TIMEOUT_MS:2000"]);
+            // `GET /__scheduled` fires the cron trigger (the purge).
+            c.arg("--test-scheduled");
         }
         let log = dir.join("wrangler.log");
         c.stdin(Stdio::null())

@@ -347,7 +347,7 @@ pub(crate) async fn logout<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
 
 /// Checks the signed-in user's password again (throttled like login);
 /// returns the user's email.
-async fn reauthenticate<H: Host>(
+pub(crate) async fn reauthenticate<H: Host>(
     ctx: &mut Ctx<'_, H>,
     password_text: &str,
     field: &str,

@@ -3,10 +3,12 @@
 
 mod audit_log;
 mod auth;
+mod clinic_data;
 mod clinical;
 mod clinics;
 mod meta;
 mod patients;
+mod roles;
 mod schedule;
 pub(crate) mod testing;
 mod users;
@@ -54,6 +56,11 @@ pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> 
         R::AppointmentsUpdate => schedule::update(ctx).await,
         R::AuditList => audit_log::list(ctx).await,
         R::AuditVerify => audit_log::verify(ctx).await,
+        R::ClinicGet => clinic_data::get(ctx).await,
+        R::ClinicDeletionStart => clinic_data::start(ctx).await,
+        R::ClinicDeletionCancel => clinic_data::cancel(ctx).await,
+        R::RolesGet => roles::get(ctx).await,
+        R::RolesUpdate => roles::update(ctx).await,
     }
 }
 

@@ -22,12 +22,14 @@ use serde_json::{json, Value as Json};
 
 use crate::host::{Conn, DbError, Row, Value};
 
-/// An HTTP POST as the host can send it.
+/// An HTTP request as the host can send it.
 pub trait Transport: Send + Sync {
-    /// Sends `body` to `url` with `headers`; returns the status and body, or a
-    /// message when nothing came back (refused, reset, timed out).
-    fn post(
+    /// Sends `body` to `url` with `method` (`POST`, `DELETE`) and `headers`;
+    /// returns the status and body, or a message when nothing came back
+    /// (refused, reset, timed out).
+    fn send(
         &self,
+        method: &'static str,
         url: &str,
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
@@ -188,7 +190,7 @@ impl<T: Transport> HranaConn<T> {
         let bytes = serde_json::to_vec(&body).map_err(|e| DbError::Other(e.to_string()))?;
         let (status, body) = self
             .transport
-            .post(&url, self.endpoint.headers(), bytes)
+            .send("POST", &url, self.endpoint.headers(), bytes)
             .await
             .map_err(DbError::Unavailable)?;
         match status {

@@ -152,6 +152,18 @@ CREATE INDEX appointments_practitioner ON appointments(practitioner_id, start_at
 CREATE INDEX appointments_start ON appointments(start_at);
 "#,
     },
+    Migration {
+        version: 4,
+        // What the owner changed of a role's rights (see `rbac::effective`).
+        sql: r#"
+CREATE TABLE role_settings (
+    role TEXT PRIMARY KEY CHECK (role IN ('nurse', 'receptionist')),
+    permissions TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#,
+    },
 ];
 
 /// A region's directory: non-personal facts only.

@@ -55,24 +55,38 @@ impl<T: Transport + Clone> SqldDatabases<T> {
         )
     }
 
-    /// Creates a namespace; one that exists already is fine when `existing_ok`.
-    async fn create_namespace(&self, ns: &str, existing_ok: bool) -> Result<(), DbError> {
-        let url = format!(
-            "{}/v1/namespaces/{ns}/create",
-            self.settings.admin_url.trim_end_matches('/')
-        );
+    /// Calls the admin API; returns the status and body.
+    async fn admin(&self, method: &'static str, path: &str) -> Result<(u16, Vec<u8>), DbError> {
+        let url = format!("{}{path}", self.settings.admin_url.trim_end_matches('/'));
         let mut headers = vec![("content-type", "application/json".to_owned())];
         if let Some(t) = &self.settings.admin_token {
             headers.push(("authorization", format!("Bearer {t}")));
         }
+        let body = if method == "POST" {
+            b"{}".to_vec()
+        } else {
+            Vec::new()
+        };
         let (status, body) = self
             .transport
-            .post(&url, headers, b"{}".to_vec())
+            .send(method, &url, headers, body)
             .await
             .map_err(DbError::Unavailable)?;
+        if status >= 500 {
+            return Err(DbError::Unavailable(format!(
+                "sqld admin answered {status}"
+            )));
+        }
+        Ok((status, body))
+    }
+
+    /// Creates a namespace; one that exists already is fine when `existing_ok`.
+    async fn create_namespace(&self, ns: &str, existing_ok: bool) -> Result<(), DbError> {
+        let (status, body) = self
+            .admin("POST", &format!("/v1/namespaces/{ns}/create"))
+            .await?;
         match status {
             200..=299 => Ok(()),
-            s if s >= 500 => Err(DbError::Unavailable(format!("sqld admin answered {s}"))),
             _ if existing_ok && String::from_utf8_lossy(&body).contains("already exists") => Ok(()),
             s => Err(DbError::Other(format!(
                 "sqld admin answered {s} creating a namespace"
@@ -99,5 +113,18 @@ impl<T: Transport + Clone> SqldDatabases<T> {
     pub async fn create_clinic(&self, clinic: &ClinicId) -> Result<HranaConn<T>, DbError> {
         self.create_namespace(clinic.as_str(), false).await?;
         Ok(self.conn(clinic.as_str()))
+    }
+
+    /// Deletes a clinic's namespace and its files; one already gone is fine.
+    pub async fn drop_clinic(&self, clinic: &ClinicId) -> Result<(), DbError> {
+        let (status, _) = self
+            .admin("DELETE", &format!("/v1/namespaces/{}", clinic.as_str()))
+            .await?;
+        match status {
+            200..=299 | 404 => Ok(()),
+            s => Err(DbError::Other(format!(
+                "sqld admin answered {s} deleting a namespace"
+            ))),
+        }
     }
 }
