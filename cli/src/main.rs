@@ -39,6 +39,34 @@ enum Command {
     /// Remove what has passed its 30-day grace period: deleted patients, and
     /// deleted clinics (their data key first, then their database).
     Purge(PurgeArgs),
+    /// Platform staff (support, superadmin) of a region.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Creates a staff account; its password is read from standard input
+    /// (one line) and its TOTP secret is printed once.
+    Add(StaffAddArgs),
+}
+
+#[derive(clap::Args)]
+struct StaffAddArgs {
+    /// The region whose directory holds the account.
+    #[arg(long)]
+    region: String,
+    /// `support` or `superadmin`.
+    #[arg(long)]
+    role: String,
+    #[arg(long)]
+    email: String,
+    /// Data directory, as for `serve`.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Where region root keys live (default: `<data-dir>/keys`).
+    #[arg(long)]
+    key_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -107,6 +135,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Purge(args) => runtime.block_on(purge(args)),
+        Command::Staff(StaffCommand::Add(args)) => runtime.block_on(staff_add(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -187,6 +216,37 @@ async fn purge(args: PurgeArgs) -> Result<(), String> {
             "{failed} clinic(s) could not be purged; see the log"
         ));
     }
+    Ok(())
+}
+
+async fn staff_add(args: StaffAddArgs) -> Result<(), String> {
+    let region = chosen_regions(std::slice::from_ref(&args.region))?
+        .pop()
+        .ok_or("no such region")?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let key_dir = args
+        .key_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys"));
+    let host = region_host(&args.data_dir, &key_dir, &region)?;
+    let app = App::new(
+        host,
+        Config::new(info(&region, None), vec![info(&region, None)]),
+    );
+    let staff = app
+        .add_staff(&args.role, &args.email, password)
+        .await
+        .map_err(|e| match e.field {
+            Some(f) => format!("{f}: {}", e.message),
+            None => e.log_text(),
+        })?;
+    println!("id={}", staff.id);
+    println!("totp_secret={}", staff.totp_secret);
+    println!("otpauth_uri={}", staff.otpauth_uri);
     Ok(())
 }
 

@@ -88,6 +88,7 @@ pub struct App<H: Host> {
     pub(crate) config: Config,
     pub(crate) tokens: TokenKeys,
     pub(crate) throttle_key: KeyBytes,
+    pub(crate) platform: crate::platform::PlatformKeys,
     migrated: Mutex<HashSet<String>>,
     directory_ready: AtomicBool,
 }
@@ -132,7 +133,26 @@ pub(crate) struct Principal {
     pub mfa_enabled: bool,
     /// What the role holds in this clinic, as of this request.
     pub grants: rbac::Grants,
+    /// Set when platform support acts in the clinic under a ticket;
+    /// `user_id` is then the staff member's id and `grants` the support set.
+    pub impersonation: Option<Impersonation>,
     pub token: String,
+}
+
+/// A support session's ticket, as every response and audit entry shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Impersonation {
+    pub ticket: String,
+    /// The owner who approved the request.
+    pub approved_by: String,
+    pub expires_at: i64,
+}
+
+impl Impersonation {
+    /// The audit trail's `on_behalf_of`: ticket and approving owner.
+    pub fn on_behalf_of(&self) -> String {
+        format!("ticket:{} approved_by:{}", self.ticket, self.approved_by)
+    }
 }
 
 /// What the directory says of a clinic that can be opened.
@@ -150,8 +170,13 @@ pub(crate) struct ClinicKeys {
 /// What the audit entry of this request says, filled in as the request runs.
 #[derive(Default)]
 pub(crate) struct AuditDraft {
-    /// Actor when no principal is known (a login attempt).
+    /// Actor when no principal is known (a login attempt, platform staff).
     pub actor: Option<(String, Option<Role>)>,
+    /// The actor's role when it is not a clinic role (`support`).
+    pub role_name: Option<&'static str>,
+    pub on_behalf_of: Option<String>,
+    /// Also record the request in the platform audit stream.
+    pub platform: bool,
     pub resource: Option<String>,
     pub patient_id: Option<String>,
 }
@@ -174,6 +199,8 @@ pub(crate) struct Ctx<'a, H: Host> {
     /// When the clinic is scheduled for deletion: its purge time.
     pub deletion: Option<i64>,
     pub principal: Option<Principal>,
+    /// The platform staff member of a staff route.
+    pub staff: Option<crate::api::support::Staff>,
     pub audit: AuditDraft,
     /// Keep the handler's writes even when it answers with an error (failure
     /// counters of login and TOTP).
@@ -191,6 +218,7 @@ impl<H: Host> App<H> {
         App {
             tokens: TokenKeys::new(root),
             throttle_key: root.derive("throttle"),
+            platform: crate::platform::PlatformKeys::new(root),
             host,
             config,
             migrated: Mutex::new(HashSet::new()),
@@ -316,6 +344,10 @@ impl<H: Host> App<H> {
             let result = crate::api::testing::advance_clock(self, &parts.headers, &body).await;
             return render(result, Vec::new(), true, "/__test/clock");
         }
+        if self.config.test_hooks && path == "/__test/staff" && parts.method == Method::POST {
+            let result = crate::api::testing::add_staff(self, &parts.headers, &body).await;
+            return render(result, Vec::new(), true, "/__test/staff");
+        }
         let Some((route, params)) = routes::find(&parts.method, &path) else {
             return render(Err(ApiError::not_found()), Vec::new(), api, "unmatched");
         };
@@ -335,6 +367,7 @@ impl<H: Host> App<H> {
             keys: None,
             deletion: None,
             principal: None,
+            staff: None,
             audit: AuditDraft::default(),
             keep_writes_on_error: false,
             set_cookies: Vec::new(),
@@ -343,12 +376,31 @@ impl<H: Host> App<H> {
         };
         let result = ctx.run().await;
         let result = ctx.finish(result).await;
-        render(
+        let result = match ctx.platform_audit(&result).await {
+            Ok(()) => result,
+            Err(e) => Err(e),
+        };
+        let mut resp = render(
             result,
             std::mem::take(&mut ctx.set_cookies),
             api,
             route.path,
-        )
+        );
+        if let Some(i) = ctx
+            .principal
+            .as_ref()
+            .and_then(|p| p.impersonation.as_ref())
+        {
+            let value = format!(
+                "ticket={}; expires={}",
+                i.ticket,
+                clock::rfc3339(i.expires_at)
+            );
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert("x-impersonation", v);
+            }
+        }
+        resp
     }
 }
 
@@ -410,6 +462,9 @@ impl<'a, H: Host> Ctx<'a, H> {
         if !matches!(self.method, Method::GET | Method::HEAD) {
             same_origin_only(&self.headers)?;
         }
+        if self.route.access == Access::Staff {
+            self.staff = Some(crate::api::support::authenticate_staff(self).await?);
+        }
         if let Access::Session | Access::Permission(_) = self.route.access {
             self.authenticate().await?;
             let p = self
@@ -425,6 +480,21 @@ impl<'a, H: Host> Ctx<'a, H> {
             if let Access::Permission(perm) = self.route.access {
                 if !p.grants.contains(perm) {
                     return Err(ApiError::forbidden());
+                }
+            }
+            if p.impersonation.is_some() {
+                if matches!(
+                    self.route.id,
+                    routes::RouteId::TotpStart
+                        | routes::RouteId::TotpConfirm
+                        | routes::RouteId::Password
+                ) {
+                    return Err(ApiError::forbidden());
+                }
+                if self.reason.is_none() && !self.route.mfa_exempt() {
+                    return Err(ApiError::bad_request(
+                        "a support session must give X-Access-Reason on every request",
+                    ));
                 }
             }
             if self.deletion.is_some() && !self.route.open_while_deleting() {
@@ -445,6 +515,9 @@ impl<'a, H: Host> Ctx<'a, H> {
                 None => return Err(ApiError::unauthenticated()),
             },
         };
+        if token_type(&token).as_deref() == Some(TokenKind::Support.typ()) {
+            return crate::api::support::authenticate_support(self, token, via_cookie).await;
+        }
         let subject = self.open_token(TokenKind::Session, &token).await?;
         let rows = self
             .query_with_audit_head(
@@ -486,6 +559,7 @@ impl<'a, H: Host> Ctx<'a, H> {
             session_expires_at: expires_at,
             mfa_enabled,
             grants,
+            impersonation: None,
             token,
         });
         Ok(())
@@ -660,21 +734,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         let Some(db) = self.db.take() else {
             return result;
         };
-        let outcome = match &result {
-            Ok(_) => Some(Outcome::Success),
-            Err(e) => match e.code {
-                Code::Forbidden | Code::MfaEnrollmentRequired => Some(Outcome::Denied),
-                Code::NotFound => Some(Outcome::NotFound),
-                // Refused credentials and codes of a known account are audited;
-                // plain bad input writes nothing.
-                Code::Unauthenticated | Code::RateLimited
-                    if self.audit.actor.is_some() || self.principal.is_some() =>
-                {
-                    Some(Outcome::Failure)
-                }
-                _ => None,
-            },
-        };
+        let outcome = self.outcome(&result);
         let entry = match (self.route.audit, outcome) {
             (Some(action), Some(outcome)) => self.entry(action, outcome),
             _ => None,
@@ -720,17 +780,69 @@ impl<'a, H: Host> Ctx<'a, H> {
         result
     }
 
+    /// What the audit trail records of a result; `None`: nothing (bad input).
+    fn outcome(&self, result: &ApiResult<Reply>) -> Option<Outcome> {
+        match result {
+            Ok(_) => Some(Outcome::Success),
+            Err(e) => match e.code {
+                Code::Forbidden | Code::MfaEnrollmentRequired => Some(Outcome::Denied),
+                Code::NotFound => Some(Outcome::NotFound),
+                // Refused credentials and codes of a known account are audited;
+                // plain bad input writes nothing.
+                Code::Unauthenticated | Code::RateLimited
+                    if self.audit.actor.is_some() || self.principal.is_some() =>
+                {
+                    Some(Outcome::Failure)
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// Platform staff's requests, support sessions' requests and owners'
+    /// approvals also go to the region's platform audit stream, the
+    /// resource prefixed with the clinic.
+    async fn platform_audit(&self, result: &ApiResult<Reply>) -> ApiResult<()> {
+        let impersonated = self
+            .principal
+            .as_ref()
+            .is_some_and(|p| p.impersonation.is_some());
+        if !(impersonated || self.audit.platform) {
+            return Ok(());
+        }
+        let (Some(action), Some(outcome)) = (self.route.audit, self.outcome(result)) else {
+            return Ok(());
+        };
+        let Some(mut entry) = self.entry(action, outcome) else {
+            return Ok(());
+        };
+        if let Some(c) = &self.clinic {
+            entry.resource = Some(match entry.resource {
+                Some(r) => format!("clinic/{c}:{r}"),
+                None => format!("clinic/{c}"),
+            });
+        }
+        self.app.platform_audit(&entry).await
+    }
+
     fn entry(&self, action: &str, outcome: Outcome) -> Option<Entry> {
-        let (actor, role) = match (&self.principal, &self.audit.actor) {
-            (Some(p), _) => (p.user_id.clone(), Some(p.role)),
-            (None, Some((a, r))) => (a.clone(), *r),
+        let (actor, role, on_behalf_of) = match (&self.principal, &self.audit.actor) {
+            (Some(p), _) => match &p.impersonation {
+                Some(i) => (p.user_id.clone(), Some("support"), Some(i.on_behalf_of())),
+                None => (p.user_id.clone(), Some(p.role.as_str()), None),
+            },
+            (None, Some((a, r))) => (
+                a.clone(),
+                self.audit.role_name.or(r.map(Role::as_str)),
+                self.audit.on_behalf_of.clone(),
+            ),
             (None, None) => return None,
         };
         Some(Entry {
             at: clock::rfc3339(self.now),
             actor,
-            role: role.map(|r| r.as_str().to_owned()),
-            on_behalf_of: None,
+            role: role.map(str::to_owned),
+            on_behalf_of,
             action: action.to_owned(),
             resource: self.audit.resource.clone(),
             patient_id: self.audit.patient_id.clone(),
@@ -748,6 +860,13 @@ impl ClinicKeys {
             blind: BlindIndex::new(dek),
         }
     }
+}
+
+/// The `typ` a token claims, unverified: only chooses which check applies.
+fn token_type(token: &str) -> Option<String> {
+    jwt_compact::UntrustedToken::new(token)
+        .ok()
+        .and_then(|t| t.header().token_type.clone())
 }
 
 /// `X-Access-Reason`: the purpose of use, up to 500 characters.

@@ -51,6 +51,8 @@ pub mod kind {
     pub const PRESCRIPTION: &str = "rx";
     pub const NOTE: &str = "nte";
     pub const APPOINTMENT: &str = "apt";
+    pub const STAFF: &str = "stf";
+    pub const ACCESS_REQUEST: &str = "acr";
 }
 
 /// A well-formed clinic id: `<region>_<random>`. Holding one proves only its

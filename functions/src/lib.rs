@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod error;
 pub mod host;
 pub mod ids;
+pub mod platform;
 pub mod purge;
 pub mod rbac;
 pub mod routes;

@@ -203,6 +203,24 @@ impl Grants {
     }
 }
 
+/// What platform support holds inside a clinic under an approved ticket:
+/// reading, never changing, and nothing of the owner's management.
+const SUPPORT: &[Permission] = &[
+    Permission::PatientRead,
+    Permission::ClinicalRead,
+    Permission::ScheduleRead,
+    Permission::AuditRead,
+    Permission::PatientAuditRead,
+];
+
+/// The rights of a support session.
+pub fn support() -> Grants {
+    SUPPORT
+        .iter()
+        .copied()
+        .fold(Grants::default(), Grants::with)
+}
+
 /// A role's rights as the API's tables give them.
 pub fn defaults(role: Role) -> Grants {
     Permission::ALL

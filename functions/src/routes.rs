@@ -45,6 +45,11 @@ pub enum RouteId {
     ClinicDeletionCancel,
     RolesGet,
     RolesUpdate,
+    SupportLogin,
+    SupportRequestCreate,
+    SupportSessionStart,
+    AccessRequestsList,
+    AccessRequestApprove,
 }
 
 /// Who may call a route.
@@ -56,6 +61,8 @@ pub enum Access {
     Session,
     /// A signed-in clinic user whose role holds the permission.
     Permission(Permission),
+    /// Signed-in platform staff (support console).
+    Staff,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +111,7 @@ const fn r(
     }
 }
 
-use Access::{Permission as P, Public, Session};
+use Access::{Permission as P, Public, Session, Staff};
 use RouteId as R;
 
 /// Every route.
@@ -348,6 +355,41 @@ pub const ROUTES: &[Route] = &[
         R::RolesUpdate,
         P(Permission::ClinicManage),
         Some("clinic.roles.update"),
+    ),
+    r(
+        Method::POST,
+        "/api/v1/support/login",
+        R::SupportLogin,
+        Public,
+        Some("support.login"),
+    ),
+    r(
+        Method::POST,
+        "/api/v1/support/access-requests",
+        R::SupportRequestCreate,
+        Staff,
+        Some("support.access.request"),
+    ),
+    r(
+        Method::POST,
+        "/api/v1/support/access-requests/{id}/session",
+        R::SupportSessionStart,
+        Staff,
+        Some("support.session.start"),
+    ),
+    r(
+        Method::GET,
+        "/api/v1/access-requests",
+        R::AccessRequestsList,
+        P(Permission::ClinicManage),
+        Some("access_request.list"),
+    ),
+    r(
+        Method::POST,
+        "/api/v1/access-requests/{id}/approve",
+        R::AccessRequestApprove,
+        P(Permission::ClinicManage),
+        Some("access_request.approve"),
     ),
 ];
 

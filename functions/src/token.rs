@@ -24,6 +24,10 @@ pub enum TokenKind {
     Session,
     /// Proof of a correct password, awaiting the TOTP code.
     MfaChallenge,
+    /// A platform staff member's console session (no clinic).
+    Staff,
+    /// A support session inside one clinic, under an approved ticket.
+    Support,
 }
 
 impl TokenKind {
@@ -31,12 +35,16 @@ impl TokenKind {
         match self {
             TokenKind::Session => "amanah-session+jwt",
             TokenKind::MfaChallenge => "amanah-mfa+jwt",
+            TokenKind::Staff => "amanah-staff+jwt",
+            TokenKind::Support => "amanah-support+jwt",
         }
     }
     fn audience(self, region: &str) -> String {
         let what = match self {
             TokenKind::Session => "session",
             TokenKind::MfaChallenge => "mfa",
+            TokenKind::Staff => "staff",
+            TokenKind::Support => "support",
         };
         format!("amanah:{region}:{what}")
     }

@@ -289,6 +289,62 @@ impl Deployment {
         }
     }
 
+    /// Creates platform staff as an operator does: `amanah staff add` on the
+    /// native host's files, the test hook where the directory is a sqld
+    /// namespace. Returns the id and the TOTP secret.
+    pub fn add_platform_staff(&self, region: &str, role: &str, email: &str) -> (String, String) {
+        match &self.layout {
+            Layout::Files => {
+                use std::io::Write;
+                let data = self.data_dir.as_ref().expect("native data dir");
+                let mut child = Command::new(amanah_bin())
+                    .args([
+                        "staff",
+                        "add",
+                        "--region",
+                        region,
+                        "--role",
+                        role,
+                        "--email",
+                        email,
+                        "--data-dir",
+                    ])
+                    .arg(data)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run amanah staff add");
+                writeln!(child.stdin.take().expect("stdin"), "{PASSWORD}").expect("password");
+                let out = child.wait_with_output().expect("staff add");
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(
+                    out.status.success(),
+                    "staff add: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let field = |k: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                        .unwrap_or_else(|| panic!("no {k} in {text}"))
+                        .to_owned()
+                };
+                (field("id"), field("totp_secret"))
+            }
+            Layout::Sqld(_) => {
+                let r = self.client(region).post(
+                    "/__test/staff",
+                    json!({"role": role, "email": email, "password": PASSWORD}),
+                );
+                assert_eq!(r.status, 201, "staff: {}", r.body);
+                (
+                    r.body["id"].as_str().unwrap().to_owned(),
+                    r.body["totp_secret"].as_str().unwrap().to_owned(),
+                )
+            }
+        }
+    }
+
     /// Runs the purge of a region as production does: `amanah purge` on the
     /// native host's files, the cron trigger on the Worker.
     pub fn run_purge(&self, region: &str) -> String {

@@ -5,7 +5,7 @@
 //! route is in this test without anyone writing it (one with a new kind of id
 //! stops the test until the test is taught that id).
 
-use amanah_e2e::{Client, Deployment, Method, PASSWORD};
+use amanah_e2e::{totp_code, unix_now, Client, Deployment, Method, PASSWORD};
 use amanah_functions::rbac::{allows, Role};
 use amanah_functions::routes::{Access, ROUTES};
 use serde_json::json;
@@ -26,6 +26,22 @@ fn every_route_answers_each_role_as_the_permission_table_says() {
         "2030-05-05T10:00:00Z",
         "2030-05-05T10:30:00Z",
     );
+
+    let (_, staff_secret) = d.add_platform_staff("pk", "support", "agent@matrix.example");
+    let r = d.client("pk").post(
+        "/api/v1/support/login",
+        json!({"email": "agent@matrix.example", "password": PASSWORD, "code": totp_code(&staff_secret, unix_now())}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = d
+        .client("pk")
+        .with_bearer(r.body["token"].as_str().unwrap())
+        .post(
+            "/api/v1/support/access-requests",
+            json!({"clinic": clinic.id, "ticket": "T-9", "reason": "matrix"}),
+        );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let access_request = r.body["id"].as_str().unwrap().to_owned();
 
     // The owner goes last: an allowed DELETE really deletes.
     let roles: Vec<(Role, Client)> = vec![
@@ -48,6 +64,8 @@ fn every_route_answers_each_role_as_the_permission_table_says() {
                 nurse_id.as_str()
             } else if route.path.starts_with("/api/v1/appointments/") {
                 apt.as_str()
+            } else if route.path.starts_with("/api/v1/access-requests/") {
+                access_request.as_str()
             } else {
                 panic!(
                     "route {} {} takes an id this test does not know: teach it",

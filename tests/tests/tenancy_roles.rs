@@ -165,6 +165,30 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
     let pid = owner_a.create_patient(json!({"name": "Route Walker", "dob": "1999-09-09"}));
     let uid = a.add_staff(&owner_a, "nurse", "nurse@walk-a.pk");
     let apt = owner_a.book_appointment(&pid, &uid, "2030-01-01T09:00:00Z", "2030-01-01T09:30:00Z");
+    // Platform staff: A asks for clinic A (approved); B is another agent.
+    let staff = |email: &str| {
+        let (_, secret) = d.add_platform_staff("pk", "support", email);
+        let r = d.client("pk").post(
+            "/api/v1/support/login",
+            json!({"email": email, "password": PASSWORD, "code": amanah_e2e::totp_code(&secret, amanah_e2e::unix_now())}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        d.client("pk")
+            .with_bearer(r.body["token"].as_str().unwrap())
+    };
+    let (staff_a, staff_b) = (staff("a@walk.example"), staff("b@walk.example"));
+    let r = staff_a.post(
+        "/api/v1/support/access-requests",
+        json!({"clinic": a.id, "ticket": "W-1", "reason": "walk"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let acr = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        owner_a
+            .post_empty(&format!("/api/v1/access-requests/{acr}/approve"))
+            .status,
+        200
+    );
     let mut walked = 0;
     for route in ROUTES {
         let m = amanah_e2e::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
@@ -184,6 +208,10 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
             (pid.as_str(), json!({"name": "Hijacked"}))
         } else if route.path.starts_with("/api/v1/appointments/") {
             (apt.as_str(), json!({"status": "cancelled"}))
+        } else if route.path.starts_with("/api/v1/access-requests/")
+            || route.path.starts_with("/api/v1/support/access-requests/")
+        {
+            (acr.as_str(), json!({}))
         } else {
             panic!(
                 "route {} {} takes an id this test does not know: teach it",
@@ -197,7 +225,18 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
         } else {
             body
         };
-        let r = owner_b.send(m, &path, body);
+        // Staff routes: another agent is the outsider.
+        let outsider = if route.access == Access::Staff {
+            &staff_b
+        } else {
+            &owner_b
+        };
+        let body = if route.path.ends_with("/approve") || route.path.ends_with("/session") {
+            None
+        } else {
+            body
+        };
+        let r = outsider.send(m, &path, body);
         r.assert_error(404, "not_found");
         walked += 1;
     }

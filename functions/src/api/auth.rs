@@ -328,11 +328,20 @@ async fn session_view<H: Host>(
 
 pub(crate) async fn session<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let p = ctx.principal()?.clone();
+    if let Some(i) = &p.impersonation {
+        return Reply::ok(super::support::session_view(ctx, &p.user_id, &p.token, i).await?);
+    }
     Reply::ok(session_view(ctx, &p.user_id, &p.token, p.session_expires_at).await?)
 }
 
 pub(crate) async fn logout<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let p = ctx.principal()?.clone();
+    if p.impersonation.is_some() {
+        super::support::end_session(ctx, &p.session_id).await?;
+        ctx.set_cookies.clear();
+        ctx.set_cookies.push(web::clear_cookie(web::SESSION_COOKIE));
+        return Reply::no_content();
+    }
     ctx.db()?
         .execute(
             "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1",

@@ -10,6 +10,7 @@ mod meta;
 mod patients;
 mod roles;
 mod schedule;
+pub(crate) mod support;
 pub(crate) mod testing;
 mod users;
 
@@ -61,6 +62,11 @@ pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> 
         R::ClinicDeletionCancel => clinic_data::cancel(ctx).await,
         R::RolesGet => roles::get(ctx).await,
         R::RolesUpdate => roles::update(ctx).await,
+        R::SupportLogin => support::login(ctx).await,
+        R::SupportRequestCreate => support::create_request(ctx).await,
+        R::SupportSessionStart => support::start_session(ctx).await,
+        R::AccessRequestsList => support::list_requests(ctx).await,
+        R::AccessRequestApprove => support::approve(ctx).await,
     }
 }
 

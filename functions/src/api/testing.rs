@@ -1,6 +1,7 @@
-//! `POST /__test/clock`: moves one clinic's clock forward, so tests can cross
-//! idle timeouts and TOTP steps without sleeping. Routed only when the host
-//! was started with test hooks; a per-clinic offset keeps parallel tests apart.
+//! Test hooks, routed only when the host was started with them (loopback
+//! only). `POST /__test/clock` moves one clinic's clock forward, so tests can
+//! cross idle timeouts and TOTP steps without sleeping; a per-clinic offset
+//! keeps parallel tests apart. `POST /__test/staff` creates platform staff.
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -21,6 +22,26 @@ use crate::web;
 struct Advance {
     clinic: String,
     advance_seconds: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStaff {
+    role: String,
+    email: String,
+    password: String,
+}
+
+/// `POST /__test/staff`: what `amanah staff add` does, for hosts whose
+/// directory an operator command cannot reach from here (the Worker's sqld).
+pub(crate) async fn add_staff<H: Host>(
+    app: &App<H>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Reply> {
+    let req: NewStaff = web::json_body(headers, body)?;
+    let s = app.add_staff(&req.role, &req.email, &req.password).await?;
+    Reply::created(json!({ "id": s.id, "totp_secret": s.totp_secret }))
 }
 
 pub(crate) async fn advance_clock<H: Host>(

@@ -166,10 +166,13 @@ CREATE TABLE role_settings (
     },
 ];
 
-/// A region's directory: non-personal facts only.
-pub const DIRECTORY: &[Migration] = &[Migration {
-    version: 1,
-    sql: r#"
+/// A region's directory: non-personal facts, and the platform's own records
+/// (staff, access requests, support sessions, the platform audit stream),
+/// their personal fields encrypted under the platform key.
+pub const DIRECTORY: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: r#"
 CREATE TABLE clinics (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL CHECK (status IN ('active','deleting','purged')),
@@ -196,4 +199,73 @@ CREATE TABLE test_clock (
     offset_secs INTEGER NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        sql: r#"
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    email BLOB NOT NULL,
+    email_term BLOB NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('support', 'superadmin')),
+    password_hash TEXT NOT NULL,
+    totp_secret BLOB NOT NULL,
+    totp_last_step INTEGER,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE staff_sessions (
+    id TEXT PRIMARY KEY,
+    staff_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE access_requests (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    clinic_id TEXT NOT NULL,
+    staff_id TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    reason BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'used')),
+    created_at INTEGER NOT NULL,
+    approved_by TEXT,
+    approved_at INTEGER,
+    session_id TEXT,
+    session_expires_at INTEGER
+);
+CREATE INDEX access_requests_clinic ON access_requests(clinic_id, seq);
+CREATE TABLE support_sessions (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    staff_id TEXT NOT NULL,
+    clinic_id TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    approved_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT,
+    on_behalf_of TEXT,
+    action TEXT NOT NULL,
+    resource TEXT,
+    patient_id TEXT,
+    reason BLOB,
+    ip BLOB,
+    outcome TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+"#,
+    },
+];

@@ -1,0 +1,157 @@
+//! The platform's own records in a region's directory: staff accounts
+//! (support, superadmin), and the platform audit stream, a hash chain of the
+//! same shape as a clinic's ([`crate::audit`]) in the directory's `audit`
+//! table. Personal fields (a staff member's email, TOTP secret, a request's
+//! reason) are encrypted under a platform key derived from the region's root
+//! key.
+//!
+//! Staff are created by an operator (`amanah staff add`), never over the API.
+
+use crate::app::App;
+use crate::audit::{self, Entry};
+use crate::crypto::blind::{BlindIndex, TermKind};
+use crate::crypto::field::{Field, FieldCipher};
+use crate::crypto::keys::{DataKey, RootKey};
+use crate::crypto::{password, totp};
+use crate::error::{ApiError, ApiResult};
+use crate::host::{Conn, Host};
+use crate::ids::kind;
+use crate::store;
+use crate::validate;
+
+pub const STAFF_EMAIL: Field = Field::new("staff", "email");
+pub const STAFF_TOTP: Field = Field::new("staff", "totp_secret");
+pub const REQUEST_REASON: Field = Field::new("access_requests", "reason");
+
+/// The platform's field cipher and blind index for one region.
+pub struct PlatformKeys {
+    pub cipher: FieldCipher,
+    pub blind: BlindIndex,
+}
+
+impl PlatformKeys {
+    pub fn new(root: &RootKey) -> Self {
+        let key = DataKey {
+            version: 1,
+            key: root.derive("platform-fields"),
+        };
+        PlatformKeys {
+            cipher: FieldCipher::new("platform", &key),
+            blind: BlindIndex::new(&key),
+        }
+    }
+}
+
+/// A platform role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffRole {
+    Support,
+    Superadmin,
+}
+
+impl StaffRole {
+    pub fn parse(s: &str) -> Option<StaffRole> {
+        match s {
+            "support" => Some(StaffRole::Support),
+            "superadmin" => Some(StaffRole::Superadmin),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Support => "support",
+            StaffRole::Superadmin => "superadmin",
+        }
+    }
+}
+
+/// A new staff account: its TOTP secret is shown once, to the operator.
+#[derive(Debug)]
+pub struct NewStaff {
+    pub id: String,
+    pub totp_secret: String,
+    pub otpauth_uri: String,
+}
+
+impl<H: Host> App<H> {
+    /// Creates a staff account (TOTP always on).
+    pub async fn add_staff(
+        &self,
+        role: &str,
+        email: &str,
+        password_text: &str,
+    ) -> ApiResult<NewStaff> {
+        let role = StaffRole::parse(role)
+            .ok_or_else(|| ApiError::invalid("role", "must be support or superadmin"))?;
+        let email = validate::email("email", email)?;
+        if let Some(why) = password::policy_violation(password_text) {
+            return Err(ApiError::invalid("password", why));
+        }
+        let id = crate::ids::new_id(kind::STAFF, self.random());
+        let secret: [u8; totp::SECRET_LEN] = self.random();
+        let keys = &self.platform;
+        let sealed_email = keys
+            .cipher
+            .seal(STAFF_EMAIL, &id, email.as_bytes(), self.random());
+        let sealed_secret = keys.cipher.seal(STAFF_TOTP, &id, &secret, self.random());
+        let hash = password::hash(password_text, self.random());
+        let dir = self.directory().await?;
+        let inserted = dir
+            .execute(
+                "INSERT INTO staff (id, email, email_term, role, password_hash, totp_secret, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                vec![
+                    id.clone().into(),
+                    sealed_email.into(),
+                    keys.blind.token(TermKind::Email, &email).into(),
+                    role.as_str().into(),
+                    hash.into(),
+                    sealed_secret.into(),
+                    self.host().now().into(),
+                ],
+            )
+            .await;
+        match inserted {
+            Err(crate::host::DbError::Constraint(_)) => {
+                return Err(ApiError::conflict("a staff member with this email exists"))
+            }
+            other => other?,
+        };
+        Ok(NewStaff {
+            id,
+            totp_secret: totp::secret_base32(&secret),
+            otpauth_uri: totp::otpauth_uri(&secret, &email),
+        })
+    }
+
+    fn random<const N: usize>(&self) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.host().fill_random(&mut b);
+        b
+    }
+
+    /// Appends an entry to the region's platform audit stream.
+    pub(crate) async fn platform_audit(&self, entry: &Entry) -> ApiResult<()> {
+        let dir = self.directory().await?;
+        dir.execute("BEGIN IMMEDIATE", vec![]).await?;
+        let host = self.host();
+        let appended = audit::append(
+            &dir,
+            &self.platform.cipher,
+            || {
+                let mut n = [0u8; 12];
+                host.fill_random(&mut n);
+                n
+            },
+            entry,
+            None,
+        )
+        .await;
+        store::finish(&dir, appended).await.map(|_| ())
+    }
+
+    /// Walks the platform audit stream.
+    pub async fn verify_platform_audit(&self) -> ApiResult<audit::Verification> {
+        audit::verify(&self.directory().await?).await
+    }
+}
