@@ -320,6 +320,23 @@ impl<H: Host> App<H> {
         })
     }
 
+    /// Appends an audit entry to the chain in `conn` (a clinic's, or the
+    /// directory's platform stream), with fresh nonces from the host.
+    pub(crate) async fn append_audit<C: Conn>(
+        &self,
+        conn: &C,
+        cipher: &FieldCipher,
+        entry: &Entry,
+        head: Option<audit::Head>,
+    ) -> ApiResult<i64> {
+        let nonce = || {
+            let mut n = [0u8; 12];
+            self.host.fill_random(&mut n);
+            n
+        };
+        audit::append(conn, cipher, nonce, entry, head).await
+    }
+
     /// Forgets what this instance knows of a purged clinic's database.
     pub(crate) fn forget_clinic(&self, clinic: &ClinicId) {
         if let Ok(mut m) = self.migrated.lock() {
@@ -751,22 +768,11 @@ impl<'a, H: Host> Ctx<'a, H> {
         }
         if let Some(entry) = entry {
             let appended = match self.keys() {
-                Ok(keys) => {
-                    let host = &self.app.host;
-                    audit::append(
-                        &db,
-                        &keys.cipher,
-                        || {
-                            let mut n = [0u8; 12];
-                            host.fill_random(&mut n);
-                            n
-                        },
-                        &entry,
-                        head,
-                    )
+                Ok(keys) => self
+                    .app
+                    .append_audit(&db, &keys.cipher, &entry, head)
                     .await
-                    .map(|_| ())
-                }
+                    .map(|_| ()),
                 Err(e) => Err(e),
             };
             if let Err(e) = appended {

@@ -134,19 +134,9 @@ impl<H: Host> App<H> {
     pub(crate) async fn platform_audit(&self, entry: &Entry) -> ApiResult<()> {
         let dir = self.directory().await?;
         dir.execute("BEGIN IMMEDIATE", vec![]).await?;
-        let host = self.host();
-        let appended = audit::append(
-            &dir,
-            &self.platform.cipher,
-            || {
-                let mut n = [0u8; 12];
-                host.fill_random(&mut n);
-                n
-            },
-            entry,
-            None,
-        )
-        .await;
+        let appended = self
+            .append_audit(&dir, &self.platform.cipher, entry, None)
+            .await;
         store::finish(&dir, appended).await.map(|_| ())
     }
 

@@ -20,7 +20,7 @@
 //! Worker on a cron trigger. Running it twice changes nothing the second time.
 
 use crate::app::App;
-use crate::audit::{self, Entry, Outcome};
+use crate::audit::{Entry, Outcome};
 use crate::clock;
 use crate::error::ApiResult;
 use crate::host::{Conn, Host};
@@ -164,19 +164,7 @@ impl<H: Host> App<H> {
                         ip: None,
                         outcome: Outcome::Success,
                     };
-                    let host = self.host();
-                    audit::append(
-                        &db,
-                        &keys.cipher,
-                        || {
-                            let mut n = [0u8; 12];
-                            host.fill_random(&mut n);
-                            n
-                        },
-                        &entry,
-                        None,
-                    )
-                    .await?;
+                    self.append_audit(&db, &keys.cipher, &entry, None).await?;
                 }
                 Ok::<u64, crate::error::ApiError>(gone)
             }

@@ -5,11 +5,40 @@
 
 use super::Migration;
 
+/// The audit chain's table and its append-only triggers: the same in a
+/// clinic's database and, as the platform audit stream, in the directory.
+macro_rules! audit_table {
+    () => {
+        r#"
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT,
+    on_behalf_of TEXT,
+    action TEXT NOT NULL,
+    resource TEXT,
+    patient_id TEXT,
+    reason BLOB,
+    ip BLOB,
+    outcome TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+"#
+    };
+}
+
 /// A clinic's own database.
 pub const CLINIC: &[Migration] = &[
     Migration {
         version: 1,
-        sql: r#"
+        sql: concat!(
+            r#"
 CREATE TABLE clinic (
     id TEXT PRIMARY KEY,
     region TEXT NOT NULL,
@@ -65,27 +94,11 @@ CREATE TABLE patient_terms (
     PRIMARY KEY (term, patient_id)
 ) WITHOUT ROWID;
 CREATE INDEX patient_terms_patient ON patient_terms(patient_id);
-CREATE TABLE audit (
-    seq INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    role TEXT,
-    on_behalf_of TEXT,
-    action TEXT NOT NULL,
-    resource TEXT,
-    patient_id TEXT,
-    reason BLOB,
-    ip BLOB,
-    outcome TEXT NOT NULL,
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE INDEX audit_patient ON audit(patient_id, seq);
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
 "#,
+            audit_table!(),
+            r#"CREATE INDEX audit_patient ON audit(patient_id, seq);
+"#
+        ),
     },
     Migration {
         version: 2,
@@ -202,7 +215,8 @@ CREATE TABLE test_clock (
     },
     Migration {
         version: 2,
-        sql: r#"
+        sql: concat!(
+            r#"
 CREATE TABLE staff (
     id TEXT PRIMARY KEY,
     email BLOB NOT NULL,
@@ -247,25 +261,8 @@ CREATE TABLE support_sessions (
     expires_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
-CREATE TABLE audit (
-    seq INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    role TEXT,
-    on_behalf_of TEXT,
-    action TEXT NOT NULL,
-    resource TEXT,
-    patient_id TEXT,
-    reason BLOB,
-    ip BLOB,
-    outcome TEXT NOT NULL,
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
 "#,
+            audit_table!()
+        ),
     },
 ];
