@@ -245,7 +245,7 @@ impl<H: Host> App<H> {
     }
 
     /// Opens (or creates) a clinic database and brings its schema up to date.
-    async fn clinic_conn(&self, clinic: &ClinicId, create: bool) -> ApiResult<H::Conn> {
+    pub(crate) async fn clinic_conn(&self, clinic: &ClinicId, create: bool) -> ApiResult<H::Conn> {
         let conn = if create {
             self.host.create_clinic(clinic).await?
         } else {
@@ -344,11 +344,6 @@ impl<H: Host> App<H> {
         }
     }
 
-    /// Opens a clinic's database outside a request (purge), migrated.
-    pub(crate) async fn open_clinic_db(&self, clinic: &ClinicId) -> ApiResult<H::Conn> {
-        self.clinic_conn(clinic, false).await
-    }
-
     /// Handles one request. Never panics on input; every error is rendered in
     /// the API's error shape.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
@@ -393,10 +388,7 @@ impl<H: Host> App<H> {
         };
         let result = ctx.run().await;
         let result = ctx.finish(result).await;
-        let result = match ctx.platform_audit(&result).await {
-            Ok(()) => result,
-            Err(e) => Err(e),
-        };
+        let result = ctx.platform_audit(&result).await.and(result);
         let mut resp = render(
             result,
             std::mem::take(&mut ctx.set_cookies),
@@ -683,6 +675,13 @@ impl<'a, H: Host> Ctx<'a, H> {
         self.db
             .as_ref()
             .ok_or_else(|| ApiError::internal("no clinic database for this request"))
+    }
+
+    /// The clinic this request entered.
+    pub(crate) fn clinic_id(&self) -> ApiResult<ClinicId> {
+        self.clinic
+            .clone()
+            .ok_or_else(|| ApiError::internal("no clinic for this request"))
     }
 
     pub(crate) fn keys(&self) -> ApiResult<&ClinicKeys> {

@@ -122,7 +122,7 @@ impl<H: Host> App<H> {
     /// Removes patients whose grace period has ended; returns how many, and
     /// whether the clinic's files were scrubbed of them.
     async fn purge_patients(&self, clinic: &ClinicId, now: i64) -> ApiResult<(usize, bool)> {
-        let db = self.open_clinic_db(clinic).await?;
+        let db = self.clinic_conn(clinic, false).await?;
         let due = db
             .query(
                 "SELECT id FROM patients WHERE deleted_at IS NOT NULL AND purge_after <= ?1 ORDER BY seq",

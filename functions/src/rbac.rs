@@ -201,6 +201,17 @@ impl Grants {
     pub fn encode(self) -> String {
         self.names().join(",")
     }
+
+    /// What both hold.
+    pub fn intersect(self, other: Grants) -> Grants {
+        Grants(self.0 & other.0)
+    }
+}
+
+impl FromIterator<Permission> for Grants {
+    fn from_iter<I: IntoIterator<Item = Permission>>(ps: I) -> Self {
+        ps.into_iter().fold(Grants::default(), Grants::with)
+    }
 }
 
 /// What platform support holds inside a clinic under an approved ticket:
@@ -215,10 +226,7 @@ const SUPPORT: &[Permission] = &[
 
 /// The rights of a support session.
 pub fn support() -> Grants {
-    SUPPORT
-        .iter()
-        .copied()
-        .fold(Grants::default(), Grants::with)
+    SUPPORT.iter().copied().collect()
 }
 
 /// A role's rights as the API's tables give them.
@@ -226,7 +234,7 @@ pub fn defaults(role: Role) -> Grants {
     Permission::ALL
         .into_iter()
         .filter(|p| allows(role, *p))
-        .fold(Grants::default(), Grants::with)
+        .collect()
 }
 
 /// Whether a clinic may change what `role` holds.
@@ -249,11 +257,8 @@ pub fn ceiling(role: Role) -> Grants {
 pub fn effective(role: Role, setting: Option<&str>) -> Grants {
     match setting {
         Some(text) if adjustable(role) => {
-            let g = text
-                .split(',')
-                .filter_map(Permission::parse)
-                .fold(Grants::default(), Grants::with);
-            Grants(g.0 & ceiling(role).0)
+            let stored: Grants = text.split(',').filter_map(Permission::parse).collect();
+            stored.intersect(ceiling(role))
         }
         _ => defaults(role),
     }

@@ -790,8 +790,13 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Runs statements directly on a database file, as an attacker with the file would.
-pub fn sql_on_file(path: &Path, statements: &[&str]) -> Result<(), String> {
+/// Runs `work` on a connection to a database file (waiting for the
+/// server's locks), on a runtime of its own.
+fn on_file<T, F, Fut>(path: &Path, work: F) -> Result<T, String>
+where
+    F: FnOnce(libsql::Connection) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| e.to_string())?;
@@ -804,6 +809,13 @@ pub fn sql_on_file(path: &Path, statements: &[&str]) -> Result<(), String> {
         conn.query("PRAGMA busy_timeout = 5000", ())
             .await
             .map_err(|e| e.to_string())?;
+        work(conn).await
+    })
+}
+
+/// Runs statements directly on a database file, as an attacker with the file would.
+pub fn sql_on_file(path: &Path, statements: &[&str]) -> Result<(), String> {
+    on_file(path, |conn| async move {
         for s in statements {
             conn.execute(s, ()).await.map_err(|e| e.to_string())?;
         }
@@ -824,18 +836,7 @@ fn libsql_json(v: libsql::Value) -> Value {
 /// The first column of the first row of a query on a database file
 /// (`Value::Null` for no row).
 pub fn scalar_on_file(path: &Path, sql: &str) -> Result<Value, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let db = libsql::Builder::new_local(path)
-            .build()
-            .await
-            .map_err(|e| e.to_string())?;
-        let conn = db.connect().map_err(|e| e.to_string())?;
-        conn.query("PRAGMA busy_timeout = 5000", ())
-            .await
-            .map_err(|e| e.to_string())?;
+    on_file(path, |conn| async move {
         let mut rows = conn.query(sql, ()).await.map_err(|e| e.to_string())?;
         match rows.next().await.map_err(|e| e.to_string())? {
             Some(row) => Ok(libsql_json(row.get_value(0).map_err(|e| e.to_string())?)),

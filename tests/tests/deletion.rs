@@ -27,8 +27,8 @@ fn owner_again(clinic: &Clinic, secret: &str) -> Client {
 fn a_deleted_clinic_waits_30_days_can_cancel_and_is_then_shredded() {
     let d = Deployment::start();
     let (clinic, owner, secret) = d.ready_clinic("pk", "Shred Clinic", "owner@shred.pk");
-    let (other, other_owner, _) = d.ready_clinic("pk", "Bystander Clinic", "owner@bystander.pk");
-    let desk_id = clinic.add_staff(&owner, "receptionist", "desk@shred.pk");
+    let (_, other_owner, _) = d.ready_clinic("pk", "Bystander Clinic", "owner@bystander.pk");
+    clinic.add_staff(&owner, "receptionist", "desk@shred.pk");
     let pid = owner.create_patient(json!({"name": "Zarmeena Khattak", "dob": "1984-04-04"}));
     let desk = clinic.login("desk@shred.pk", PASSWORD);
 
@@ -176,7 +176,6 @@ fn a_deleted_clinic_waits_30_days_can_cancel_and_is_then_shredded() {
     // The purge is idempotent and left the other clinic alone.
     d.run_purge("pk");
     assert_eq!(other_owner.get("/api/v1/patients").status, 200);
-    let _ = (other, desk_id);
 
     // The wrapped key's bytes are gone from every directory file where the
     // store allows scrubbing (the native host); a libSQL server keeps past

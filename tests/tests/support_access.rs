@@ -17,7 +17,7 @@ fn as_support(c: &Client, method: Method, path: &str) -> Resp {
 fn support_reaches_one_clinic_by_approved_ticket_for_30_minutes() {
     let d = Deployment::start();
     let (clinic, owner, owner_secret) = d.ready_clinic("pk", "Help Clinic", "owner@help.pk");
-    let (other, other_owner, _) = d.ready_clinic("pk", "Other Clinic", "owner@other-help.pk");
+    let (_, other_owner, _) = d.ready_clinic("pk", "Other Clinic", "owner@other-help.pk");
     let pid = owner.create_patient(json!({"name": "Bilquis Edhi", "dob": "1947-08-14"}));
     let r = owner.post(
         &format!("/api/v1/patients/{pid}/conditions"),
@@ -95,7 +95,7 @@ fn support_reaches_one_clinic_by_approved_ticket_for_30_minutes() {
     other_owner
         .post_empty(&approve)
         .assert_error(404, "not_found");
-    let desk_id = clinic.add_staff(&owner, "receptionist", "desk@help.pk");
+    clinic.add_staff(&owner, "receptionist", "desk@help.pk");
     clinic
         .login("desk@help.pk", PASSWORD)
         .post_empty(&approve)
@@ -203,5 +203,4 @@ fn support_reaches_one_clinic_by_approved_ticket_for_30_minutes() {
     let owner = clinic.login_with_totp(&clinic.owner_email, PASSWORD, &owner_secret);
     let r = owner.get("/api/v1/access-requests");
     assert_eq!(r.body["items"][0]["status"], "used");
-    let _ = (other, desk_id);
 }

@@ -29,7 +29,7 @@ const MFA_CHALLENGE_SECS: i64 = 5 * clock::MINUTE;
 /// Wrong codes one challenge tolerates.
 const MFA_CHALLENGE_TRIES: i64 = 5;
 /// Longest password text compared at all.
-const MAX_PASSWORD_INPUT: usize = 1024;
+pub(crate) const MAX_PASSWORD_INPUT: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,10 +176,7 @@ pub(crate) async fn mfa<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             None => return Err(ApiError::unauthenticated()),
         };
     let subject = ctx.open_token(TokenKind::MfaChallenge, &token).await?;
-    let clinic = ctx
-        .clinic
-        .clone()
-        .ok_or_else(|| ApiError::internal("no clinic"))?;
+    let clinic = ctx.clinic_id()?;
     let rows = ctx
         .db()?
         .query(
@@ -290,7 +287,7 @@ async fn session_view<H: Host>(
                 "SELECT name, email, role, mfa_enabled FROM users WHERE id = ?1".to_owned(),
                 vec![user_id.into()],
             ),
-            ("SELECT id, name, region FROM clinic".to_owned(), vec![]),
+            (CLINIC_SUMMARY_SQL.to_owned(), vec![]),
         ])
         .await?
         .into_iter();
@@ -301,10 +298,6 @@ async fn session_view<H: Host>(
     let u = users
         .first()
         .ok_or_else(|| ApiError::internal("session user vanished"))?;
-    let c = clinics
-        .first()
-        .ok_or_else(|| ApiError::internal("clinic row missing"))?;
-    let clinic_id = c.text(0)?;
     let idle_end = (ctx.now + ctx.app.config().idle_timeout_secs).min(expires_at);
     Ok(json!({
         "token": token,
@@ -315,14 +308,29 @@ async fn session_view<H: Host>(
             "role": u.text(2)?,
             "mfa_enabled": u.int(3)? == 1,
         },
-        "clinic": {
-            "id": clinic_id,
-            "name": ctx.open(CLINIC_NAME, &clinic_id, &c.blob(1)?)?,
-            "region": c.text(2)?,
-        },
+        "clinic": clinic_summary(ctx, &clinics)?,
         "expires_at": clock::rfc3339(expires_at),
         "idle_expires_at": clock::rfc3339(idle_end),
         "impersonation": null,
+    }))
+}
+
+/// The query behind [`clinic_summary`].
+pub(crate) const CLINIC_SUMMARY_SQL: &str = "SELECT id, name, region FROM clinic";
+
+/// A session's `clinic`: `{id, name, region}` from [`CLINIC_SUMMARY_SQL`]'s rows.
+pub(crate) fn clinic_summary<H: Host>(
+    ctx: &Ctx<'_, H>,
+    rows: &[crate::host::Row],
+) -> ApiResult<serde_json::Value> {
+    let c = rows
+        .first()
+        .ok_or_else(|| ApiError::internal("clinic row missing"))?;
+    let id = c.text(0)?;
+    Ok(json!({
+        "id": id,
+        "name": ctx.open(CLINIC_NAME, &id, &c.blob(1)?)?,
+        "region": c.text(2)?,
     }))
 }
 
@@ -365,10 +373,7 @@ pub(crate) async fn reauthenticate<H: Host>(
         return Err(ApiError::invalid(field, "too long"));
     }
     let user_id = ctx.principal()?.user_id.clone();
-    let clinic = ctx
-        .clinic
-        .clone()
-        .ok_or_else(|| ApiError::internal("no clinic"))?;
+    let clinic = ctx.clinic_id()?;
     let rows = ctx
         .db()?
         .query(

@@ -25,15 +25,8 @@ struct Confirm {
     password: String,
 }
 
-fn clinic_id<H: Host>(ctx: &Ctx<'_, H>) -> ApiResult<String> {
-    ctx.clinic
-        .as_ref()
-        .map(|c| c.as_str().to_owned())
-        .ok_or_else(|| ApiError::internal("no clinic for this request"))
-}
-
 pub(crate) async fn get<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let id = clinic_id(ctx)?;
+    let id = ctx.clinic_id()?.as_str().to_owned();
     ctx.audit.resource = Some(format!("clinic/{id}"));
     let rows = ctx
         .db()?
@@ -58,7 +51,7 @@ pub(crate) async fn get<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
 /// `POST /api/v1/clinic/deletion`: the owner confirms with their password.
 pub(crate) async fn start<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let req: Confirm = ctx.json()?;
-    let id = clinic_id(ctx)?;
+    let id = ctx.clinic_id()?.as_str().to_owned();
     ctx.audit.resource = Some(format!("clinic/{id}"));
     reauthenticate(ctx, &req.password, "password").await?;
     if ctx.deletion.is_some() {
@@ -89,7 +82,7 @@ pub(crate) async fn start<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
 
 /// `DELETE /api/v1/clinic/deletion`: cancels, within the grace period.
 pub(crate) async fn cancel<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let id = clinic_id(ctx)?;
+    let id = ctx.clinic_id()?.as_str().to_owned();
     ctx.audit.resource = Some(format!("clinic/{id}"));
     if ctx.deletion.is_none() {
         return Err(ApiError::conflict("no deletion is scheduled"));

@@ -27,7 +27,8 @@ use crate::throttle;
 use crate::token::{Subject, TokenKind};
 use crate::web;
 
-use super::clinics::CLINIC_NAME;
+use super::auth::MAX_PASSWORD_INPUT;
+use super::auth::{clinic_summary, CLINIC_SUMMARY_SQL};
 
 /// The staff console's cookie.
 pub const STAFF_COOKIE: &str = "__Host-amanah_staff";
@@ -37,7 +38,6 @@ const STAFF_SESSION_SECS: i64 = 60 * clock::MINUTE;
 pub const SUPPORT_SESSION_SECS: i64 = 30 * clock::MINUTE;
 /// An approval not used within this long must be asked for again.
 const APPROVAL_VALID_SECS: i64 = clock::DAY;
-const MAX_PASSWORD_INPUT: usize = 1024;
 
 /// A signed-in staff member.
 #[derive(Debug, Clone)]
@@ -303,10 +303,7 @@ pub(crate) async fn create_request<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<R
 
 /// `GET /api/v1/access-requests`: the owner's view of their clinic's requests.
 pub(crate) async fn list_requests<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let clinic = ctx
-        .clinic
-        .clone()
-        .ok_or_else(|| ApiError::internal("no clinic"))?;
+    let clinic = ctx.clinic_id()?;
     ctx.audit.resource = Some("access_requests".into());
     let rows = ctx
         .app
@@ -345,10 +342,7 @@ pub(crate) async fn list_requests<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Re
 /// `POST /api/v1/access-requests/{id}/approve`.
 pub(crate) async fn approve<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let id = ctx.path_id(kind::ACCESS_REQUEST)?;
-    let clinic = ctx
-        .clinic
-        .clone()
-        .ok_or_else(|| ApiError::internal("no clinic"))?;
+    let clinic = ctx.clinic_id()?;
     let owner = ctx.principal()?.user_id.clone();
     ctx.audit.resource = Some(format!("access_request/{id}"));
     ctx.audit.platform = true;
@@ -449,7 +443,12 @@ pub(crate) async fn start_session<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Re
     }
     .await;
     crate::store::finish(&dir, started).await?;
-    ctx.audit.on_behalf_of = Some(format!("ticket:{ticket} approved_by:{approved_by}"));
+    let impersonation = Impersonation {
+        ticket,
+        approved_by,
+        expires_at,
+    };
+    ctx.audit.on_behalf_of = Some(impersonation.on_behalf_of());
     let subject = Subject {
         user: staff.id.clone(),
         clinic: clinic.as_str().to_owned(),
@@ -464,11 +463,6 @@ pub(crate) async fn start_session<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Re
         &token,
         SUPPORT_SESSION_SECS,
     ));
-    let impersonation = Impersonation {
-        ticket,
-        approved_by,
-        expires_at,
-    };
     Reply::ok(session_view(ctx, &staff.id, &token, &impersonation).await?)
 }
 
@@ -479,22 +473,11 @@ pub(crate) async fn session_view<H: Host>(
     token: &str,
     i: &Impersonation,
 ) -> ApiResult<serde_json::Value> {
-    let rows = ctx
-        .db()?
-        .query("SELECT id, name, region FROM clinic", vec![])
-        .await?;
-    let c = rows
-        .first()
-        .ok_or_else(|| ApiError::internal("clinic row missing"))?;
-    let clinic_id = c.text(0)?;
+    let rows = ctx.db()?.query(CLINIC_SUMMARY_SQL, vec![]).await?;
     Ok(json!({
         "token": token,
         "user": { "id": staff_id, "name": "Amanah support", "email": null, "role": "support" },
-        "clinic": {
-            "id": clinic_id,
-            "name": ctx.open(CLINIC_NAME, &clinic_id, &c.blob(1)?)?,
-            "region": c.text(2)?,
-        },
+        "clinic": clinic_summary(ctx, &rows)?,
         "expires_at": clock::rfc3339(i.expires_at),
         "impersonation": {
             "support_user": staff_id,
