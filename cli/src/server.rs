@@ -7,11 +7,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use amanah_functions::body::Body;
 use amanah_functions::error::ApiError;
 use amanah_functions::{web, App, ClientIp, RequestLog};
 use bytes::Bytes;
 use futures::FutureExt;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -53,7 +54,7 @@ async fn handle(
     region: &str,
     peer: SocketAddr,
     req: hyper::Request<Incoming>,
-) -> hyper::Response<Full<Bytes>> {
+) -> hyper::Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let (mut parts, body) = req.into_parts();
@@ -91,7 +92,12 @@ async fn handle(
         }
         _ => tracing::info!(region, %method, route, status, ms, code, "request"),
     }
-    resp.map(Full::new)
+    let region = region.to_owned();
+    resp.map(|body| {
+        body.on_error(
+            move |e| tracing::error!(region, route, detail = %e.detail, "response stream failed"),
+        )
+    })
 }
 
 const DRAIN_TIME: Duration = Duration::from_secs(5);

@@ -14,17 +14,17 @@ mod settings;
 
 use std::sync::OnceLock;
 
+use amanah_functions::body::Body;
 use amanah_functions::error::ApiError;
 use amanah_functions::web::{self, DRAIN_LIMIT, MAX_BODY};
 use amanah_functions::{App, ClientIp};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use http_body_util::Full;
 use worker::{event, Context, Env, HttpRequest, ScheduleContext, ScheduledEvent};
 
 use db::EdgeHost;
 
-type Reply = http::Response<Full<Bytes>>;
+type Reply = http::Response<Body>;
 
 /// One application per isolate, built from the environment on first use.
 static APP: OnceLock<Result<App<EdgeHost>, String>> = OnceLock::new();
@@ -39,7 +39,7 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
         Ok(app) => app,
         Err(e) => {
             worker::console_error!("amanah: misconfigured: {e}");
-            return Ok(into_reply(refuse(&ApiError::unavailable("configuration"))));
+            return Ok(refuse(&ApiError::unavailable("configuration")));
         }
     };
     let (mut parts, body) = req.into_parts();
@@ -69,7 +69,11 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
             );
         }
     }
-    Ok(into_reply(resp))
+    Ok(resp.map(|body| {
+        body.on_error(|e| {
+            worker::console_error!("{}", serde_json::json!({"response_stream_error": e.detail}))
+        })
+    }))
 }
 
 /// The cron trigger: the purge of everything whose grace period has ended
@@ -91,11 +95,6 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         ),
         Err(e) => worker::console_error!("{}", serde_json::json!({"purge_error": e.log_text()})),
     }
-}
-
-fn into_reply(resp: http::Response<Bytes>) -> Reply {
-    let (parts, body) = resp.into_parts();
-    http::Response::from_parts(parts, Full::new(body))
 }
 
 /// The body, at most [`MAX_BODY`] bytes. A larger body is drained
@@ -137,7 +136,7 @@ async fn read_all(mut body: worker::Body) -> Option<Bytes> {
 }
 
 /// An error answered before the application sees the request.
-fn refuse(e: &ApiError) -> http::Response<Bytes> {
+fn refuse(e: &ApiError) -> Reply {
     let mut r = web::error_response(e);
     web::secure_headers(r.headers_mut(), true);
     r
@@ -148,10 +147,13 @@ async fn assets(req: HttpRequest, env: &Env) -> Reply {
     let fetched = async {
         let resp = env.assets("ASSETS").ok()?.fetch_request(req).await.ok()?;
         let (parts, body) = resp.into_parts();
-        Some(http::Response::from_parts(parts, read_all(body).await?))
+        Some(http::Response::from_parts(
+            parts,
+            Body::full(read_all(body).await?),
+        ))
     }
     .await;
     let mut r = fetched.unwrap_or_else(|| web::error_response(&ApiError::not_found()));
     web::secure_headers(r.headers_mut(), false);
-    into_reply(r)
+    r
 }

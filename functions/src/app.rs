@@ -17,11 +17,13 @@ use http::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 
 use crate::audit::{self, Entry, Outcome};
+use crate::body::Body;
 use crate::clock;
 use crate::crypto::blind::{BlindIndex, TermKind};
 use crate::crypto::field::{Field, FieldCipher};
 use crate::crypto::keys::{DataKey, KeyBytes};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::export;
 use crate::host::{Conn, DbError, Host, Value};
 use crate::ids::ClinicId;
 use crate::rbac::{self, Role};
@@ -31,7 +33,7 @@ use crate::token::{Subject, TokenKeys, TokenKind};
 use crate::web;
 
 /// A region as the API lists it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RegionInfo {
     pub id: String,
     pub name: String,
@@ -96,7 +98,17 @@ pub struct App<H: Host> {
 /// A handler's answer.
 pub(crate) struct Reply {
     pub status: StatusCode,
-    pub body: Option<serde_json::Value>,
+    pub body: Payload,
+}
+
+/// What a reply carries.
+pub(crate) enum Payload {
+    Empty,
+    Json(serde_json::Value),
+    /// An export, streamed after the request's transaction commits.
+    Export(export::Plan),
+    /// The export under way.
+    Stream(export::Plan, Body),
 }
 
 impl Reply {
@@ -111,14 +123,20 @@ impl Reply {
             .map_err(|e| ApiError::internal(format!("serialise: {e}")))?;
         Ok(Reply {
             status,
-            body: Some(body),
+            body: Payload::Json(body),
         })
     }
     pub fn no_content() -> ApiResult<Reply> {
         Ok(Reply {
             status: StatusCode::NO_CONTENT,
-            body: None,
+            body: Payload::Empty,
         })
+    }
+    pub fn export(plan: export::Plan) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: Payload::Export(plan),
+        }
     }
 }
 
@@ -346,7 +364,7 @@ impl<H: Host> App<H> {
 
     /// Handles one request. Never panics on input; every error is rendered in
     /// the API's error shape.
-    pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
         let api = path.starts_with("/api/");
@@ -389,6 +407,7 @@ impl<H: Host> App<H> {
         let result = ctx.run().await;
         let result = ctx.finish(result).await;
         let result = ctx.platform_audit(&result).await.and(result);
+        let result = result.and_then(|reply| ctx.start_stream(reply));
         let mut resp = render(
             result,
             std::mem::take(&mut ctx.set_cookies),
@@ -418,21 +437,43 @@ fn render(
     cookies: Vec<String>,
     api: bool,
     route: &'static str,
-) -> Response<Bytes> {
+) -> Response<Body> {
     let (mut resp, log) = match result {
         Ok(reply) => {
-            let body = reply
-                .body
-                .map(|b| Bytes::from(b.to_string()))
-                .unwrap_or_default();
-            let has_body = !body.is_empty();
-            let mut r = Response::new(body);
+            let mut r = Response::new(Body::empty());
             *r.status_mut() = reply.status;
-            if has_body {
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
+            let h = r.headers_mut();
+            match reply.body {
+                Payload::Empty => {}
+                Payload::Json(v) => {
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    *r.body_mut() = Body::full(v.to_string());
+                }
+                Payload::Stream(plan, chunks) => {
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(plan.format.content_type()),
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&format!(
+                        "attachment; filename=\"{}\"",
+                        plan.file_name()
+                    )) {
+                        h.insert(header::CONTENT_DISPOSITION, v);
+                    }
+                    *r.body_mut() = chunks;
+                }
+                // Turned into a stream by `start_stream`; never rendered.
+                Payload::Export(_) => {
+                    return render(
+                        Err(ApiError::internal("export not started")),
+                        cookies,
+                        api,
+                        route,
+                    )
+                }
             }
             (
                 r,
@@ -513,6 +554,22 @@ impl<'a, H: Host> Ctx<'a, H> {
             }
         }
         crate::api::dispatch(self).await
+    }
+
+    /// After the commit: an export reply takes the request's connection and
+    /// the clinic's cipher into its stream.
+    fn start_stream(&mut self, reply: Reply) -> ApiResult<Reply> {
+        let Payload::Export(plan) = reply.body else {
+            return Ok(reply);
+        };
+        let (Some(conn), Some(keys)) = (self.db.take(), self.keys.take()) else {
+            return Err(ApiError::internal("export without a clinic"));
+        };
+        let chunks = export::stream(plan.clone(), conn, keys.cipher);
+        Ok(Reply {
+            status: reply.status,
+            body: Payload::Stream(plan, Body::stream(chunks)),
+        })
     }
 
     /// Verifies the session token and loads the live server-side session.
@@ -782,6 +839,9 @@ impl<'a, H: Host> Ctx<'a, H> {
             return result;
         }
         store::finish(&db, Ok::<(), ApiError>(())).await?;
+        // Committed: the connection stays with the request (an export reads
+        // on from it).
+        self.db = Some(db);
         result
     }
 

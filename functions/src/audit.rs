@@ -17,7 +17,7 @@ pub const REASON: Field = Field::new("audit", "reason");
 pub const IP: Field = Field::new("audit", "ip");
 
 /// Outcome of the audited request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,
@@ -49,7 +49,7 @@ impl Outcome {
 }
 
 /// An audit entry, in plaintext (the encrypted columns decrypted).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub at: String,
     pub actor: String,
@@ -268,7 +268,7 @@ pub async fn verify<C: Conn>(conn: &C) -> ApiResult<Verification> {
 }
 
 /// An entry as the API shows it: the entry and its place in the chain.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EntryView {
     pub seq: i64,
     #[serde(flatten)]

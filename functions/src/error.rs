@@ -29,6 +29,22 @@ pub enum Code {
 }
 
 impl Code {
+    pub const ALL: [Code; 13] = [
+        Code::InvalidRequest,
+        Code::Unauthenticated,
+        Code::MfaRequired,
+        Code::Forbidden,
+        Code::MfaEnrollmentRequired,
+        Code::NotFound,
+        Code::Conflict,
+        Code::PayloadTooLarge,
+        Code::UnsupportedMediaType,
+        Code::WrongRegion,
+        Code::RateLimited,
+        Code::Internal,
+        Code::Unavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidRequest => "invalid_request",

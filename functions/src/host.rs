@@ -117,7 +117,8 @@ pub trait Conn: Send + Sync {
 
 /// The platform under the application.
 pub trait Host: Send + Sync {
-    type Conn: Conn;
+    /// Owned, so that a streamed response can read on after the handler.
+    type Conn: Conn + 'static;
 
     /// The region's directory database (non-personal facts), created if absent.
     fn directory(&self) -> impl Future<Output = Result<Self::Conn, DbError>> + Send;

@@ -10,9 +10,11 @@
 mod api;
 pub mod app;
 pub mod audit;
+pub mod body;
 pub mod clock;
 pub mod crypto;
 pub mod error;
+pub mod export;
 pub mod host;
 pub mod ids;
 pub mod platform;

@@ -11,6 +11,7 @@ use crate::rbac::Permission;
 pub enum RouteId {
     Health,
     Regions,
+    OpenApi,
     SignUp,
     Login,
     Mfa,
@@ -41,6 +42,7 @@ pub enum RouteId {
     AuditList,
     AuditVerify,
     ClinicGet,
+    Export,
     ClinicDeletionStart,
     ClinicDeletionCancel,
     RolesGet,
@@ -90,7 +92,7 @@ impl Route {
         self.mfa_exempt()
             || matches!(
                 self.id,
-                R::ClinicGet | R::ClinicDeletionCancel | R::AuditList | R::AuditVerify
+                R::ClinicGet | R::ClinicDeletionCancel | R::Export | R::AuditList | R::AuditVerify
             )
     }
 }
@@ -118,6 +120,13 @@ use RouteId as R;
 pub const ROUTES: &[Route] = &[
     r(Method::GET, "/healthz", R::Health, Public, None),
     r(Method::GET, "/api/v1/regions", R::Regions, Public, None),
+    r(
+        Method::GET,
+        "/api/v1/openapi.json",
+        R::OpenApi,
+        Public,
+        None,
+    ),
     r(
         Method::POST,
         "/api/v1/clinics",
@@ -327,6 +336,13 @@ pub const ROUTES: &[Route] = &[
         R::ClinicGet,
         P(Permission::ClinicManage),
         Some("clinic.read"),
+    ),
+    r(
+        Method::GET,
+        "/api/v1/export",
+        R::Export,
+        P(Permission::ClinicManage),
+        Some("clinic.export"),
     ),
     r(
         Method::POST,

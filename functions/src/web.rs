@@ -54,8 +54,8 @@ pub fn secure_headers(h: &mut HeaderMap, api: bool) {
 
 /// An error as a complete response (for hosts that refuse a request before
 /// handing it over, such as an oversized body).
-pub fn error_response(e: &ApiError) -> Response<bytes::Bytes> {
-    let mut r = Response::new(bytes::Bytes::from(e.body().to_string()));
+pub fn error_response(e: &ApiError) -> Response<crate::body::Body> {
+    let mut r = Response::new(crate::body::Body::full(e.body().to_string()));
     *r.status_mut() = e.code.status();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

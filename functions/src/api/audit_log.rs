@@ -1,6 +1,7 @@
 //! `/api/v1/audit`, `/api/v1/audit/verify` and a patient's timeline.
 
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::audit::{self, Filter, Verification};
@@ -11,6 +12,25 @@ use crate::host::Host;
 use crate::ids::kind;
 
 use super::Page;
+
+/// The chain checked end to end: whole (`entries`, `head`), or broken at
+/// `first_bad_seq`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VerifyView {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entries: Option<i64>,
+    /// The hash of the last entry, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_bad_seq: Option<i64>,
+}
+
+/// The filters of `GET /api/v1/audit`, with paging.
+pub(crate) const LIST_QUERY: &[&str] = &[
+    "patient", "actor", "action", "from", "to", "limit", "cursor",
+];
 
 fn time_param(field: &str, v: Option<&str>) -> ApiResult<Option<String>> {
     v.map(|s| {
@@ -33,9 +53,7 @@ async fn page<H: Host>(
 }
 
 pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let q = ctx.query(&[
-        "patient", "actor", "action", "from", "to", "limit", "cursor",
-    ])?;
+    let q = ctx.query(LIST_QUERY)?;
     let f = Filter {
         patient: q.get("patient").map(str::to_owned),
         actor: q.get("actor").map(str::to_owned),
@@ -52,7 +70,7 @@ pub(crate) async fn patient_timeline<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult
     let id = ctx.path_id(kind::PATIENT)?;
     ctx.audit.resource = Some(format!("patient/{id}/audit"));
     ctx.audit.patient_id = Some(id.clone());
-    let q = ctx.query(&["limit", "cursor"])?;
+    let q = ctx.query(super::PAGE_QUERY)?;
     // Deleted patients keep their timeline; unknown ids are not found.
     let exists = ctx
         .db()?
@@ -74,12 +92,18 @@ pub(crate) async fn patient_timeline<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult
 pub(crate) async fn verify<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     ctx.query(&[])?;
     ctx.audit.resource = Some("audit".into());
-    match audit::verify(ctx.db()?).await? {
-        Verification::Ok { entries, head } => {
-            Reply::ok(json!({ "ok": true, "entries": entries, "head": head }))
-        }
-        Verification::Broken { first_bad_seq } => {
-            Reply::ok(json!({ "ok": false, "first_bad_seq": first_bad_seq }))
-        }
-    }
+    Reply::ok(match audit::verify(ctx.db()?).await? {
+        Verification::Ok { entries, head } => VerifyView {
+            ok: true,
+            entries: Some(entries),
+            head: Some(head),
+            first_bad_seq: None,
+        },
+        Verification::Broken { first_bad_seq } => VerifyView {
+            ok: false,
+            entries: None,
+            head: None,
+            first_bad_seq: Some(first_bad_seq),
+        },
+    })
 }

@@ -1,8 +1,8 @@
 //! `/api/v1/auth/*`: login (password, then TOTP where enrolled), the session,
 //! logout, TOTP enrolment and password change.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::clock;
@@ -31,31 +31,91 @@ const MFA_CHALLENGE_TRIES: i64 = 5;
 /// Longest password text compared at all.
 pub(crate) const MAX_PASSWORD_INPUT: usize = 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(crate) struct Login {
     clinic: String,
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Code6 {
+pub(crate) struct Code6 {
     code: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordOnly {
+pub(crate) struct PasswordOnly {
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChangePassword {
+pub(crate) struct ChangePassword {
     current: String,
     new: String,
+}
+
+/// The answer of a login step: a session, or the demand for a TOTP code
+/// (with the short-lived MFA token, also set as a cookie).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LoginResult {
+    mfa_required: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<SessionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_token: Option<String>,
+}
+
+/// A live session as `GET /api/v1/auth/session` shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionView {
+    /// The bearer token for API clients.
+    pub token: String,
+    pub user: SessionUser,
+    pub clinic: ClinicSummary,
+    pub expires_at: String,
+    /// When the session ends without activity (clinic sessions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_expires_at: Option<String>,
+    pub impersonation: Option<ImpersonationView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionUser {
+    pub id: String,
+    pub name: String,
+    /// `null` for platform support.
+    pub email: Option<String>,
+    /// `owner`, `doctor`, `nurse`, `receptionist`, or `support`.
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_enabled: Option<bool>,
+}
+
+/// Set when platform support acts in the clinic under an approved ticket.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ImpersonationView {
+    pub support_user: String,
+    pub ticket: String,
+    pub expires_at: String,
+}
+
+/// A clinic as sessions and sign-up show it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ClinicSummary {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+}
+
+/// TOTP enrolment begun: the secret to put in an authenticator app.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TotpEnrolment {
+    secret: String,
+    otpauth_uri: String,
 }
 
 struct Account {
@@ -162,10 +222,18 @@ pub(crate) async fn login<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         );
         ctx.set_cookies
             .push(web::set_cookie(web::MFA_COOKIE, &token, MFA_CHALLENGE_SECS));
-        return Reply::ok(json!({ "mfa_required": true, "mfa_token": token }));
+        return Reply::ok(LoginResult {
+            mfa_required: true,
+            session: None,
+            mfa_token: Some(token),
+        });
     }
     let session = start_session(ctx, &clinic, &user.id).await?;
-    Reply::ok(json!({ "mfa_required": false, "session": session }))
+    Reply::ok(LoginResult {
+        mfa_required: false,
+        session: Some(session),
+        mfa_token: None,
+    })
 }
 
 pub(crate) async fn mfa<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
@@ -239,7 +307,11 @@ pub(crate) async fn mfa<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     }
     ctx.set_cookies.push(web::clear_cookie(web::MFA_COOKIE));
     let session = start_session(ctx, &clinic, &user_id).await?;
-    Reply::ok(json!({ "mfa_required": false, "session": session }))
+    Reply::ok(LoginResult {
+        mfa_required: false,
+        session: Some(session),
+        mfa_token: None,
+    })
 }
 
 /// Creates a server-side session, its token and cookie; returns the session view.
@@ -247,7 +319,7 @@ async fn start_session<H: Host>(
     ctx: &mut Ctx<'_, H>,
     clinic: &ClinicId,
     user_id: &str,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<SessionView> {
     let sid = ctx.new_id(kind::SESSION);
     let absolute = ctx.app.config().absolute_timeout_secs;
     let expires_at = ctx.now + absolute;
@@ -279,7 +351,7 @@ async fn session_view<H: Host>(
     user_id: &str,
     token: &str,
     expires_at: i64,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<SessionView> {
     let mut results = ctx
         .db()?
         .query_many(vec![
@@ -299,20 +371,20 @@ async fn session_view<H: Host>(
         .first()
         .ok_or_else(|| ApiError::internal("session user vanished"))?;
     let idle_end = (ctx.now + ctx.app.config().idle_timeout_secs).min(expires_at);
-    Ok(json!({
-        "token": token,
-        "user": {
-            "id": user_id,
-            "name": ctx.open(USER_NAME, user_id, &u.blob(0)?)?,
-            "email": ctx.open(USER_EMAIL, user_id, &u.blob(1)?)?,
-            "role": u.text(2)?,
-            "mfa_enabled": u.int(3)? == 1,
+    Ok(SessionView {
+        token: token.to_owned(),
+        user: SessionUser {
+            id: user_id.to_owned(),
+            name: ctx.open(USER_NAME, user_id, &u.blob(0)?)?,
+            email: Some(ctx.open(USER_EMAIL, user_id, &u.blob(1)?)?),
+            role: u.text(2)?,
+            mfa_enabled: Some(u.int(3)? == 1),
         },
-        "clinic": clinic_summary(ctx, &clinics)?,
-        "expires_at": clock::rfc3339(expires_at),
-        "idle_expires_at": clock::rfc3339(idle_end),
-        "impersonation": null,
-    }))
+        clinic: clinic_summary(ctx, &clinics)?,
+        expires_at: clock::rfc3339(expires_at),
+        idle_expires_at: Some(clock::rfc3339(idle_end)),
+        impersonation: None,
+    })
 }
 
 /// The query behind [`clinic_summary`].
@@ -322,16 +394,16 @@ pub(crate) const CLINIC_SUMMARY_SQL: &str = "SELECT id, name, region FROM clinic
 pub(crate) fn clinic_summary<H: Host>(
     ctx: &Ctx<'_, H>,
     rows: &[crate::host::Row],
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<ClinicSummary> {
     let c = rows
         .first()
         .ok_or_else(|| ApiError::internal("clinic row missing"))?;
     let id = c.text(0)?;
-    Ok(json!({
-        "id": id,
-        "name": ctx.open(CLINIC_NAME, &id, &c.blob(1)?)?,
-        "region": c.text(2)?,
-    }))
+    Ok(ClinicSummary {
+        name: ctx.open(CLINIC_NAME, &id, &c.blob(1)?)?,
+        region: c.text(2)?,
+        id,
+    })
 }
 
 pub(crate) async fn session<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
@@ -409,10 +481,10 @@ pub(crate) async fn totp_start<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply
             vec![user_id.into(), sealed.into(), ctx.now.into()],
         )
         .await?;
-    Reply::ok(json!({
-        "secret": totp::secret_base32(&secret),
-        "otpauth_uri": totp::otpauth_uri(&secret, &email),
-    }))
+    Reply::ok(TotpEnrolment {
+        secret: totp::secret_base32(&secret),
+        otpauth_uri: totp::otpauth_uri(&secret, &email),
+    })
 }
 
 pub(crate) async fn totp_confirm<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {

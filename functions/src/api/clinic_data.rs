@@ -6,8 +6,8 @@
 //! see the state, cancel, read the audit trail); after it, the purge
 //! ([`crate::purge`]) destroys the data key and the database.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::clock;
@@ -19,9 +19,35 @@ use super::auth::reauthenticate;
 use super::clinics::CLINIC_NAME;
 use super::patients::GRACE_SECS;
 
-#[derive(Deserialize)]
+/// The clinic's own record.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ClinicView {
+    id: String,
+    name: String,
+    region: String,
+    created_at: String,
+    /// Set while the clinic is scheduled for deletion.
+    deletion: Option<Deletion>,
+}
+
+/// A scheduled deletion (of a patient or the clinic): purged after this
+/// time unless cancelled.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Deletion {
+    pub purge_after: String,
+}
+
+impl Deletion {
+    pub(crate) fn at(purge_after: i64) -> Self {
+        Deletion {
+            purge_after: clock::rfc3339(purge_after),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Confirm {
+pub(crate) struct Confirm {
     password: String,
 }
 
@@ -39,13 +65,13 @@ pub(crate) async fn get<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         .first()
         .ok_or_else(|| ApiError::internal("clinic row missing"))?;
     let name = ctx.open(CLINIC_NAME, &id, &row.blob(1)?)?;
-    Reply::ok(json!({
-        "id": id,
-        "name": name,
-        "region": row.text(0)?,
-        "created_at": clock::rfc3339(row.int(2)?),
-        "deletion": ctx.deletion.map(|t| json!({ "purge_after": clock::rfc3339(t) })),
-    }))
+    Reply::ok(ClinicView {
+        id,
+        name,
+        region: row.text(0)?,
+        created_at: clock::rfc3339(row.int(2)?),
+        deletion: ctx.deletion.map(Deletion::at),
+    })
 }
 
 /// `POST /api/v1/clinic/deletion`: the owner confirms with their password.
@@ -74,10 +100,7 @@ pub(crate) async fn start<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             "this clinic is already scheduled for deletion",
         ));
     }
-    Reply::with(
-        http::StatusCode::ACCEPTED,
-        json!({ "purge_after": clock::rfc3339(purge_after) }),
-    )
+    Reply::with(http::StatusCode::ACCEPTED, Deletion::at(purge_after))
 }
 
 /// `DELETE /api/v1/clinic/deletion`: cancels, within the grace period.

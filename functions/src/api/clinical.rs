@@ -7,6 +7,7 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::clock;
@@ -48,18 +49,18 @@ const NOTES: Kind = Kind {
     columns: &["kind", "text"],
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewCondition {
+pub(crate) struct NewCondition {
     display: String,
     code: Option<String>,
     onset: Option<String>,
     status: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPrescription {
+pub(crate) struct NewPrescription {
     drug: String,
     dose: String,
     route: String,
@@ -68,9 +69,9 @@ struct NewPrescription {
     notes: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewNote {
+pub(crate) struct NewNote {
     kind: String,
     text: String,
 }
@@ -161,7 +162,7 @@ fn select(kind: &Kind) -> String {
 }
 
 async fn list<H: Host>(ctx: &mut Ctx<'_, H>, kind: &Kind) -> ApiResult<Reply> {
-    let q = ctx.query(&["limit", "cursor"])?;
+    let q = ctx.query(super::PAGE_QUERY)?;
     let (limit, after) = (q.limit()?, q.cursor()?.unwrap_or(0));
     let patient = patient(ctx).await?;
     ctx.audit.resource = Some(format!("patient/{patient}/{}", kind.table));

@@ -2,8 +2,8 @@
 //! good: its id carries the region and its data key is created and wrapped by
 //! that region's root key.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::crypto::blind::TermKind;
@@ -16,22 +16,38 @@ use crate::rbac::Role;
 use crate::store;
 use crate::validate;
 
+use super::auth::ClinicSummary;
 use super::users::{USER_EMAIL, USER_NAME};
 
 pub(crate) const CLINIC_NAME: crate::crypto::field::Field =
     crate::crypto::field::Field::new("clinic", "name");
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignUp {
+pub(crate) struct SignUp {
     name: String,
     region: String,
     owner: Owner,
 }
 
-#[derive(Deserialize)]
+/// The answer to sign-up.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SignedUp {
+    clinic: ClinicSummary,
+    owner: OwnerView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct OwnerView {
+    id: String,
+    email: String,
+    /// `owner`.
+    role: String,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Owner {
+pub(crate) struct Owner {
     name: String,
     email: String,
     password: String,
@@ -108,8 +124,16 @@ pub(crate) async fn sign_up<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     .await?;
     ctx.audit.actor = Some((owner_id.clone(), Some(Role::Owner)));
     ctx.audit.resource = Some(format!("clinic/{clinic}"));
-    Reply::created(json!({
-        "clinic": { "id": clinic.as_str(), "name": name, "region": req.region },
-        "owner": { "id": owner_id, "email": email, "role": "owner" },
-    }))
+    Reply::created(SignedUp {
+        clinic: ClinicSummary {
+            id: clinic.as_str().to_owned(),
+            name,
+            region: req.region,
+        },
+        owner: OwnerView {
+            id: owner_id,
+            email,
+            role: Role::Owner.as_str().to_owned(),
+        },
+    })
 }

@@ -1,4 +1,4 @@
-//! `/healthz` and `/api/v1/regions`.
+//! `/healthz`, `/api/v1/regions` and `/api/v1/openapi.json`.
 
 use serde_json::json;
 
@@ -12,4 +12,8 @@ pub(crate) fn health<H: Host>(ctx: &Ctx<'_, H>) -> ApiResult<Reply> {
 
 pub(crate) fn regions<H: Host>(ctx: &Ctx<'_, H>) -> ApiResult<Reply> {
     Reply::ok(&ctx.app.config().regions)
+}
+
+pub(crate) fn openapi<H: Host>(_ctx: &Ctx<'_, H>) -> ApiResult<Reply> {
+    Reply::ok(super::openapi::document())
 }

@@ -6,7 +6,9 @@ mod auth;
 mod clinic_data;
 mod clinical;
 mod clinics;
+mod export;
 mod meta;
+pub(crate) mod openapi;
 mod patients;
 mod roles;
 mod schedule;
@@ -28,6 +30,7 @@ pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> 
     match ctx.route.id {
         R::Health => meta::health(ctx),
         R::Regions => meta::regions(ctx),
+        R::OpenApi => meta::openapi(ctx),
         R::SignUp => clinics::sign_up(ctx).await,
         R::Login => auth::login(ctx).await,
         R::Mfa => auth::mfa(ctx).await,
@@ -58,6 +61,7 @@ pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> 
         R::AuditList => audit_log::list(ctx).await,
         R::AuditVerify => audit_log::verify(ctx).await,
         R::ClinicGet => clinic_data::get(ctx).await,
+        R::Export => export::export(ctx).await,
         R::ClinicDeletionStart => clinic_data::start(ctx).await,
         R::ClinicDeletionCancel => clinic_data::cancel(ctx).await,
         R::RolesGet => roles::get(ctx).await,
@@ -114,11 +118,20 @@ pub(crate) fn not_null<T>(field: &str, value: Option<Option<T>>) -> ApiResult<Op
     }
 }
 
-/// A page of a list.
+/// The query of every paged list.
+pub(crate) const PAGE_QUERY: &[&str] = &["limit", "cursor"];
+
+/// A page of a list; `next_cursor` is the `?cursor=` of the next page.
 #[derive(serde::Serialize)]
 pub(crate) struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// A whole list (one that is never paged).
+#[derive(serde::Serialize)]
+pub(crate) struct Items<T> {
+    pub items: Vec<T>,
 }
 
 impl<T> Page<T> {

@@ -4,6 +4,7 @@
 //! for 30 days.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::clock;
@@ -31,14 +32,16 @@ const SEXES: &[&str] = &["female", "male", "other", "unknown"];
 /// other resources (clinical record, schedule) check their patient.
 pub(crate) const LIVE_PATIENT_SQL: &str =
     "SELECT 1 FROM patients WHERE id = ?1 AND deleted_at IS NULL";
+/// `GET /api/v1/patients`: search text and paging.
+pub(crate) const LIST_QUERY: &[&str] = &["q", "limit", "cursor"];
 /// Grace period between deletion and purge.
 pub(crate) const GRACE_SECS: i64 = 30 * clock::DAY;
 
 /// A patient's demographics in plaintext (memory only); also the body of
 /// `POST /api/v1/patients`.
-#[derive(Serialize, Deserialize, Clone)]
+#[derive(Serialize, Deserialize, Clone, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Demographics {
+pub(crate) struct Demographics {
     name: String,
     dob: String,
     sex: Option<String>,
@@ -48,8 +51,8 @@ struct Demographics {
     national_id: Option<String>,
 }
 
-#[derive(Serialize)]
-struct PatientView {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PatientView {
     id: String,
     #[serde(flatten)]
     data: Demographics,
@@ -59,9 +62,10 @@ struct PatientView {
     seq: i64,
 }
 
-#[derive(Deserialize)]
+/// Fields left out are unchanged; `null` clears an optional one.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PatientPatch {
+pub(crate) struct PatientPatch {
     #[serde(default, deserialize_with = "patch_field")]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
@@ -255,7 +259,7 @@ pub(crate) async fn delete<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     }
     Reply::with(
         http::StatusCode::ACCEPTED,
-        serde_json::json!({ "purge_after": clock::rfc3339(purge_after) }),
+        super::clinic_data::Deletion::at(purge_after),
     )
 }
 
@@ -276,7 +280,7 @@ pub(crate) async fn restore<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
 }
 
 pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let q = ctx.query(&["q", "limit", "cursor"])?;
+    let q = ctx.query(LIST_QUERY)?;
     let limit = q.limit()?;
     let after = q.cursor()?.unwrap_or(0);
     ctx.audit.resource = Some("patients".into());

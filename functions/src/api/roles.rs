@@ -4,6 +4,7 @@
 //! (the session check reads it).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
@@ -13,8 +14,8 @@ use crate::store::RowExt;
 
 use super::patch_field;
 
-#[derive(Serialize)]
-struct RoleView {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RoleView {
     role: &'static str,
     /// Whether the owner may change it.
     adjustable: bool,
@@ -25,9 +26,9 @@ struct RoleView {
 
 /// `PUT` body: a list replaces the role's rights, `null` restores the
 /// defaults, an absent role is left as it is.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Settings {
+pub(crate) struct Settings {
     #[serde(default, deserialize_with = "patch_field")]
     nurse: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "patch_field")]
@@ -55,7 +56,7 @@ async fn view<H: Host>(ctx: &Ctx<'_, H>) -> ApiResult<Reply> {
             ceiling: rbac::ceiling(role).names(),
         });
     }
-    Reply::ok(serde_json::json!({ "items": items }))
+    Reply::ok(super::Items { items })
 }
 
 pub(crate) async fn get<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {

@@ -5,6 +5,7 @@
 //! (cancelled and no-show bookings do not count): 409.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::clock;
@@ -21,6 +22,8 @@ use super::{not_null, patch_field};
 const REASON: Field = Field::new("appointments", "reason");
 const PATIENT_NAME: Field = Field::new("patients", "name");
 const STATUSES: &[&str] = &["booked", "arrived", "completed", "cancelled", "no_show"];
+/// `GET /api/v1/appointments`: the range and one practitioner.
+pub(crate) const LIST_QUERY: &[&str] = &["from", "to", "practitioner"];
 /// Statuses that no longer hold the practitioner's time.
 const RELEASED: &str = "('cancelled', 'no_show')";
 /// The longest appointment, and the longest listed range.
@@ -30,9 +33,9 @@ const MAX_RANGE: i64 = 31 * clock::DAY;
 /// refused rather than cut short.
 const MAX_LISTED: usize = 2000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewAppointment {
+pub(crate) struct NewAppointment {
     patient_id: String,
     practitioner_id: String,
     start: String,
@@ -40,9 +43,9 @@ struct NewAppointment {
     reason: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AppointmentPatch {
+pub(crate) struct AppointmentPatch {
     #[serde(default, deserialize_with = "patch_field")]
     start: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
@@ -51,8 +54,8 @@ struct AppointmentPatch {
     status: Option<Option<String>>,
 }
 
-#[derive(Serialize)]
-struct AppointmentView {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppointmentView {
     id: String,
     patient_id: String,
     patient_name: String,
@@ -135,7 +138,7 @@ async fn load<H: Host>(ctx: &Ctx<'_, H>, id: &str) -> ApiResult<AppointmentView>
 }
 
 pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let q = ctx.query(&["from", "to", "practitioner"])?;
+    let q = ctx.query(LIST_QUERY)?;
     let from = time(
         "from",
         q.get("from")
@@ -174,7 +177,7 @@ pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         .iter()
         .map(|r| view(ctx, r))
         .collect::<ApiResult<Vec<_>>>()?;
-    Reply::ok(serde_json::json!({ "items": items }))
+    Reply::ok(super::Items { items })
 }
 
 pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {

@@ -10,8 +10,8 @@
 //! is a different kind of token, bound to one clinic; neither stands in for
 //! the other or for a clinic user's session.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Impersonation, Principal, Reply};
 use crate::clock;
@@ -28,7 +28,9 @@ use crate::token::{Subject, TokenKind};
 use crate::web;
 
 use super::auth::MAX_PASSWORD_INPUT;
-use super::auth::{clinic_summary, CLINIC_SUMMARY_SQL};
+use super::auth::{
+    clinic_summary, ImpersonationView, SessionUser, SessionView, CLINIC_SUMMARY_SQL,
+};
 
 /// The staff console's cookie.
 pub const STAFF_COOKIE: &str = "__Host-amanah_staff";
@@ -39,23 +41,72 @@ pub const SUPPORT_SESSION_SECS: i64 = 30 * clock::MINUTE;
 /// An approval not used within this long must be asked for again.
 const APPROVAL_VALID_SECS: i64 = clock::DAY;
 
+/// A staff console session.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StaffSession {
+    staff: StaffView,
+    /// The bearer token for the support routes.
+    token: String,
+    expires_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StaffView {
+    id: String,
+    /// `support` or `superadmin`.
+    role: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AccessRequestCreated {
+    id: String,
+    /// `pending`.
+    status: String,
+    clinic: String,
+    ticket: String,
+    created_at: String,
+}
+
+/// An access request as the clinic's owner sees it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AccessRequestView {
+    id: String,
+    /// The platform staff member who asked.
+    requested_by: String,
+    ticket: String,
+    reason: String,
+    /// `pending`, `approved` or `used`.
+    status: String,
+    created_at: String,
+    approved_by: Option<String>,
+    approved_at: Option<String>,
+    session_expires_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Approved {
+    id: String,
+    /// `approved`.
+    status: String,
+}
+
 /// A signed-in staff member.
 #[derive(Debug, Clone)]
 pub(crate) struct Staff {
     pub id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StaffLogin {
+pub(crate) struct StaffLogin {
     email: String,
     password: String,
     code: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewRequest {
+pub(crate) struct NewRequest {
     clinic: String,
     ticket: String,
     reason: String,
@@ -248,11 +299,11 @@ pub(crate) async fn login<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         .issue(TokenKind::Staff, &subject, now, STAFF_SESSION_SECS);
     ctx.set_cookies
         .push(web::set_cookie(STAFF_COOKIE, &token, STAFF_SESSION_SECS));
-    Reply::ok(json!({
-        "staff": { "id": id, "role": role },
-        "token": token,
-        "expires_at": clock::rfc3339(now + STAFF_SESSION_SECS),
-    }))
+    Reply::ok(StaffSession {
+        staff: StaffView { id, role },
+        token,
+        expires_at: clock::rfc3339(now + STAFF_SESSION_SECS),
+    })
 }
 
 fn staff<H: Host>(ctx: &Ctx<'_, H>) -> ApiResult<Staff> {
@@ -292,13 +343,13 @@ pub(crate) async fn create_request<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<R
             ],
         )
         .await?;
-    Reply::created(json!({
-        "id": id,
-        "status": "pending",
-        "clinic": clinic.as_str(),
-        "ticket": ticket,
-        "created_at": clock::rfc3339(ctx.now),
-    }))
+    Reply::created(AccessRequestCreated {
+        id,
+        status: "pending".into(),
+        clinic: clinic.as_str().to_owned(),
+        ticket,
+        created_at: clock::rfc3339(ctx.now),
+    })
 }
 
 /// `GET /api/v1/access-requests`: the owner's view of their clinic's requests.
@@ -324,19 +375,22 @@ pub(crate) async fn list_requests<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Re
             .cipher
             .open(REQUEST_REASON, &id, &r.blob(3)?)?;
         let at = |i: usize| -> ApiResult<Option<String>> { Ok(r.opt_int(i)?.map(clock::rfc3339)) };
-        items.push(json!({
-            "id": id,
-            "requested_by": r.text(1)?,
-            "ticket": r.text(2)?,
-            "reason": String::from_utf8_lossy(&reason),
-            "status": r.text(4)?,
-            "created_at": clock::rfc3339(r.int(5)?),
-            "approved_by": r.opt_text(6)?,
-            "approved_at": at(7)?,
-            "session_expires_at": at(8)?,
-        }));
+        items.push(AccessRequestView {
+            id,
+            requested_by: r.text(1)?,
+            ticket: r.text(2)?,
+            reason: String::from_utf8_lossy(&reason).into_owned(),
+            status: r.text(4)?,
+            created_at: clock::rfc3339(r.int(5)?),
+            approved_by: r.opt_text(6)?,
+            approved_at: at(7)?,
+            session_expires_at: at(8)?,
+        });
     }
-    Reply::ok(json!({ "items": items, "next_cursor": null }))
+    Reply::ok(super::Page {
+        items,
+        next_cursor: None,
+    })
 }
 
 /// `POST /api/v1/access-requests/{id}/approve`.
@@ -372,7 +426,10 @@ pub(crate) async fn approve<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             ApiError::conflict("this request is no longer pending")
         });
     }
-    Reply::ok(json!({ "id": id, "status": "approved" }))
+    Reply::ok(Approved {
+        id,
+        status: "approved".into(),
+    })
 }
 
 /// `POST /api/v1/support/access-requests/{id}/session`: the requester
@@ -472,19 +529,26 @@ pub(crate) async fn session_view<H: Host>(
     staff_id: &str,
     token: &str,
     i: &Impersonation,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<SessionView> {
     let rows = ctx.db()?.query(CLINIC_SUMMARY_SQL, vec![]).await?;
-    Ok(json!({
-        "token": token,
-        "user": { "id": staff_id, "name": "Amanah support", "email": null, "role": "support" },
-        "clinic": clinic_summary(ctx, &rows)?,
-        "expires_at": clock::rfc3339(i.expires_at),
-        "impersonation": {
-            "support_user": staff_id,
-            "ticket": i.ticket,
-            "expires_at": clock::rfc3339(i.expires_at),
+    Ok(SessionView {
+        token: token.to_owned(),
+        user: SessionUser {
+            id: staff_id.to_owned(),
+            name: "Amanah support".into(),
+            email: None,
+            role: "support".into(),
+            mfa_enabled: None,
         },
-    }))
+        clinic: clinic_summary(ctx, &rows)?,
+        expires_at: clock::rfc3339(i.expires_at),
+        idle_expires_at: None,
+        impersonation: Some(ImpersonationView {
+            support_user: staff_id.to_owned(),
+            ticket: i.ticket.clone(),
+            expires_at: clock::rfc3339(i.expires_at),
+        }),
+    })
 }
 
 /// Ends a support session early (logout).

@@ -3,6 +3,7 @@
 //! request reads role and status afresh.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::crypto::blind::TermKind;
@@ -21,7 +22,7 @@ use super::{not_null, patch_field, Page};
 pub(crate) const USER_NAME: Field = Field::new("users", "name");
 pub(crate) const USER_EMAIL: Field = Field::new("users", "email");
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct UserView {
     id: String,
     name: String,
@@ -33,18 +34,18 @@ pub(crate) struct UserView {
     seq: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
+pub(crate) struct NewUser {
     name: String,
     email: String,
     role: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserPatch {
+pub(crate) struct UserPatch {
     #[serde(default, deserialize_with = "patch_field")]
     role: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
@@ -78,7 +79,7 @@ async fn load<H: Host>(ctx: &Ctx<'_, H>, id: &str) -> ApiResult<UserView> {
 }
 
 pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let q = ctx.query(&["limit", "cursor"])?;
+    let q = ctx.query(super::PAGE_QUERY)?;
     let limit = q.limit()?;
     let rows = ctx
         .db()?
