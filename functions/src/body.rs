@@ -58,29 +58,10 @@ impl Body {
             full => Body(full),
         }
     }
-
-    /// Whether the body is produced as the client reads it.
-    pub fn is_stream(&self) -> bool {
-        matches!(self.0, Inner::Stream(_))
-    }
-
-    /// The whole body of a non-streamed response (`None` for a stream).
-    pub fn as_bytes(&self) -> Option<&[u8]> {
-        match &self.0 {
-            Inner::Full(b) => Some(b.as_deref().unwrap_or_default()),
-            Inner::Stream(_) => None,
-        }
-    }
 }
 
 fn unlocked(m: Mutex<Chunks>) -> Chunks {
     m.into_inner().unwrap_or_else(|e| e.into_inner())
-}
-
-impl From<Bytes> for Body {
-    fn from(b: Bytes) -> Self {
-        Body::full(b)
-    }
 }
 
 impl http_body::Body for Body {

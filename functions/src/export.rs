@@ -255,11 +255,6 @@ const TABLES: &[Table] = &[
 /// Rows read per round trip: bounds the memory one page takes.
 pub const PAGE_ROWS: i64 = 100;
 
-/// The names of the exported tables, in order.
-pub fn table_names() -> impl Iterator<Item = &'static str> {
-    TABLES.iter().map(|t| t.name)
-}
-
 /// One shown value.
 #[derive(Debug, Clone, PartialEq)]
 enum Cell {
