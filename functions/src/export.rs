@@ -348,7 +348,6 @@ struct Export<C: Conn> {
     table: usize,
     after: i64,
     started: bool,
-    done: bool,
 }
 
 fn io_err(e: impl std::fmt::Display) -> ApiError {
@@ -381,13 +380,12 @@ impl<C: Conn> Export<C> {
             table: 0,
             after: 0,
             started: false,
-            done: false,
         }
     }
 
     /// The next piece of output, or `None` when everything is out.
     async fn next(&mut self) -> ApiResult<Option<Bytes>> {
-        if self.done {
+        if self.table == TABLES.len() {
             return Ok(None);
         }
         if !self.started {
@@ -412,7 +410,6 @@ impl<C: Conn> Export<C> {
             self.after = 0;
             if self.table == TABLES.len() {
                 self.end_document()?;
-                self.done = true;
                 // A read transaction: nothing to keep, so how it ends is moot.
                 let _ = self.conn.execute("COMMIT", vec![]).await;
             } else {

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use amanah_e2e::{totp_code, unix_now, Client, Deployment, Method, Resp, PASSWORD};
+use amanah_e2e::{totp_code, unix_now, Client, Clinic, Deployment, Method, Resp, PASSWORD};
 use amanah_functions::routes::{self, ROUTES};
 use serde_json::{json, Value};
 
@@ -140,6 +140,13 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
         201,
     );
     let clinic_id = r.body["clinic"]["id"].as_str().unwrap().to_owned();
+    let clinic = Clinic {
+        id: clinic_id.clone(),
+        region: "pk".into(),
+        base: d.url("pk").to_owned(),
+        owner_id: r.body["owner"]["id"].as_str().unwrap().to_owned(),
+        owner_email: "owner@spec.pk".into(),
+    };
     let login = |email: &str| {
         post(
             &anon,
@@ -153,18 +160,11 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
         200,
     );
     let secret = r.body["secret"].as_str().unwrap().to_owned();
-    let clinic_now = || {
-        let r = anon.post(
-            "/__test/clock",
-            json!({"clinic": clinic_id, "advance_seconds": 0}),
-        );
-        unix_now() + r.body["offset_seconds"].as_i64().unwrap_or(0)
-    };
     ok(
         post(
             &first,
             "/api/v1/auth/totp/confirm",
-            json!({"code": totp_code(&secret, clinic_now())}),
+            json!({"code": totp_code(&secret, clinic.now())}),
         ),
         204,
     );
@@ -172,15 +172,12 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
     assert_eq!(r.body["mfa_required"], true);
     let mfa = anon.with_bearer(r.body["mfa_token"].as_str().unwrap());
     // The code of the next step: the enrolment's code may not be used twice.
-    anon.post(
-        "/__test/clock",
-        json!({"clinic": clinic_id, "advance_seconds": 30}),
-    );
+    clinic.advance(30);
     let r = ok(
         post(
             &mfa,
             "/api/v1/auth/mfa",
-            json!({"code": totp_code(&secret, clinic_now())}),
+            json!({"code": totp_code(&secret, clinic.now())}),
         ),
         200,
     );

@@ -126,7 +126,6 @@ impl Operation {
 fn operation(id: RouteId, s: &mut Schemas) -> Operation {
     use super::{audit_log, export, patients, schedule, PAGE_QUERY};
     use RouteId as R;
-    let deletion = || json!({ "$ref": "#/components/schemas/Deletion" });
     match id {
         R::Health => op(
             "Liveness and the region this instance serves",
@@ -203,14 +202,11 @@ fn operation(id: RouteId, s: &mut Schemas) -> Operation {
             Some(s.of::<PatientView>()),
         )
         .body(s.of::<PatientPatch>()),
-        R::PatientsDelete => {
-            s.of::<Deletion>();
-            op(
-                "Delete a patient: hidden now, purged after 30 days",
-                202,
-                Some(deletion()),
-            )
-        }
+        R::PatientsDelete => op(
+            "Delete a patient: hidden now, purged after 30 days",
+            202,
+            Some(s.of::<Deletion>()),
+        ),
         R::PatientsRestore => op(
             "Restore a deleted patient within the grace period",
             200,
@@ -298,15 +294,12 @@ fn operation(id: RouteId, s: &mut Schemas) -> Operation {
                 json!({ "type": "string", "contentMediaType": "application/zip" }),
             )),
         },
-        R::ClinicDeletionStart => {
-            s.of::<Deletion>();
-            op(
-                "Schedule the clinic's deletion (30 days' grace); password required",
-                202,
-                Some(deletion()),
-            )
-            .body(s.of::<Confirm>())
-        }
+        R::ClinicDeletionStart => op(
+            "Schedule the clinic's deletion (30 days' grace); password required",
+            202,
+            Some(s.of::<Deletion>()),
+        )
+        .body(s.of::<Confirm>()),
         R::ClinicDeletionCancel => op("Cancel the clinic's deletion within the grace", 204, None),
         R::RolesGet => op(
             "What each role may do here, with defaults and ceilings",
