@@ -242,7 +242,32 @@ fn only_the_owner_exports_and_bad_input_changes_nothing() {
     clinic.add_staff(&owner, "receptionist", "desk@rights.pk");
     let nurse = clinic.login("nurse@rights.pk", PASSWORD);
     let desk = clinic.login("desk@rights.pk", PASSWORD);
-    owner.create_patient(json!({"name": "Rights Person", "dob": "1970-01-01"}));
+    let pid = owner.create_patient(json!({"name": "Rights Person", "dob": "1970-01-01"}));
+
+    // Another clinic's owner takes out their own clinic, and nothing of this
+    // one; an owner of another region's clinic is sent to that region.
+    let (other, other_owner, _) = d.ready_clinic("pk", "Export Elsewhere", "owner@else.pk");
+    let r = other_owner.get("/api/v1/export?format=json");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["clinic_id"], other.id.as_str());
+    assert_eq!(r.body["tables"]["patients"], json!([]));
+    let text = String::from_utf8_lossy(&r.raw);
+    for leak in [
+        clinic.id.as_str(),
+        pid.as_str(),
+        "Rights Person",
+        "owner@rights.pk",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "another clinic's {leak} in the export"
+        );
+    }
+    let (_, far_owner, _) = d.ready_clinic("ae", "Export Far", "owner@far.ae");
+    Client::new(d.url("pk"))
+        .with_bearer(far_owner.token.as_deref().unwrap())
+        .get("/api/v1/export?format=json")
+        .assert_error(421, "wrong_region");
 
     for who in [&nurse, &desk] {
         who.get("/api/v1/export?format=json")
