@@ -1,6 +1,7 @@
-//! The Worker's [`Host`]: clinic databases as namespaces of the region's
-//! sqld ([`SqldDatabases`]) over Hrana through the Worker's `fetch`, the root
-//! key from the `ROOT_KEY` secret, `Date.now()` and `crypto.getRandomValues`.
+//! The Worker's [`Host`](amanah_functions::Host): clinic databases as
+//! namespaces of the region's sqld ([`SqldHost`]) over Hrana through the
+//! Worker's `fetch`, the root key from the `ROOT_KEY` secret, `Date.now()`
+//! and `crypto.getRandomValues`.
 
 use std::future::Future;
 use std::pin::pin;
@@ -9,10 +10,8 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 
 use amanah_functions::crypto::keys::RootKey;
-use amanah_functions::host::{DbError, Host};
-use amanah_functions::ids::ClinicId;
-use amanah_functions::store::hrana::{HranaConn, Transport};
-use amanah_functions::store::sqld::{SqldDatabases, SqldSettings};
+use amanah_functions::store::hrana::Transport;
+use amanah_functions::store::sqld::{Platform, SqldHost, SqldSettings};
 use worker::send::SendFuture;
 use worker::{js_sys, Delay, Fetch, Headers, Method, Request, RequestInit};
 
@@ -64,57 +63,22 @@ impl Transport for FetchTransport {
     }
 }
 
-/// The Worker's [`Host`].
-pub struct EdgeHost {
-    databases: SqldDatabases<FetchTransport>,
-    root: RootKey,
-}
+/// The Worker's [`Host`]: the region's sqld through `fetch`.
+pub type EdgeHost = SqldHost<FetchTransport>;
 
-impl EdgeHost {
-    pub fn new(db: SqldSettings, timeout: Duration, root: RootKey) -> Self {
-        EdgeHost {
-            databases: SqldDatabases::new(FetchTransport { timeout }, db),
-            root,
-        }
-    }
-}
-
-impl Host for EdgeHost {
-    type Conn = HranaConn<FetchTransport>;
-
-    async fn directory(&self) -> Result<Self::Conn, DbError> {
-        self.databases.directory().await
-    }
-
-    async fn open_clinic(&self, clinic: &ClinicId) -> Result<Self::Conn, DbError> {
-        Ok(self.databases.open_clinic(clinic))
-    }
-
-    async fn create_clinic(&self, clinic: &ClinicId) -> Result<Self::Conn, DbError> {
-        self.databases.create_clinic(clinic).await
-    }
-
-    async fn drop_clinic(&self, clinic: &ClinicId) -> Result<(), DbError> {
-        self.databases.drop_clinic(clinic).await
-    }
-
-    /// sqld refuses `PRAGMA wal_checkpoint` over Hrana and keeps past pages
-    /// in its replication log (`wallog`): nothing this host can scrub.
-    async fn scrub(&self, _clinic: Option<&ClinicId>) -> Result<bool, DbError> {
-        Ok(false)
-    }
-
-    fn root_key(&self) -> &RootKey {
-        &self.root
-    }
-
-    fn now(&self) -> i64 {
-        (js_sys::Date::now() / 1000.0) as i64
-    }
-
-    fn fill_random(&self, buf: &mut [u8]) {
-        // The platform's CSPRNG (crypto.getRandomValues); without it nothing
-        // secret can be made, so failing here is the only safe answer.
-        getrandom02::getrandom(buf).expect("crypto.getRandomValues is available in workerd");
-    }
+pub fn host(db: SqldSettings, timeout: Duration, root: RootKey) -> EdgeHost {
+    SqldHost::new(
+        FetchTransport { timeout },
+        db,
+        root,
+        Platform {
+            now: || (js_sys::Date::now() / 1000.0) as i64,
+            // The platform's CSPRNG (crypto.getRandomValues); without it
+            // nothing secret can be made, so failing here is the only safe
+            // answer.
+            fill_random: |buf| {
+                getrandom02::getrandom(buf).expect("crypto.getRandomValues is available in workerd")
+            },
+        },
+    )
 }

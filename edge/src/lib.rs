@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use amanah_functions::body::Body;
 use amanah_functions::error::ApiError;
-use amanah_functions::web::{self, DRAIN_LIMIT, MAX_BODY};
+use amanah_functions::web;
 use amanah_functions::{App, ClientIp};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -39,7 +39,7 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
         Ok(app) => app,
         Err(e) => {
             worker::console_error!("amanah: misconfigured: {e}");
-            return Ok(refuse(&ApiError::unavailable("configuration")));
+            return Ok(web::error_response(&ApiError::unavailable("configuration")));
         }
     };
     let (mut parts, body) = req.into_parts();
@@ -51,15 +51,11 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
     if let Some(ip) = ip {
         parts.extensions.insert(ClientIp(ip));
     }
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let body = read_body(body, declared).await;
+    let declared = web::declared_length(&parts.headers);
+    let body = web::read_limited(body, declared).await;
     let resp = match body {
         Ok(body) => app.handle(http::Request::from_parts(parts, body)).await,
-        Err(e) => refuse(&e),
+        Err(e) => web::error_response(&e),
     };
     if let Some(log) = resp.extensions().get::<amanah_functions::RequestLog>() {
         if resp.status().is_server_error() {
@@ -97,35 +93,6 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
-/// The body, at most [`MAX_BODY`] bytes. A larger body is drained
-/// (bounded) before the 413, so the client can read it, unless it announced
-/// more than would ever be drained.
-async fn read_body(mut body: worker::Body, declared: Option<usize>) -> Result<Bytes, ApiError> {
-    if declared.is_none_or(|n| n <= MAX_BODY) {
-        let mut buf = BytesMut::new();
-        loop {
-            match body.next().await {
-                None => return Ok(buf.freeze()),
-                Some(Err(_)) => {
-                    return Err(ApiError::bad_request("the request body could not be read"))
-                }
-                Some(Ok(chunk)) if buf.len() + chunk.len() > MAX_BODY => break,
-                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-            }
-        }
-    }
-    if declared.is_none_or(|n| n <= MAX_BODY + DRAIN_LIMIT) {
-        let mut drained = 0;
-        while let Some(Ok(chunk)) = body.next().await {
-            drained += chunk.len();
-            if drained > DRAIN_LIMIT {
-                break;
-            }
-        }
-    }
-    Err(web::too_large())
-}
-
 /// A whole body (static assets), or `None` if it cannot be read.
 async fn read_all(mut body: worker::Body) -> Option<Bytes> {
     let mut buf = BytesMut::new();
@@ -133,13 +100,6 @@ async fn read_all(mut body: worker::Body) -> Option<Bytes> {
         buf.extend_from_slice(&chunk.ok()?);
     }
     Some(buf.freeze())
-}
-
-/// An error answered before the application sees the request.
-fn refuse(e: &ApiError) -> Reply {
-    let mut r = web::error_response(e);
-    web::secure_headers(r.headers_mut(), true);
-    r
 }
 
 /// The front end, from the `ASSETS` binding, with the security headers.

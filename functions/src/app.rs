@@ -252,18 +252,45 @@ impl<H: Host> App<H> {
         &self.config
     }
 
-    /// The region directory, migrated.
+    /// The region directory. The first use in this instance queues a
+    /// [`store::schema_guard`] ahead of the first statement (no round trip of
+    /// its own); a failing guard makes [`App::handle`] migrate and run the
+    /// request again.
     pub(crate) async fn directory(&self) -> ApiResult<H::Conn> {
         let dir = self.host.directory().await?;
         if !self.directory_ready.load(Ordering::Acquire) {
-            store::migrate(&dir, schema::DIRECTORY).await?;
+            match dir
+                .execute_later(&store::schema_guard(schema::DIRECTORY), vec![])
+                .await
+            {
+                Ok(()) => {}
+                // A host that runs queued statements at once (the native
+                // one) answers here: migrate now.
+                Err(e) if store::schema_behind(&e) => self.migrate_directory(&dir).await?,
+                Err(e) => return Err(e.into()),
+            }
             self.directory_ready.store(true, Ordering::Release);
         }
         Ok(dir)
     }
 
-    /// Opens (or creates) a clinic database and brings its schema up to date.
-    pub(crate) async fn clinic_conn(&self, clinic: &ClinicId, create: bool) -> ApiResult<H::Conn> {
+    /// Creates the directory if needed and brings its schema up to date.
+    pub(crate) async fn migrate_directory(&self, dir: &H::Conn) -> ApiResult<()> {
+        self.host.create_directory().await?;
+        store::migrate(dir, schema::DIRECTORY).await?;
+        self.directory_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Opens (or creates) a clinic database. A new one is migrated at once;
+    /// an existing one gets the schema guard, as the directory does, on its
+    /// first use in this instance (`eager`: migrated at once instead).
+    pub(crate) async fn clinic_conn(
+        &self,
+        clinic: &ClinicId,
+        create: bool,
+        eager: bool,
+    ) -> ApiResult<H::Conn> {
         let conn = if create {
             self.host.create_clinic(clinic).await?
         } else {
@@ -278,12 +305,38 @@ impl<H: Host> App<H> {
             .map(|m| m.contains(clinic.as_str()))
             .unwrap_or(false);
         if !known {
-            store::migrate(&conn, schema::CLINIC).await?;
+            if create || eager {
+                store::migrate(&conn, schema::CLINIC).await?;
+            } else {
+                match conn
+                    .execute_later(&store::schema_guard(schema::CLINIC), vec![])
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if store::schema_behind(&e) => {
+                        store::migrate(&conn, schema::CLINIC).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             if let Ok(mut m) = self.migrated.lock() {
                 m.insert(clinic.as_str().to_owned());
             }
         }
         Ok(conn)
+    }
+
+    /// After a schema guard failed: forgets what this instance believed and
+    /// migrates the directory and the request's clinic.
+    async fn recover_schema(&self, clinic: Option<&ClinicId>) -> ApiResult<()> {
+        self.directory_ready.store(false, Ordering::Release);
+        let dir = self.host.directory().await?;
+        self.migrate_directory(&dir).await?;
+        if let Some(clinic) = clinic {
+            self.forget_clinic(clinic);
+            self.clinic_conn(clinic, false, true).await?;
+        }
+        Ok(())
     }
 
     /// A clinic's state in the directory and its keys, unwrapped by the
@@ -371,41 +424,86 @@ impl<H: Host> App<H> {
         let ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
 
         if self.config.test_hooks && path == "/__test/clock" && parts.method == Method::POST {
-            let result = crate::api::testing::advance_clock(self, &parts.headers, &body).await;
+            let result = self
+                .again_if_behind(|| crate::api::testing::advance_clock(self, &parts.headers, &body))
+                .await;
             return render(result, Vec::new(), true, "/__test/clock");
         }
         if self.config.test_hooks && path == "/__test/staff" && parts.method == Method::POST {
-            let result = crate::api::testing::add_staff(self, &parts.headers, &body).await;
+            let result = self
+                .again_if_behind(|| crate::api::testing::add_staff(self, &parts.headers, &body))
+                .await;
             return render(result, Vec::new(), true, "/__test/staff");
         }
         let Some((route, params)) = routes::find(&parts.method, &path) else {
             return render(Err(ApiError::not_found()), Vec::new(), api, "unmatched");
         };
-        let mut ctx = Ctx {
-            app: self,
-            route,
-            params,
-            method: parts.method,
-            headers: parts.headers,
-            query: parts.uri.query().map(str::to_owned),
-            body,
-            now: self.host.now(),
-            ip,
-            reason: None,
-            clinic: None,
-            db: None,
-            keys: None,
-            deletion: None,
-            principal: None,
-            staff: None,
-            audit: AuditDraft::default(),
-            keep_writes_on_error: false,
-            set_cookies: Vec::new(),
-            clock_for: None,
-            audit_head: None,
-        };
-        let result = ctx.run().await;
-        let result = ctx.finish(result).await;
+        let query = parts.uri.query().map(str::to_owned);
+        let mut first_try = true;
+        loop {
+            let mut ctx = Ctx {
+                app: self,
+                route,
+                params: params.clone(),
+                method: parts.method.clone(),
+                headers: parts.headers.clone(),
+                query: query.clone(),
+                body: body.clone(),
+                now: self.host.now(),
+                ip,
+                reason: None,
+                clinic: None,
+                db: None,
+                keys: None,
+                deletion: None,
+                principal: None,
+                staff: None,
+                audit: AuditDraft::default(),
+                keep_writes_on_error: false,
+                set_cookies: Vec::new(),
+                clock_for: None,
+                audit_head: None,
+            };
+            let result = ctx.run().await;
+            let result = ctx.finish(result).await;
+            if first_try && result.as_ref().is_err_and(|e| e.schema_behind) {
+                // Nothing was written (the guard stopped the first batch):
+                // migrate, then run the request again, once.
+                first_try = false;
+                if let Err(e) = self.recover_schema(ctx.clinic.as_ref()).await {
+                    return render(Err(e), Vec::new(), api, route.path);
+                }
+                continue;
+            }
+            return self.respond(ctx, result, api).await;
+        }
+    }
+
+    /// Runs `work`; if a database's schema proved behind, migrates the
+    /// directory and runs it once more.
+    async fn again_if_behind<'a, F, Fut>(&'a self, work: F) -> ApiResult<Reply>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = ApiResult<Reply>> + 'a,
+    {
+        match work().await {
+            Err(e) if e.schema_behind => {
+                self.recover_schema(None).await?;
+                work().await
+            }
+            other => other,
+        }
+    }
+
+    /// The rest of a request after its transaction: the platform audit
+    /// entry, the export stream, the response with its cookies and headers.
+    async fn respond(
+        &self,
+        mut ctx: Ctx<'_, H>,
+        result: ApiResult<Reply>,
+        api: bool,
+    ) -> Response<Body> {
+        let route = ctx.route;
         let result = ctx.platform_audit(&result).await.and(result);
         let result = result.and_then(|reply| ctx.start_stream(reply));
         let mut resp = render(
@@ -695,7 +793,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         self.guard_region(clinic)?;
         self.apply_test_clock(clinic).await?;
         let (state, keys) = self.app.clinic_keys(clinic).await?;
-        let conn = self.app.clinic_conn(clinic, create).await?;
+        let conn = self.app.clinic_conn(clinic, create, false).await?;
         conn.execute_later("BEGIN IMMEDIATE", vec![]).await?;
         self.keys = Some(keys);
         self.deletion = state.purge_after;
@@ -807,6 +905,12 @@ impl<'a, H: Host> Ctx<'a, H> {
         let Some(db) = self.db.take() else {
             return result;
         };
+        if result.as_ref().is_err_and(|e| e.schema_behind) {
+            // The schema guard stopped the first batch: nothing to keep, and
+            // no audit entry into a schema this code does not know.
+            let _ = db.execute("ROLLBACK", vec![]).await;
+            return result;
+        }
         let outcome = self.outcome(&result);
         let entry = match (self.route.audit, outcome) {
             (Some(action), Some(outcome)) => self.entry(action, outcome),

@@ -89,6 +89,9 @@ pub struct ApiError {
     pub retry_after: Option<i64>,
     /// For the host's log; never sent. Holds no personal data.
     pub detail: Option<String>,
+    /// A database's schema was behind (see `store::schema_guard`): the
+    /// request changed nothing and runs again once it is migrated.
+    pub schema_behind: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -101,6 +104,7 @@ impl ApiError {
             field: None,
             retry_after: None,
             detail: None,
+            schema_behind: false,
         }
     }
     /// 400 for one input field.
@@ -169,10 +173,13 @@ impl ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        match e {
+        let behind = crate::store::schema_behind(&e);
+        let mut err = match e {
             DbError::Unavailable(_) => ApiError::unavailable(e.to_string()),
             other => ApiError::internal(other.to_string()),
-        }
+        };
+        err.schema_behind = behind;
+        err
     }
 }
 

@@ -120,8 +120,15 @@ pub trait Host: Send + Sync {
     /// Owned, so that a streamed response can read on after the handler.
     type Conn: Conn + 'static;
 
-    /// The region's directory database (non-personal facts), created if absent.
+    /// The region's directory database (non-personal facts). Where creating
+    /// it costs a call (a sqld namespace), a missing one may show as
+    /// [`DbError::NotFound`] on its first statement instead; the application
+    /// then calls [`Host::create_directory`].
     fn directory(&self) -> impl Future<Output = Result<Self::Conn, DbError>> + Send;
+    /// Creates the directory database if it does not exist.
+    fn create_directory(&self) -> impl Future<Output = Result<(), DbError>> + Send {
+        async { Ok(()) }
+    }
     /// An existing clinic's database; [`DbError::NotFound`] if it has none.
     fn open_clinic(
         &self,

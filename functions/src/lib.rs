@@ -21,6 +21,7 @@ pub mod platform;
 pub mod purge;
 pub mod rbac;
 pub mod routes;
+pub mod settings;
 pub mod store;
 pub mod throttle;
 pub mod token;

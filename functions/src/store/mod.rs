@@ -90,6 +90,33 @@ pub async fn migrate<C: Conn>(conn: &C, steps: &[Migration]) -> Result<(), DbErr
     Ok(())
 }
 
+/// A statement that fails unless the database's schema is at the newest
+/// version of `steps`. Queued (`execute_later`) ahead of a request's first
+/// statement, it rides in that statement's round trip, so a host whose
+/// instances remember nothing between requests (Spin makes one per request)
+/// checks the schema without a round trip of its own. Behind, it fails with
+/// SQLite's "integer overflow" (`abs` of the smallest integer); without a
+/// schema at all, with "no such table"; see [`schema_behind`].
+pub fn schema_guard(steps: &[Migration]) -> String {
+    let newest = steps.iter().map(|s| s.version).max().unwrap_or(0);
+    format!(
+        "SELECT abs(-9223372036854775807 - 1) \
+         WHERE (SELECT COALESCE(MAX(version), 0) FROM schema_migrations) < {newest}"
+    )
+}
+
+/// Whether an error says the database needs [`migrate`] first: the
+/// [`schema_guard`] failed, or the database does not exist yet.
+pub fn schema_behind(e: &DbError) -> bool {
+    match e {
+        DbError::NotFound => true,
+        DbError::Other(m) => {
+            m.contains("integer overflow") || m.contains("no such table: schema_migrations")
+        }
+        _ => false,
+    }
+}
+
 async fn current_version<C: Conn>(conn: &C) -> Result<i64, DbError> {
     let rows = conn
         .query(

@@ -4,12 +4,13 @@
 //! Statements go over Hrana ([`super::hrana`]) through the host's
 //! [`Transport`]; the namespace travels in the `x-namespace-bin` header.
 //!
+//! [`SqldHost`] is the whole [`Host`] of the wasm hosts over these databases.
+//!
 //! The admin API must never be public: locally it listens on loopback, in
 //! production it sits behind an authenticated tunnel (`admin_token`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use crate::host::DbError;
+use crate::crypto::keys::RootKey;
+use crate::host::{DbError, Host};
 use crate::ids::ClinicId;
 
 use super::hrana::{Endpoint, HranaConn, Transport};
@@ -32,7 +33,6 @@ pub const DIRECTORY: &str = "directory";
 pub struct SqldDatabases<T: Transport + Clone> {
     transport: T,
     settings: SqldSettings,
-    directory_created: AtomicBool,
 }
 
 impl<T: Transport + Clone> SqldDatabases<T> {
@@ -40,7 +40,6 @@ impl<T: Transport + Clone> SqldDatabases<T> {
         SqldDatabases {
             transport,
             settings,
-            directory_created: AtomicBool::new(false),
         }
     }
 
@@ -94,13 +93,17 @@ impl<T: Transport + Clone> SqldDatabases<T> {
         }
     }
 
-    /// The region directory, created on first use.
-    pub async fn directory(&self) -> Result<HranaConn<T>, DbError> {
-        if !self.directory_created.load(Ordering::Acquire) {
-            self.create_namespace(DIRECTORY, true).await?;
-            self.directory_created.store(true, Ordering::Release);
-        }
-        Ok(self.conn(DIRECTORY))
+    /// The region directory. Not created here: that is an admin call, which
+    /// a host making an instance per request would pay on every request. A
+    /// missing directory shows as [`DbError::NotFound`] on its first
+    /// statement, and the application calls [`Self::create_directory`].
+    pub fn directory(&self) -> HranaConn<T> {
+        self.conn(DIRECTORY)
+    }
+
+    /// Creates the directory's namespace unless it exists.
+    pub async fn create_directory(&self) -> Result<(), DbError> {
+        self.create_namespace(DIRECTORY, true).await
     }
 
     /// An existing clinic's database. (A missing namespace shows as
@@ -126,5 +129,76 @@ impl<T: Transport + Clone> SqldDatabases<T> {
                 "sqld admin answered {s} deleting a namespace"
             ))),
         }
+    }
+}
+
+/// What a wasm platform gives besides its HTTP transport: the wall clock and
+/// a CSPRNG.
+#[derive(Clone, Copy)]
+pub struct Platform {
+    /// Seconds since the Unix epoch, UTC.
+    pub now: fn() -> i64,
+    /// Fills the buffer with cryptographically secure random bytes.
+    pub fill_random: fn(&mut [u8]),
+}
+
+/// The [`Host`] of the wasm hosts (the Worker, the Spin component): a
+/// region's databases on its sqld through the platform's [`Transport`], the
+/// region's root key, and the platform's clock and randomness.
+pub struct SqldHost<T: Transport + Clone> {
+    databases: SqldDatabases<T>,
+    root: RootKey,
+    platform: Platform,
+}
+
+impl<T: Transport + Clone> SqldHost<T> {
+    pub fn new(transport: T, settings: SqldSettings, root: RootKey, platform: Platform) -> Self {
+        SqldHost {
+            databases: SqldDatabases::new(transport, settings),
+            root,
+            platform,
+        }
+    }
+}
+
+impl<T: Transport + Clone + 'static> Host for SqldHost<T> {
+    type Conn = HranaConn<T>;
+
+    async fn directory(&self) -> Result<Self::Conn, DbError> {
+        Ok(self.databases.directory())
+    }
+
+    async fn create_directory(&self) -> Result<(), DbError> {
+        self.databases.create_directory().await
+    }
+
+    async fn open_clinic(&self, clinic: &ClinicId) -> Result<Self::Conn, DbError> {
+        Ok(self.databases.open_clinic(clinic))
+    }
+
+    async fn create_clinic(&self, clinic: &ClinicId) -> Result<Self::Conn, DbError> {
+        self.databases.create_clinic(clinic).await
+    }
+
+    async fn drop_clinic(&self, clinic: &ClinicId) -> Result<(), DbError> {
+        self.databases.drop_clinic(clinic).await
+    }
+
+    /// sqld refuses `PRAGMA wal_checkpoint` over Hrana and keeps past pages
+    /// in its replication log (`wallog`): nothing this host can scrub.
+    async fn scrub(&self, _clinic: Option<&ClinicId>) -> Result<bool, DbError> {
+        Ok(false)
+    }
+
+    fn root_key(&self) -> &RootKey {
+        &self.root
+    }
+
+    fn now(&self) -> i64 {
+        (self.platform.now)()
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        (self.platform.fill_random)(buf)
     }
 }

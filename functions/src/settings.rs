@@ -1,0 +1,240 @@
+//! A wasm host's configuration, read by name from its platform: the Worker's
+//! vars and secrets, or the Spin component's variables. One parser for both
+//! hosts, so the rules (required names, ranges, when test hooks are allowed)
+//! live in one place; each host only says how a name is looked up.
+//!
+//! | name | kind | meaning |
+//! |---|---|---|
+//! | `REGION` | plain | the region this deployment serves (`pk`, `ae`, `eu`) |
+//! | `REGION_URLS` | plain | `pk=https://pk.…,ae=https://ae.…`: every region's base URL |
+//! | `DB_URL` | plain | the region's libSQL server (`http://127.0.0.1:9010` locally) |
+//! | `DB_ADMIN_URL` | plain | sqld's admin API, loopback or an authenticated tunnel |
+//! | `IDLE_TIMEOUT_SECS` | plain | optional, default 900 |
+//! | `DB_TIMEOUT_MS` | plain | optional, default 10000: a database call with no answer by then is 503 |
+//! | `TEST_HOOKS` | plain | `1` enables `/__test/…`; refused unless every URL is loopback |
+//! | `ROOT_KEY` | secret | `v1:<64 hex>`, the region's key-encryption key |
+//! | `DB_AUTH_TOKEN` | secret | optional bearer token for the libSQL server |
+//! | `DB_ADMIN_TOKEN` | secret | optional bearer token for the admin API |
+//!
+//! Spin spells the same names in lower case (`root_key`, …), as its
+//! variables must be.
+
+use std::time::Duration;
+
+use amanah_region_config::Regions;
+
+use crate::app::{Config, RegionInfo};
+use crate::crypto::keys::RootKey;
+use crate::store::sqld::SqldSettings;
+
+/// Whether a setting is a secret (the host must read it from its secret
+/// store, never from a plain variable a manifest could carry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Plain,
+    Secret,
+}
+
+/// Every setting [`read`] looks up, with its kind.
+pub const NAMES: [(&str, Kind); 10] = [
+    ("REGION", Kind::Plain),
+    ("REGION_URLS", Kind::Plain),
+    ("DB_URL", Kind::Plain),
+    ("DB_ADMIN_URL", Kind::Plain),
+    ("IDLE_TIMEOUT_SECS", Kind::Plain),
+    ("DB_TIMEOUT_MS", Kind::Plain),
+    ("TEST_HOOKS", Kind::Plain),
+    ("ROOT_KEY", Kind::Secret),
+    ("DB_AUTH_TOKEN", Kind::Secret),
+    ("DB_ADMIN_TOKEN", Kind::Secret),
+];
+
+/// Everything a wasm host needs to build its [`crate::App`].
+pub struct Settings {
+    pub config: Config,
+    pub root: RootKey,
+    pub db: SqldSettings,
+    /// How long a database call may take before the request answers 503.
+    pub db_timeout: Duration,
+}
+
+/// Reads the settings through `get(name, kind)`, which answers `None` for a
+/// name that is unset (an empty value counts as unset).
+pub fn read(get: impl Fn(&str, Kind) -> Option<String>) -> Result<Settings, String> {
+    let optional = |name: &str, kind: Kind| get(name, kind).filter(|v| !v.is_empty());
+    let required = |name: &str, kind: Kind| {
+        optional(name, kind).ok_or_else(|| format!("the setting {name} is not set"))
+    };
+    let regions = Regions::builtin();
+    let region_id = required("REGION", Kind::Plain)?;
+    let region = regions
+        .get(&region_id)
+        .ok_or_else(|| format!("REGION {region_id} is not in regions.toml"))?;
+    let mut infos = Vec::new();
+    for pair in required("REGION_URLS", Kind::Plain)?.split(',') {
+        let (id, url) = pair
+            .trim()
+            .split_once('=')
+            .ok_or("REGION_URLS must be id=url,…")?;
+        let r = regions
+            .get(id)
+            .ok_or_else(|| format!("REGION_URLS names {id}, which is not in regions.toml"))?;
+        infos.push(RegionInfo {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            location: r.location.clone(),
+            url: Some(url.trim_end_matches('/').to_owned()),
+        });
+    }
+    let own = infos
+        .iter()
+        .find(|i| i.id == region.id)
+        .cloned()
+        .ok_or("REGION_URLS must include this deployment's own region")?;
+    let root_text = required("ROOT_KEY", Kind::Secret)?;
+    let root = RootKey::parse(&region.id, &root_text).map_err(|e| format!("ROOT_KEY: {e}"))?;
+    let db = SqldSettings {
+        url: required("DB_URL", Kind::Plain)?,
+        auth_token: optional("DB_AUTH_TOKEN", Kind::Secret),
+        admin_url: required("DB_ADMIN_URL", Kind::Plain)?,
+        admin_token: optional("DB_ADMIN_TOKEN", Kind::Secret),
+    };
+    let mut config = Config::new(own, infos);
+    if let Some(secs) = optional("IDLE_TIMEOUT_SECS", Kind::Plain) {
+        config.idle_timeout_secs = secs
+            .parse()
+            .ok()
+            .filter(|s| (60..=86_400).contains(s))
+            .ok_or("IDLE_TIMEOUT_SECS must be 60 to 86400")?;
+    }
+    match optional("TEST_HOOKS", Kind::Plain).as_deref() {
+        None | Some("0") => {}
+        Some("1") => {
+            let all_local = is_loopback(&db.url)
+                && is_loopback(&db.admin_url)
+                && config
+                    .regions
+                    .iter()
+                    .all(|r| r.url.as_deref().is_some_and(is_loopback));
+            if !all_local {
+                return Err("TEST_HOOKS is refused unless every URL is loopback".into());
+            }
+            config.test_hooks = true;
+        }
+        Some(_) => return Err("TEST_HOOKS must be 0 or 1".into()),
+    }
+    let timeout_ms: u64 = match optional("DB_TIMEOUT_MS", Kind::Plain) {
+        None => 10_000,
+        Some(ms) => ms
+            .parse()
+            .ok()
+            .filter(|ms| (100..=60_000).contains(ms))
+            .ok_or("DB_TIMEOUT_MS must be 100 to 60000")?,
+    };
+    Ok(Settings {
+        config,
+        root,
+        db,
+        db_timeout: Duration::from_millis(timeout_ms),
+    })
+}
+
+/// Whether a URL's host is the loopback interface.
+pub fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "127.0.0.1" || host == "localhost" || host.ends_with(".localhost")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const KEY: &str = "v1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    fn base() -> HashMap<&'static str, (&'static str, Kind)> {
+        HashMap::from([
+            ("REGION", ("pk", Kind::Plain)),
+            (
+                "REGION_URLS",
+                ("pk=http://127.0.0.1:1,ae=http://127.0.0.1:2/", Kind::Plain),
+            ),
+            ("DB_URL", ("http://127.0.0.1:3", Kind::Plain)),
+            ("DB_ADMIN_URL", ("http://127.0.0.1:4", Kind::Plain)),
+            ("ROOT_KEY", (KEY, Kind::Secret)),
+        ])
+    }
+
+    fn read_from(m: &HashMap<&'static str, (&'static str, Kind)>) -> Result<Settings, String> {
+        read(|name, kind| {
+            m.get(name)
+                .filter(|(_, k)| *k == kind)
+                .map(|(v, _)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn reads_a_complete_configuration() {
+        let s = read_from(&base()).unwrap();
+        assert_eq!(s.config.region.id, "pk");
+        assert_eq!(
+            s.config.regions[1].url.as_deref(),
+            Some("http://127.0.0.1:2")
+        );
+        assert_eq!(s.db_timeout, Duration::from_secs(10));
+        assert!(!s.config.test_hooks);
+    }
+
+    #[test]
+    fn refuses_what_is_missing_or_out_of_range() {
+        for (name, value, kind, why) in [
+            ("REGION", "", Kind::Plain, "REGION is not set"),
+            ("REGION", "xx", Kind::Plain, "not in regions.toml"),
+            (
+                "REGION_URLS",
+                "ae=http://127.0.0.1:2",
+                Kind::Plain,
+                "own region",
+            ),
+            ("ROOT_KEY", KEY, Kind::Plain, "ROOT_KEY is not set"),
+            ("ROOT_KEY", "v1:00", Kind::Secret, "ROOT_KEY:"),
+            ("IDLE_TIMEOUT_SECS", "5", Kind::Plain, "60 to 86400"),
+            ("DB_TIMEOUT_MS", "soon", Kind::Plain, "100 to 60000"),
+            ("TEST_HOOKS", "yes", Kind::Plain, "0 or 1"),
+        ] {
+            let mut m = base();
+            m.insert(name, (value, kind));
+            let err = read_from(&m).err().unwrap_or_default();
+            assert!(err.contains(why), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_name_read_is_listed_with_its_kind() {
+        let seen = std::cell::RefCell::new(Vec::new());
+        let m = base();
+        let _ = read(|name, kind| {
+            seen.borrow_mut().push((name.to_owned(), kind));
+            m.get(name).map(|(v, _)| (*v).to_owned())
+        });
+        for (name, kind) in seen.into_inner() {
+            assert!(NAMES.contains(&(name.as_str(), kind)), "{name}");
+        }
+    }
+
+    #[test]
+    fn test_hooks_only_when_everything_is_loopback() {
+        let mut m = base();
+        m.insert("TEST_HOOKS", ("1", Kind::Plain));
+        assert!(read_from(&m).unwrap().config.test_hooks);
+        m.insert("DB_URL", ("https://db.pk.amanah.example", Kind::Plain));
+        assert!(read_from(&m).err().unwrap_or_default().contains("loopback"));
+    }
+}

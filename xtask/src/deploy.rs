@@ -1,0 +1,365 @@
+//! Local deployments of the wasm hosts (the Worker on workerd, the Spin
+//! component under `wasmtime serve`): a real `sqld` per region with
+//! namespaces, the host per region in front of it, and the
+//! `deployment.json` the end-to-end harness reads.
+
+use std::fs::{self, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::wait_healthy;
+
+/// Regions a local deployment serves, in port order.
+pub const REGIONS: [&str; 2] = ["pk", "ae"];
+
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// The region's root key file (`v1:<hex>`, 0600), created on first run; the
+/// same format as the native host's, so one data dir's keys serve either.
+pub fn root_key(data: &Path, region: &str) -> Result<String, String> {
+    let dir = data.join("keys");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+    let file = dir.join(format!("{region}.root.key"));
+    if !file.exists() {
+        let mut key = [0u8; 32];
+        fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .map_err(|e| format!("no randomness: {e}"))?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        writeln!(f, "v1:{hex}").map_err(|e| e.to_string())?;
+    }
+    fs::read_to_string(&file)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| format!("{}: {e}", file.display()))
+}
+
+pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    let _ = fs::remove_file(path);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| e.to_string())
+}
+
+pub fn log_file(path: &Path) -> Result<fs::File, String> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// One region of a local deployment: its sqld, and the host serving it.
+pub struct RegionProc {
+    pub id: &'static str,
+    pub port: u16,
+    pub sqld_http: u16,
+    pub sqld_admin: u16,
+    sqld_args: Vec<String>,
+    sqld: Child,
+    /// The host's process (`wrangler dev` or `wasmtime serve`).
+    pub server: Option<Child>,
+}
+
+impl RegionProc {
+    pub fn dir(&self, data: &Path) -> PathBuf {
+        data.join(self.id)
+    }
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+    pub fn sqld_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sqld_http)
+    }
+    pub fn sqld_admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sqld_admin)
+    }
+}
+
+/// A wasm host that serves each region of a local deployment from its sqld.
+pub trait WasmHost {
+    /// `worker` or `spin`, as `deployment.json` names it.
+    const NAME: &'static str;
+    /// What the ready message calls it.
+    const DESCRIPTION: &'static str;
+    /// Builds what the host runs (before any process starts).
+    fn build(&mut self) -> Result<(), String>;
+    /// Starts the host's process for one region; `region_urls` is
+    /// `pk=http://…,ae=http://…`. Returns it and its log file.
+    fn start(
+        &mut self,
+        data: &Path,
+        region: &RegionProc,
+        region_urls: &str,
+        test_hooks: bool,
+    ) -> Result<(Child, PathBuf), String>;
+    /// Extra members of `deployment.json` (`,"key":value…`), for tests.
+    fn deployment_extra(&self) -> String {
+        String::new()
+    }
+}
+
+pub fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Starts sqld and the host per region and prints the ready line; runs
+/// until a host process exits or the process is interrupted.
+pub fn up<H: WasmHost>(
+    host: &mut H,
+    sqld_bin: &Path,
+    data: &Path,
+    port: u16,
+    test_hooks: bool,
+) -> Result<(), String> {
+    host.build()?;
+    fs::create_dir_all(data).map_err(|e| e.to_string())?;
+    let data = data
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", data.display()))?;
+    let mut regions = Vec::new();
+    for (i, id) in REGIONS.into_iter().enumerate() {
+        let port = if port == 0 {
+            free_port()?
+        } else {
+            port + i as u16
+        };
+        let (sqld_http, sqld_admin) = (free_port()?, free_port()?);
+        let dir = data.join(id);
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let sqld_args: Vec<String> = vec![
+            "--db-path".into(),
+            dir.join("sqld").to_string_lossy().into_owned(),
+            "--http-listen-addr".into(),
+            format!("127.0.0.1:{sqld_http}"),
+            "--admin-listen-addr".into(),
+            format!("127.0.0.1:{sqld_admin}"),
+            "--enable-namespaces".into(),
+            "--no-welcome".into(),
+        ];
+        let sqld = Command::new(sqld_bin)
+            .args(&sqld_args)
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir.join("sqld.log"))?)
+            .spawn()
+            .map_err(|e| format!("cannot start sqld: {e}"))?;
+        regions.push(RegionProc {
+            id,
+            port,
+            sqld_http,
+            sqld_admin,
+            sqld_args,
+            sqld,
+            server: None,
+        });
+    }
+    let result = start_servers(host, sqld_bin, &data, &mut regions, test_hooks);
+    if let Err(e) = result {
+        stop(&mut regions);
+        return Err(e);
+    }
+    let outcome = watch::<H>(&mut regions);
+    stop(&mut regions);
+    outcome
+}
+
+fn start_servers<H: WasmHost>(
+    host: &mut H,
+    sqld_bin: &Path,
+    data: &Path,
+    regions: &mut [RegionProc],
+    test_hooks: bool,
+) -> Result<(), String> {
+    for r in regions.iter() {
+        wait_port(r.sqld_http)?;
+        wait_port(r.sqld_admin)?;
+    }
+    let region_urls: Vec<String> = regions
+        .iter()
+        .map(|r| format!("{}={}", r.id, r.url()))
+        .collect();
+    let region_urls = region_urls.join(",");
+    let mut logs = Vec::new();
+    for r in regions.iter_mut() {
+        let (child, log) = host.start(data, r, &region_urls, test_hooks)?;
+        r.server = Some(child);
+        logs.push(log);
+    }
+    for (r, log) in regions.iter().zip(&logs) {
+        wait_healthy(&r.url(), Duration::from_secs(90))
+            .map_err(|e| format!("{e}; see {}", log.display()))?;
+    }
+    // What the end-to-end harness needs to drive and inspect this deployment.
+    let mut json = format!("{{\"host\":{},\"data_dir\":", json_str(H::NAME));
+    json.push_str(&json_str(&data.to_string_lossy()));
+    if let Some(group) = own_process_group() {
+        json.push_str(&format!(",\"process_group\":{group}"));
+    }
+    json.push_str(&host.deployment_extra());
+    json.push_str(",\"regions\":{");
+    for (i, (r, log)) in regions.iter().zip(&logs).enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        let dir = r.dir(data);
+        let args: Vec<String> = r.sqld_args.iter().map(|a| json_str(a)).collect();
+        json.push_str(&format!(
+            "{}:{{\"url\":{},\"sqld_url\":{},\"sqld_admin_url\":{},\"sqld_bin\":{},\"sqld_args\":[{}],\"sqld_dir\":{},\"logs\":[{},{}]}}",
+            json_str(r.id),
+            json_str(&r.url()),
+            json_str(&r.sqld_url()),
+            json_str(&r.sqld_admin_url()),
+            json_str(&sqld_bin.to_string_lossy()),
+            args.join(","),
+            json_str(&dir.join("sqld").to_string_lossy()),
+            json_str(&log.to_string_lossy()),
+            json_str(&dir.join("sqld.log").to_string_lossy()),
+        ));
+    }
+    json.push_str("}}\n");
+    write_private(&data.join("deployment.json"), &json)?;
+    let ready: Vec<String> = regions
+        .iter()
+        .map(|r| format!("{}={}", r.id, r.url()))
+        .collect();
+    println!("ready {}", ready.join(" "));
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "xtask: Amanah is up on {} with sqld per region; data in {}; Ctrl-C stops it",
+        H::DESCRIPTION,
+        data.display()
+    );
+    Ok(())
+}
+
+/// This process's group (field 5 of /proc/self/stat), so that a server a
+/// test restarts joins the deployment's group and stops with it.
+fn own_process_group() -> Option<u32> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Waits until a host process exits (sqld may be stopped and restarted by
+/// tests on purpose).
+fn watch<H: WasmHost>(regions: &mut [RegionProc]) -> Result<(), String> {
+    loop {
+        for r in regions.iter_mut() {
+            if let Some(w) = r.server.as_mut() {
+                if let Ok(Some(status)) = w.try_wait() {
+                    return Err(format!(
+                        "the {} host for {} exited: {status}",
+                        H::NAME,
+                        r.id
+                    ));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn stop(regions: &mut [RegionProc]) {
+    for r in regions.iter_mut() {
+        if let Some(mut w) = r.server.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &w.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = w.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = r.sqld.kill();
+        let _ = r.sqld.wait();
+    }
+}
+
+pub fn wait_port(port: u16) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("nothing listens on 127.0.0.1:{port}"))
+}
+
+/// `up --host <host>` as a child for the test run: returns it with its data
+/// dir's deployment file once it printed its ready line.
+pub fn spawn_for_tests(host: &str, data: &Path) -> Result<(Child, PathBuf), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args([
+            "up",
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--test-hooks",
+            "--data-dir",
+        ])
+        .arg(data)
+        // Its own process group, so the whole tree can be stopped at once.
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start the {host} deployment: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    if !line.starts_with("ready ") {
+        let _ = child.kill();
+        return Err(format!("the {host} deployment did not start: {line:?}"));
+    }
+    Ok((child, data.join("deployment.json")))
+}
+
+/// Stops a deployment started by [`spawn_for_tests`] and everything it
+/// started (its process group).
+pub fn stop_tree(mut child: Child) {
+    let group = format!("-{}", child.id());
+    let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+    let _ = child.wait();
+}
