@@ -15,6 +15,8 @@ pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod export;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod host;
 pub mod ids;
 pub mod platform;

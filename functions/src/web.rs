@@ -139,31 +139,68 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> ApiRe
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let msg = inner.to_string();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request("the body is not valid JSON");
+    serde_path_to_error::deserialize(de)
+        .map(|Object(v)| v)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.to_string();
+            if inner.is_syntax() || inner.is_eof() {
+                return ApiError::bad_request("the body is not valid JSON");
+            }
+            if let Some(name) = backticked(&msg, "unknown field `") {
+                // The path already ends at the unknown key.
+                let field = if path.ends_with(&name) {
+                    path
+                } else {
+                    join_path(&path, &name)
+                };
+                return ApiError::invalid(&field, "unknown field");
+            }
+            if let Some(name) = backticked(&msg, "missing field `") {
+                let field = join_path(&path, &name);
+                return ApiError::invalid(&field, "this field is required");
+            }
+            if path == "." || path.is_empty() {
+                return ApiError::bad_request(
+                    "the body must be a JSON object of the documented shape",
+                );
+            }
+            ApiError::invalid(&path, "this field has the wrong type or value")
+        })
+}
+
+/// A JSON object deserialized as `T`, and only an object. serde's derived
+/// `Deserialize` also takes a struct from an array, positionally
+/// (`[null, null]` for `{"nurse": null, "receptionist": null}`); a request
+/// body (and any object inside one) must name its fields. Errors keep their
+/// path.
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
         }
-        if let Some(name) = backticked(&msg, "unknown field `") {
-            // The path already ends at the unknown key.
-            let field = if path.ends_with(&name) {
-                path
-            } else {
-                join_path(&path, &name)
-            };
-            return ApiError::invalid(&field, "unknown field");
-        }
-        if let Some(name) = backticked(&msg, "missing field `") {
-            let field = join_path(&path, &name);
-            return ApiError::invalid(&field, "this field is required");
-        }
-        if path == "." || path.is_empty() {
-            return ApiError::bad_request("the body must be a JSON object of the documented shape");
-        }
-        ApiError::invalid(&path, "this field has the wrong type or value")
-    })
+        d.deserialize_map(Only(std::marker::PhantomData))
+    }
+}
+
+impl<T> std::ops::Deref for Object<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 fn backticked(msg: &str, prefix: &str) -> Option<String> {

@@ -141,3 +141,42 @@ fn a_cross_site_request_changes_nothing() {
     assert_eq!(owner.get("/api/v1/auth/session").status, 200);
     let _ = clinic;
 }
+
+/// Found by schemathesis: serde takes a struct from a JSON array,
+/// positionally, so `[null, null]` once reset both roles' settings. A body,
+/// and any object inside it, must be an object that names its fields.
+#[test]
+fn arrays_in_place_of_objects_are_refused_and_change_nothing() {
+    let d = Deployment::start();
+    let (_clinic, owner, _) = d.ready_clinic("pk", "Array Clinic", "owner@array.pk");
+    let narrowed = json!({"nurse": ["patient_read"]});
+    let r = owner.send(Method::PUT, "/api/v1/clinic/roles", Some(narrowed));
+    assert_eq!(r.status, 200, "{}", r.body);
+    for body in [
+        json!([null, null]),
+        json!([["patient_read"], null]),
+        json!([]),
+    ] {
+        owner
+            .send(Method::PUT, "/api/v1/clinic/roles", Some(body))
+            .assert_error(400, "invalid_request");
+    }
+    let roles = owner.get("/api/v1/clinic/roles");
+    let nurse = roles.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["role"] == "nurse")
+        .cloned()
+        .unwrap();
+    assert_eq!(nurse["permissions"], json!(["patient_read"]), "unchanged");
+
+    // An object inside the body: the owner at sign-up.
+    let r = d.client("pk").anonymous().post(
+        "/api/v1/clinics",
+        json!({"name": "Positional", "region": "pk",
+               "owner": ["Dr Array", "array@positional.pk", "a long passphrase 42"]}),
+    );
+    r.assert_error(400, "invalid_request");
+    assert_eq!(r.body["error"]["field"], "owner");
+}

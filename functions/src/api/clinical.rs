@@ -187,6 +187,19 @@ async fn list<H: Host>(ctx: &mut Ctx<'_, H>, kind: &Kind) -> ApiResult<Reply> {
     }))
 }
 
+/// Parses and validates `data` as each kind of clinical entry (fuzzing).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_entries(headers: &http::HeaderMap, data: &[u8], now: i64) {
+    fn one<E: Entry>(headers: &http::HeaderMap, data: &[u8], now: i64) {
+        if let Ok(e) = crate::web::json_body::<E>(headers, data) {
+            let _ = e.values(now);
+        }
+    }
+    one::<NewCondition>(headers, data, now);
+    one::<NewPrescription>(headers, data, now);
+    one::<NewNote>(headers, data, now);
+}
+
 async fn create<H: Host, E: Entry>(ctx: &mut Ctx<'_, H>, kind: &Kind) -> ApiResult<Reply> {
     let patient = patient(ctx).await?;
     let values = ctx.json::<E>()?.values(ctx.now)?;

@@ -27,7 +27,8 @@ pub(crate) const CLINIC_NAME: crate::crypto::field::Field =
 pub(crate) struct SignUp {
     name: String,
     region: String,
-    owner: Owner,
+    #[schema(value_type = Owner)]
+    owner: crate::web::Object<Owner>,
 }
 
 /// The answer to sign-up.

@@ -374,7 +374,9 @@ fn errors(route: &Route, op: &Operation) -> Vec<(u16, &'static str)> {
         out.push((413, "the body is over 1 MiB"));
         out.push((415, "the body is not application/json"));
     }
-    if route.access != Access::Public || route.id == RouteId::Mfa {
+    if matches!(route.id, RouteId::Login | RouteId::SupportLogin) {
+        out.push((401, "wrong credentials"));
+    } else if route.access != Access::Public || route.id == RouteId::Mfa {
         out.push((
             401,
             "no live session, or a forged, expired or revoked token",
@@ -391,6 +393,9 @@ fn errors(route: &Route, op: &Operation) -> Vec<(u16, &'static str)> {
         ));
     } else if matches!(route.access, Access::Session) {
         out.push((403, "cross-site request"));
+    }
+    if route.id == RouteId::TotpConfirm {
+        out.push((409, "no enrolment under way: start one first"));
     }
     if route.path.contains("{id}") {
         out.push((404, "no such resource in this clinic"));

@@ -90,7 +90,7 @@ fn optional(
 }
 
 impl Demographics {
-    fn validated(self, now: i64) -> ApiResult<Self> {
+    pub(super) fn validated(self, now: i64) -> ApiResult<Self> {
         Ok(Demographics {
             name: validate::name("name", &self.name)?,
             dob: validate::dob("dob", &self.dob, now)?,
