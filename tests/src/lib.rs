@@ -802,6 +802,14 @@ impl Client {
     }
 }
 
+/// The item of a list answer (`{"items": [...]}`) whose `key` is `value`.
+pub fn item_where<'a>(body: &'a Value, key: &str, value: &str) -> &'a Value {
+    body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i[key] == value))
+        .unwrap_or_else(|| panic!("no item with {key} = {value} in {body}"))
+}
+
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

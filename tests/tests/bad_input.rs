@@ -162,13 +162,7 @@ fn arrays_in_place_of_objects_are_refused_and_change_nothing() {
             .assert_error(400, "invalid_request");
     }
     let roles = owner.get("/api/v1/clinic/roles");
-    let nurse = roles.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["role"] == "nurse")
-        .cloned()
-        .unwrap();
+    let nurse = amanah_e2e::item_where(&roles.body, "role", "nurse");
     assert_eq!(nurse["permissions"], json!(["patient_read"]), "unchanged");
 
     // An object inside the body: the owner at sign-up.

@@ -6,12 +6,7 @@ use amanah_e2e::{Deployment, PASSWORD};
 use serde_json::{json, Value};
 
 fn role<'a>(body: &'a Value, name: &str) -> &'a Value {
-    body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["role"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {body}"))
+    amanah_e2e::item_where(body, "role", name)
 }
 
 #[test]

@@ -54,13 +54,7 @@ fn a_clinic_database_a_version_behind_is_migrated_and_the_request_runs_once() {
     );
     let r = owner.get("/api/v1/clinic/roles");
     assert_eq!(r.status, 200, "{}", r.body);
-    let nurse = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["role"] == "nurse")
-        .cloned()
-        .unwrap();
+    let nurse = amanah_e2e::item_where(&r.body, "role", "nurse");
     assert_eq!(
         nurse["permissions"],
         json!(["patient_read", "schedule_read"])
