@@ -230,6 +230,58 @@ pub(crate) struct Ctx<'a, H: Host> {
     audit_head: Option<audit::Head>,
 }
 
+/// What a request brings, as [`Ctx`] holds it.
+struct Incoming {
+    params: Vec<String>,
+    method: Method,
+    headers: HeaderMap,
+    query: Option<String>,
+    body: Bytes,
+    ip: Option<IpAddr>,
+}
+
+impl<'a, H: Host> Ctx<'a, H> {
+    fn new(app: &'a App<H>, route: &'static Route, r: Incoming) -> Self {
+        Ctx {
+            app,
+            route,
+            params: r.params,
+            method: r.method,
+            headers: r.headers,
+            query: r.query,
+            body: r.body,
+            now: app.host.now(),
+            ip: r.ip,
+            reason: None,
+            clinic: None,
+            db: None,
+            keys: None,
+            deletion: None,
+            principal: None,
+            staff: None,
+            audit: AuditDraft::default(),
+            keep_writes_on_error: false,
+            set_cookies: Vec::new(),
+            clock_for: None,
+            audit_head: None,
+        }
+    }
+
+    /// The same request from the start, in a fresh context (its second run,
+    /// after a migration).
+    fn restart(self) -> Self {
+        let incoming = Incoming {
+            params: self.params,
+            method: self.method,
+            headers: self.headers,
+            query: self.query,
+            body: self.body,
+            ip: self.ip,
+        };
+        Ctx::new(self.app, self.route, incoming)
+    }
+}
+
 impl<H: Host> App<H> {
     pub fn new(host: H, config: Config) -> Self {
         let root = host.root_key();
@@ -438,32 +490,20 @@ impl<H: Host> App<H> {
         let Some((route, params)) = routes::find(&parts.method, &path) else {
             return render(Err(ApiError::not_found()), Vec::new(), api, "unmatched");
         };
-        let query = parts.uri.query().map(str::to_owned);
+        let mut ctx = Ctx::new(
+            self,
+            route,
+            Incoming {
+                params,
+                query: parts.uri.query().map(str::to_owned),
+                method: parts.method,
+                headers: parts.headers,
+                body,
+                ip,
+            },
+        );
         let mut first_try = true;
         loop {
-            let mut ctx = Ctx {
-                app: self,
-                route,
-                params: params.clone(),
-                method: parts.method.clone(),
-                headers: parts.headers.clone(),
-                query: query.clone(),
-                body: body.clone(),
-                now: self.host.now(),
-                ip,
-                reason: None,
-                clinic: None,
-                db: None,
-                keys: None,
-                deletion: None,
-                principal: None,
-                staff: None,
-                audit: AuditDraft::default(),
-                keep_writes_on_error: false,
-                set_cookies: Vec::new(),
-                clock_for: None,
-                audit_head: None,
-            };
             let result = ctx.run().await;
             let result = ctx.finish(result).await;
             if first_try && result.as_ref().is_err_and(|e| e.schema_behind) {
@@ -473,6 +513,7 @@ impl<H: Host> App<H> {
                 if let Err(e) = self.recover_schema(ctx.clinic.as_ref()).await {
                     return render(Err(e), Vec::new(), api, route.path);
                 }
+                ctx = ctx.restart();
                 continue;
             }
             return self.respond(ctx, result, api).await;

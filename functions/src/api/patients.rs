@@ -189,6 +189,11 @@ async fn store<H: Host>(ctx: &Ctx<'_, H>, id: &str, d: &Demographics, new: bool)
     }
     terms.sort();
     terms.dedup();
+    if terms.is_empty() {
+        // A name with no word in it (punctuation, symbols) and no phone or
+        // national id: nothing to find the patient by but browsing.
+        return Ok(());
+    }
     let mut sql = String::from("INSERT INTO patient_terms (term, patient_id) VALUES ");
     let mut params: Vec<Value> = vec![id.into()];
     for (i, t) in terms.into_iter().enumerate() {
