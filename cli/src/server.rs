@@ -106,10 +106,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 /// (bounded) before the 413, unless the client announced more than we would
 /// ever drain.
 async fn read_body(mut body: Incoming, headers: &http::HeaderMap) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = web::declared_length(headers);
     if declared.is_none_or(|n| n <= web::MAX_BODY) {
         let mut buf = Vec::new();
         let mut too_large = false;

