@@ -276,6 +276,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.insecure_test_hooks && !args.listen.ip().is_loopback() {
         return Err("--insecure-test-hooks is refused unless listening on loopback".into());
     }
+    if cfg!(feature = "inject-forgot-clinic") {
+        if !args.insecure_test_hooks {
+            return Err(
+                "this is a test build with an injected tenancy bug: it runs only with --insecure-test-hooks"
+                    .into(),
+            );
+        }
+        tracing::warn!("test build: the injected \"forgot the clinic\" bug is in this binary");
+    }
     if !(1..=7 * 24 * 3600).contains(&args.purge_interval) {
         return Err("--purge-interval must be 1 second to 7 days".into());
     }

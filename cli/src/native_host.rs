@@ -14,6 +14,7 @@ use amanah_functions::ids::ClinicId;
 const SQLITE_BUSY: i32 = 5;
 const SQLITE_LOCKED: i32 = 6;
 const SQLITE_CONSTRAINT: i32 = 19;
+const SQLITE_FULL: i32 = 13;
 
 pub struct NativeHost {
     region: String,
@@ -65,6 +66,7 @@ fn map_err(e: libsql::Error) -> DbError {
         libsql::Error::SqliteFailure(code, msg) => match code & 0xff {
             SQLITE_CONSTRAINT => DbError::Constraint(msg.clone()),
             SQLITE_BUSY | SQLITE_LOCKED => DbError::Unavailable(msg.clone()),
+            SQLITE_FULL => DbError::Full(msg.clone()),
             _ => DbError::Other(e.to_string()),
         },
         _ => DbError::Other(e.to_string()),

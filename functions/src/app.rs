@@ -93,6 +93,8 @@ pub struct App<H: Host> {
     pub(crate) platform: crate::platform::PlatformKeys,
     migrated: Mutex<HashSet<String>>,
     directory_ready: AtomicBool,
+    #[cfg(feature = "inject-forgot-clinic")]
+    pub(crate) injected: crate::injected::ForgotClinic,
 }
 
 /// A handler's answer.
@@ -293,6 +295,8 @@ impl<H: Host> App<H> {
             config,
             migrated: Mutex::new(HashSet::new()),
             directory_ready: AtomicBool::new(false),
+            #[cfg(feature = "inject-forgot-clinic")]
+            injected: Default::default(),
         }
     }
 
@@ -648,9 +652,7 @@ impl<'a, H: Host> Ctx<'a, H> {
             return Err(web::too_large());
         }
         self.reason = access_reason(&self.headers)?;
-        if !matches!(self.method, Method::GET | Method::HEAD) {
-            same_origin_only(&self.headers)?;
-        }
+        same_origin_only(&self.headers)?;
         if self.route.access == Access::Staff {
             self.staff = Some(crate::api::support::authenticate_staff(self).await?);
         }
@@ -767,6 +769,30 @@ impl<'a, H: Host> Ctx<'a, H> {
             impersonation: None,
             token,
         });
+        #[cfg(feature = "inject-forgot-clinic")]
+        self.inject_forgot_clinic().await?;
+        Ok(())
+    }
+
+    /// The injected bug (test build only): after authentication, the
+    /// handler's connection comes from a pool that forgot the clinic. The
+    /// request keeps its own clinic's keys.
+    #[cfg(feature = "inject-forgot-clinic")]
+    async fn inject_forgot_clinic(&mut self) -> ApiResult<()> {
+        let Some(other) = self
+            .clinic
+            .as_ref()
+            .and_then(|c| self.app.injected.pool_pick(c))
+        else {
+            return Ok(());
+        };
+        if let Some(own) = self.db.take() {
+            own.execute("COMMIT", vec![]).await?;
+        }
+        let conn = self.app.clinic_conn(&other, false, false).await?;
+        conn.execute_later("BEGIN IMMEDIATE", vec![]).await?;
+        self.db = Some(conn);
+        self.audit_head = None;
         Ok(())
     }
 
@@ -835,6 +861,8 @@ impl<'a, H: Host> Ctx<'a, H> {
         self.apply_test_clock(clinic).await?;
         let (state, keys) = self.app.clinic_keys(clinic).await?;
         let conn = self.app.clinic_conn(clinic, create, false).await?;
+        #[cfg(feature = "inject-forgot-clinic")]
+        self.app.injected.entered(clinic);
         conn.execute_later("BEGIN IMMEDIATE", vec![]).await?;
         self.keys = Some(keys);
         self.deletion = state.purge_after;
@@ -1099,8 +1127,13 @@ fn access_reason(h: &HeaderMap) -> ApiResult<Option<String>> {
     Ok(Some(s.to_owned()))
 }
 
-/// A cross-site request can change nothing: unsafe methods from another
-/// origin (by `Sec-Fetch-Site` or `Origin`) are refused before any work.
+/// Another origin's request does nothing: whatever its method, a request
+/// that a browser marks as coming from another origin (`Sec-Fetch-Site`
+/// other than `same-origin`/`none`, or an `Origin` that is not this host) is
+/// refused before any work. GETs too: a foreign page's `<img>` of an API URL
+/// would otherwise run as the user (an export, a patient read) and write
+/// that user's name into the audit trail. Clients that are not browsers send
+/// neither header.
 fn same_origin_only(h: &HeaderMap) -> ApiResult<()> {
     let refuse = || {
         Err(ApiError::new(

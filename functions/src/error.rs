@@ -176,6 +176,14 @@ impl From<DbError> for ApiError {
         let behind = crate::store::schema_behind(&e);
         let mut err = match e {
             DbError::Unavailable(_) => ApiError::unavailable(e.to_string()),
+            DbError::Full(_) => {
+                let mut full = ApiError::new(
+                    Code::Unavailable,
+                    "the clinic's storage is full: nothing was written; try again later",
+                );
+                full.detail = Some(e.to_string());
+                full
+            }
             other => ApiError::internal(other.to_string()),
         };
         err.schema_behind = behind;

@@ -67,6 +67,10 @@ pub enum DbError {
     /// A UNIQUE, CHECK or trigger constraint refused the statement.
     #[error("constraint: {0}")]
     Constraint(String),
+    /// The storage refused to grow: disk (or quota) full. Nothing of the
+    /// statement was kept.
+    #[error("storage full: {0}")]
+    Full(String),
     /// Anything else.
     #[error("database error: {0}")]
     Other(String),

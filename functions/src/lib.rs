@@ -19,6 +19,8 @@ pub mod export;
 pub mod fuzzing;
 pub mod host;
 pub mod ids;
+#[cfg(feature = "inject-forgot-clinic")]
+pub mod injected;
 pub mod platform;
 pub mod purge;
 pub mod rbac;

@@ -19,6 +19,8 @@ use totp_rs::{Algorithm, TOTP};
 
 pub use ureq::http::Method;
 
+pub mod browser;
+
 /// A good password for fixtures.
 pub const PASSWORD: &str = "Saffron-Tea-Window-42";
 
@@ -216,6 +218,26 @@ impl Deployment {
 
     /// The bearer token of the Spin host's `POST /internal/purge`, on a
     /// Spin deployment.
+    /// A region's root key, read from the deployment's key file (native,
+    /// Worker and Spin deployments of this repository keep it at
+    /// `<data>/keys/<region>.root.key`); `None` for an external deployment.
+    pub fn root_key(&self, region: &str) -> Option<amanah_functions::crypto::keys::RootKey> {
+        if self.host == "external" {
+            return None;
+        }
+        let file = self
+            .data_dir
+            .as_ref()?
+            .join("keys")
+            .join(format!("{region}.root.key"));
+        let text =
+            std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        Some(
+            amanah_functions::crypto::keys::RootKey::parse(region, &text)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+        )
+    }
+
     pub fn purge_token(&self) -> Option<&str> {
         self.purge_token.as_deref()
     }
@@ -415,7 +437,11 @@ impl Deployment {
     /// `amanah serve` on a given data dir (to restart on the same data). Its
     /// log, at info level, goes to `<data>/../server.log`.
     pub fn start_native_in(data: &Path, extra: &[&str]) -> Self {
-        let bin = amanah_bin();
+        Self::start_native_bin(&amanah_bin(), data, extra)
+    }
+
+    /// A given `amanah` binary (a test build) serving `data`.
+    pub fn start_native_bin(bin: &Path, data: &Path, extra: &[&str]) -> Self {
         assert!(
             bin.exists(),
             "{} is missing: run `cargo build -p amanah` (cargo xtask test does)",
@@ -430,7 +456,7 @@ impl Deployment {
             .append(true)
             .open(&log_path)
             .expect("log file");
-        let mut child = Command::new(&bin)
+        let mut child = Command::new(bin)
             .args([
                 "serve",
                 "--listen",
@@ -611,7 +637,10 @@ pub struct Resp {
     pub status: u16,
     pub headers: ureq::http::HeaderMap,
     pub body: Value,
+    /// The body's bytes, as far as they came (see `complete`).
     pub raw: Vec<u8>,
+    /// Whether the body ended properly (a broken download is not complete).
+    pub complete: bool,
 }
 
 impl Resp {
@@ -707,21 +736,35 @@ impl Client {
             Some(bytes) => self.agent.run(b.body(bytes).expect("request")),
             None => self.agent.run(b.body(()).expect("request")),
         };
-        let mut resp = result.unwrap_or_else(|e| panic!("{path}: {e}"));
+        // A connection that breaks before the status line (as a download
+        // that fails at once does) is status 0, its error in the body.
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                return Resp {
+                    status: 0,
+                    headers: Default::default(),
+                    body: json!({ "transport_error": format!("{path}: {e}") }),
+                    raw: Vec::new(),
+                    complete: false,
+                }
+            }
+        };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let raw = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .unwrap_or_default();
+        let mut raw = Vec::new();
+        let complete = std::io::Read::read_to_end(
+            &mut resp.body_mut().with_config().limit(64 << 20).reader(),
+            &mut raw,
+        )
+        .is_ok();
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
         Resp {
             status,
             headers,
             body,
             raw,
+            complete,
         }
     }
 

@@ -317,3 +317,182 @@ fn forged_and_foreign_tokens_are_refused() {
         .assert_error(404, "not_found");
     let _ = clinic;
 }
+
+/// RFC 8725's cases one by one, over HTTP, each token signed with the
+/// region's real key so that only the one thing wrong with it is wrong. The
+/// first token is a correct one made the same way: the forger works, so
+/// every refusal below is the server's.
+#[test]
+fn tokens_signed_with_the_real_key_but_wrong_in_one_way_are_refused() {
+    use data_encoding::BASE64URL_NOPAD as B64;
+    use hmac::{Hmac, Mac};
+
+    let d = Deployment::start();
+    let Some(root) = d.root_key("pk") else {
+        eprintln!("skipped: an external deployment's root key is not known here");
+        return;
+    };
+    let other_region = d.root_key("ae").expect("ae key");
+    let (clinic, owner, _) = d.ready_clinic("pk", "Claims Clinic", "owner@claims.pk");
+    // The live session's claims, read from its own token.
+    let token = owner.token.clone().expect("session token");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &B64.decode(token.split('.').nth(1).expect("payload").as_bytes())
+            .expect("base64url"),
+    )
+    .expect("claims");
+    let (sub, cid, sid) = (
+        claims["sub"].as_str().expect("sub"),
+        claims["cid"].as_str().expect("cid"),
+        claims["sid"].as_str().expect("sid"),
+    );
+    assert_eq!(cid, clinic.id);
+    let now = clinic.now();
+
+    let sign = |key: &amanah_functions::crypto::keys::RootKey, header: &str, payload: &str| {
+        let (h, p) = (
+            B64.encode(header.as_bytes()),
+            B64.encode(payload.as_bytes()),
+        );
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.derive("jwt-hs256").expose())
+            .expect("hmac key");
+        mac.update(format!("{h}.{p}").as_bytes());
+        format!("{h}.{p}.{}", B64.encode(&mac.finalize().into_bytes()))
+    };
+    let header = |alg: &str, typ: &str| format!(r#"{{"alg":"{alg}","typ":"{typ}"}}"#);
+    let payload = |iss: &str, aud: &str, nbf: i64, exp: i64| {
+        json!({"iss": iss, "aud": aud, "sub": sub, "cid": cid, "sid": sid, "iat": nbf, "nbf": nbf, "exp": exp})
+            .to_string()
+    };
+    let session = "amanah-session+jwt";
+    let good_payload = payload("amanah:pk", "amanah:pk:session", now - 10, now + 600);
+
+    let anon = owner.anonymous();
+    let r = anon
+        .with_bearer(&sign(&root, &header("HS256", session), &good_payload))
+        .get("/api/v1/auth/session");
+    assert_eq!(r.status, 200, "the forger's correct token: {}", r.body);
+    let as_cookie = |t: &str| {
+        anon.raw(
+            amanah_e2e::Method::GET,
+            "/api/v1/auth/session",
+            &[(
+                "cookie",
+                &format!("{}={t}", amanah_functions::web::SESSION_COOKIE),
+            )],
+            None,
+        )
+    };
+    let good = sign(&root, &header("HS256", session), &good_payload);
+    assert_eq!(as_cookie(&good).status, 200, "as a cookie");
+
+    let cases = [
+        (
+            "alg RS256 over an HS256 signature (algorithm confusion)",
+            sign(&root, &header("RS256", session), &good_payload),
+        ),
+        (
+            "alg HS512",
+            sign(&root, &header("HS512", session), &good_payload),
+        ),
+        (
+            "alg none, signed anyway",
+            sign(&root, &header("none", session), &good_payload),
+        ),
+        (
+            "typ JWT",
+            sign(&root, &header("HS256", "JWT"), &good_payload),
+        ),
+        ("no typ", sign(&root, r#"{"alg":"HS256"}"#, &good_payload)),
+        (
+            "typ of an MFA challenge",
+            sign(&root, &header("HS256", "amanah-mfa+jwt"), &good_payload),
+        ),
+        (
+            "typ of a support session",
+            sign(&root, &header("HS256", "amanah-support+jwt"), &good_payload),
+        ),
+        (
+            "wrong iss",
+            sign(
+                &root,
+                &header("HS256", session),
+                &payload("amanah:evil", "amanah:pk:session", now - 10, now + 600),
+            ),
+        ),
+        (
+            "wrong aud (another region)",
+            sign(
+                &root,
+                &header("HS256", session),
+                &payload("amanah:pk", "amanah:ae:session", now - 10, now + 600),
+            ),
+        ),
+        (
+            "aud of an MFA challenge",
+            sign(
+                &root,
+                &header("HS256", session),
+                &payload("amanah:pk", "amanah:pk:mfa", now - 10, now + 600),
+            ),
+        ),
+        (
+            "expired",
+            sign(
+                &root,
+                &header("HS256", session),
+                &payload("amanah:pk", "amanah:pk:session", now - 7200, now - 3600),
+            ),
+        ),
+        (
+            "not yet valid (nbf an hour ahead)",
+            sign(
+                &root,
+                &header("HS256", session),
+                &payload("amanah:pk", "amanah:pk:session", now + 3600, now + 7200),
+            ),
+        ),
+        (
+            "no exp",
+            sign(
+                &root,
+                &header("HS256", session),
+                &json!({"iss": "amanah:pk", "aud": "amanah:pk:session", "sub": sub, "cid": cid, "sid": sid, "nbf": now - 10})
+                    .to_string(),
+            ),
+        ),
+        (
+            "signed with the other region's key",
+            sign(&other_region, &header("HS256", session), &good_payload),
+        ),
+        (
+            "another session id",
+            sign(
+                &root,
+                &header("HS256", session),
+                &good_payload.replace(sid, "ses_aaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ),
+        ),
+        (
+            "another user of the session",
+            sign(
+                &root,
+                &header("HS256", session),
+                &good_payload.replace(sub, "usr_aaaaaaaaaaaaaaaaaaaaaaaaaa"),
+            ),
+        ),
+    ];
+    for (what, forged) in &cases {
+        let r = anon.with_bearer(forged).get("/api/v1/auth/session");
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{what}: {}",
+            r.body
+        );
+        // The same token as a cookie is refused alike.
+        let r = as_cookie(forged);
+        assert_eq!(r.status, 401, "{what} (cookie): {}", r.body);
+    }
+    eprintln!("{} forged tokens refused, bearer and cookie", cases.len());
+}

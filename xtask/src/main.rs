@@ -203,9 +203,14 @@ fn test(args: &[String]) -> Result<(), String> {
         "warnings",
     ]);
     run("cargo clippy (Spin, wasm32-wasip2)", c)?;
+    // The test build with the injected tenancy bug, kept beside the real
+    // binary under its own name; the real one is built after it.
+    let injected = build_injected()?;
+    std::env::set_var("AMANAH_INJECTED_BIN", &injected);
     let mut c = cargo();
     c.args(["build", "-p", "amanah"]);
     run("build amanah", c)?;
+    tools::ensure_chromium()?;
     // The end-to-end test `schemathesis` runs it when this is set.
     std::env::set_var("AMANAH_SCHEMATHESIS", tools::ensure_schemathesis()?);
     let mut c = cargo();
@@ -225,6 +230,25 @@ fn test(args: &[String]) -> Result<(), String> {
     test_on("spin")?;
     eprintln!("xtask: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Builds `amanah` with the injected "forgot the clinic" bug (feature
+/// `inject-forgot-clinic`) and copies it to `target/debug/amanah-forgot-clinic`
+/// for `tests/tests/forgot_clinic.rs`. The next plain build puts the real
+/// binary back in `target/debug/amanah`.
+fn build_injected() -> Result<PathBuf, String> {
+    let feature = ["-p", "amanah", "--features", "inject-forgot-clinic"];
+    let mut c = cargo();
+    c.arg("clippy").args(feature).args(["--", "-D", "warnings"]);
+    run("cargo clippy (the injected-bug test build)", c)?;
+    let mut c = cargo();
+    c.arg("build").args(feature);
+    run("build amanah with the injected bug (test build)", c)?;
+    let debug = target_dir().join("debug");
+    let to = debug.join("amanah-forgot-clinic");
+    std::fs::copy(debug.join("amanah"), &to)
+        .map_err(|e| format!("copy the injected-bug build: {e}"))?;
+    Ok(to)
 }
 
 /// The end-to-end suite again, against a deployment of a wasm host (`worker`:

@@ -264,3 +264,33 @@ pub fn ensure_schemathesis() -> Result<PathBuf, String> {
     std::fs::write(&stamp, &want).map_err(|e| format!("{}: {e}", stamp.display()))?;
     Ok(st)
 }
+
+/// Debian's Chromium and ChromeDriver for the browser tests, installed with
+/// apt when absent (the suites download no browser). Debian moves these
+/// packages with its security updates and keeps no old versions, so they
+/// are not pinned; the version in use is printed.
+pub fn ensure_chromium() -> Result<(), String> {
+    let present =
+        || Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists();
+    if !present() {
+        let mut c = Command::new("apt-get");
+        c.args(["update", "-qq"]);
+        run("apt-get update (for chromium)", c)?;
+        let mut c = Command::new("apt-get");
+        c.args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run("apt-get install chromium chromium-driver", c)?;
+    }
+    if !present() {
+        return Err("chromium and chromedriver are still missing after apt-get".into());
+    }
+    let out = Command::new("/usr/bin/chromium")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("chromium --version: {e}"))?;
+    eprintln!(
+        "xtask: browser tests use {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    Ok(())
+}

@@ -445,6 +445,8 @@ impl HranaError {
             DbError::Constraint(self.message)
         } else if code == "SQLITE_BUSY" || code.contains("STREAM_EXPIRED") {
             DbError::Unavailable(self.message)
+        } else if code == "SQLITE_FULL" {
+            DbError::Full(self.message)
         } else {
             DbError::Other(format!("{code}: {}", self.message))
         }
