@@ -21,6 +21,7 @@ pub enum RouteId {
     TotpConfirm,
     Password,
     UsersList,
+    Practitioners,
     UsersCreate,
     UsersUpdate,
     PatientsList,
@@ -189,6 +190,13 @@ pub const ROUTES: &[Route] = &[
         R::UsersList,
         P(Permission::StaffManage),
         Some("user.list"),
+    ),
+    r(
+        Method::GET,
+        "/api/v1/practitioners",
+        R::Practitioners,
+        P(Permission::ScheduleRead),
+        Some("practitioner.list"),
     ),
     r(
         Method::POST,

@@ -155,3 +155,39 @@ fn parallel_bookings_of_one_slot_give_exactly_one() {
     assert_eq!(statuses[0], 201);
     assert!(statuses[1..].iter().all(|s| *s == 409), "{statuses:?}");
 }
+
+/// `GET /api/v1/practitioners` (an addition to the API for booking: the
+/// staff list is the owner's alone): every role that reads the schedule gets
+/// the active owners, doctors and nurses by name and role, nothing more.
+#[test]
+fn practitioners_are_listed_for_booking_without_account_details() {
+    let d = Deployment::start();
+    let (clinic, owner, _) = d.ready_clinic("pk", "Booking Clinic", "owner@book.pk");
+    let doctor = clinic.add_staff(&owner, "doctor", "doc@book.pk");
+    let nurse = clinic.add_staff(&owner, "nurse", "nurse@book.pk");
+    let desk_id = clinic.add_staff(&owner, "receptionist", "desk@book.pk");
+    let gone = clinic.add_staff(&owner, "doctor", "gone@book.pk");
+    let r = owner.patch(&format!("/api/v1/users/{gone}"), json!({"active": false}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let desk = clinic.login("desk@book.pk", PASSWORD);
+    let r = desk.get("/api/v1/practitioners");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut listed = ids(&r.body);
+    listed.sort();
+    let mut want = vec![clinic.owner_id.clone(), doctor, nurse];
+    want.sort();
+    assert_eq!(listed, want, "{}", r.body);
+    assert!(!listed.contains(&desk_id) && !listed.contains(&gone));
+    for p in r.body["items"].as_array().expect("items") {
+        let keys: Vec<&str> = p
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(keys, ["id", "name", "role"], "{p}");
+    }
+    // Bad input changes nothing and says so.
+    desk.get("/api/v1/practitioners?limit=x")
+        .assert_error(400, "invalid_request");
+}

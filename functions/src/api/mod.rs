@@ -40,6 +40,7 @@ pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> 
         R::TotpConfirm => auth::totp_confirm(ctx).await,
         R::Password => auth::change_password(ctx).await,
         R::UsersList => users::list(ctx).await,
+        R::Practitioners => users::practitioners(ctx).await,
         R::UsersCreate => users::create(ctx).await,
         R::UsersUpdate => users::update(ctx).await,
         R::PatientsList => patients::list(ctx).await,

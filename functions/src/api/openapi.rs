@@ -30,7 +30,7 @@ use super::schedule::{AppointmentPatch, AppointmentView, NewAppointment};
 use super::support::{
     AccessRequestCreated, AccessRequestView, Approved, NewRequest, StaffLogin, StaffSession,
 };
-use super::users::{NewUser, UserPatch, UserView};
+use super::users::{NewUser, Practitioner, UserPatch, UserView};
 
 /// The document, built once per instance.
 pub(crate) fn document() -> &'static Value {
@@ -179,6 +179,11 @@ fn operation(id: RouteId, s: &mut Schemas) -> Operation {
             Some(page(s.of::<UserView>())),
         )
         .query(PAGE_QUERY),
+        R::Practitioners => op(
+            "Who can be booked: the clinic's active owners, doctors and nurses",
+            200,
+            Some(page(s.of::<Practitioner>())),
+        ),
         R::UsersCreate => op("Add a staff member", 201, Some(s.of::<UserView>()))
             .body(s.of::<NewUser>()),
         R::UsersUpdate => op(

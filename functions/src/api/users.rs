@@ -96,6 +96,41 @@ pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     Reply::ok(Page::new(items, limit, |u| u.seq))
 }
 
+/// Someone a patient can be booked with, as every role that reads the
+/// schedule may see them (no email, no account state).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Practitioner {
+    id: String,
+    name: String,
+    role: String,
+}
+
+/// `GET /api/v1/practitioners`: the active owners, doctors and nurses, for
+/// booking (the staff list itself is the owner's).
+pub(crate) async fn practitioners<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
+    ctx.query(&[])?;
+    let rows = ctx
+        .db()?
+        .query(
+            "SELECT id, name, role FROM users WHERE active = 1 AND role IN ('owner', 'doctor', 'nurse') ORDER BY seq",
+            vec![],
+        )
+        .await?;
+    ctx.audit.resource = Some("practitioners".into());
+    let items = rows
+        .iter()
+        .map(|r| {
+            let id = r.text(0)?;
+            Ok(Practitioner {
+                name: ctx.open(USER_NAME, &id, &r.blob(1)?)?,
+                role: r.text(2)?,
+                id,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Reply::ok(serde_json::json!({ "items": items, "next_cursor": null }))
+}
+
 pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let req: NewUser = ctx.json()?;
     let name = validate::name("name", &req.name)?;
