@@ -3,6 +3,7 @@
 //! `amanah serve` runs every enabled region of Amanah in one process on
 //! embedded libSQL files, one listener per region.
 
+mod assets;
 mod native_host;
 mod root_key;
 mod server;
@@ -109,6 +110,10 @@ struct ServeArgs {
     /// Seconds between purge runs (see `amanah purge`).
     #[arg(long, default_value_t = 3600)]
     purge_interval: u64,
+    /// The built front end (`frontend/dist`), served at `/` by every region.
+    /// Without it only the API is served.
+    #[arg(long)]
+    assets: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -296,6 +301,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| args.data_dir.join("keys"));
 
+    let assets = match &args.assets {
+        Some(dir) => Some(Arc::new(assets::Assets::new(dir)?)),
+        None => None,
+    };
     let mut listeners = Vec::new();
     for (i, region) in regions.iter().enumerate() {
         let mut addr = args.listen;
@@ -337,6 +346,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tasks.push(tokio::spawn(server::serve(
             listener,
             app,
+            assets.clone(),
             region.id.clone(),
         )));
     }

@@ -19,10 +19,17 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::assets::Assets;
 use crate::native_host::NativeHost;
 
-/// Serves one region's app on a bound listener until the process ends.
-pub async fn serve(listener: TcpListener, app: Arc<App<NativeHost>>, region: String) {
+/// Serves one region's app (and the front end's files, when given) on a
+/// bound listener until the process ends.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App<NativeHost>>,
+    assets: Option<Arc<Assets>>,
+    region: String,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -33,12 +40,22 @@ pub async fn serve(listener: TcpListener, app: Arc<App<NativeHost>>, region: Str
             }
         };
         let app = app.clone();
+        let assets = assets.clone();
         let region = region.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let app = app.clone();
+                let assets = assets.clone();
                 let region = region.clone();
-                async move { Ok::<_, Infallible>(handle(&app, &region, peer, req).await) }
+                async move {
+                    let resp = match &assets {
+                        Some(a) if !web::is_app_path(req.uri().path()) => {
+                            a.respond(req.method(), req.uri().path()).await
+                        }
+                        _ => handle(&app, &region, peer, req).await,
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -32,7 +32,7 @@ static APP: OnceLock<Result<App<EdgeHost>, String>> = OnceLock::new();
 #[event(fetch)]
 async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Reply> {
     let path = req.uri().path();
-    if !(path.starts_with("/api/") || path.starts_with("/__test/") || path == "/healthz") {
+    if !web::is_app_path(path) {
         return Ok(assets(req, &env).await);
     }
     let app = match APP.get_or_init(|| settings::app(&env)) {

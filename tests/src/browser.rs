@@ -162,19 +162,176 @@ impl Browser {
         loop {
             let text = self.rt.block_on(async {
                 match self.client().find(Locator::Id(id)).await {
-                    Ok(e) => e.text().await.unwrap_or_default(),
-                    Err(_) => String::new(),
+                    Ok(e) => e.text().await.ok(),
+                    Err(_) => None,
                 }
             });
-            if text.contains(until) {
-                return text;
+            if let Some(text) = text.as_ref().filter(|t| t.contains(until)) {
+                return text.clone();
             }
+            let text = text.unwrap_or_default();
             assert!(
                 Instant::now() < deadline,
                 "#{id} never held {until:?}; it holds {text:?}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// On a failed wait: the page as it was, in
+    /// `target/screenshots/last-failure.png`.
+    fn failure_shot(&self) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(|root| {
+                root.join("target")
+                    .join("screenshots")
+                    .join("last-failure.png")
+            });
+        if let (Some(path), Ok(png)) = (path, self.rt.block_on(self.client().screenshot())) {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::write(&path, png);
+            eprintln!("browser: the page at the failure is in {}", path.display());
+        }
+    }
+
+    fn find(&self, css: &str) -> fantoccini::elements::Element {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(e) = self.rt.block_on(self.client().find(Locator::Css(css))) {
+                return e;
+            }
+            if Instant::now() >= deadline {
+                self.failure_shot();
+                panic!("no element {css:?} in 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for an element matching `css`.
+    pub fn wait_for(&self, css: &str) {
+        self.find(css);
+    }
+
+    /// Whether an element matching `css` is on the page now.
+    pub fn has(&self, css: &str) -> bool {
+        self.rt
+            .block_on(self.client().find_all(Locator::Css(css)))
+            .map(|v| !v.is_empty())
+            .unwrap_or(false)
+    }
+
+    /// Replaces the value of the input matching `css` by typing `text`.
+    pub fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.rt.block_on(async {
+            e.clear()
+                .await
+                .unwrap_or_else(|err| panic!("clear {css}: {err}"));
+            e.send_keys(text)
+                .await
+                .unwrap_or_else(|err| panic!("type into {css}: {err}"));
+        });
+    }
+
+    /// Chooses an option of the select matching `css` by its value.
+    pub fn select(&self, css: &str, value: &str) {
+        let e = self.find(css);
+        self.rt
+            .block_on(e.select_by_value(value))
+            .unwrap_or_else(|err| panic!("select {value} in {css}: {err}"));
+    }
+
+    /// Chooses the option of the select matching `css` whose text is `label`.
+    pub fn select_label(&self, css: &str, label: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let e = self.find(css);
+            if self.rt.block_on(e.select_by_label(label)).is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no option {label:?} in {css}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sets an input's value as the page would see typing end (an `input`
+    /// event): for date and time inputs, whose typing depends on the locale.
+    pub fn set_value(&self, css: &str, value: &str) {
+        self.find(css);
+        let script = format!(
+            "const e = document.querySelector({}); e.value = {}; e.dispatchEvent(new Event('input', {{bubbles: true}})); e.dispatchEvent(new Event('change', {{bubbles: true}}));",
+            json!(css),
+            json!(value)
+        );
+        self.execute(&script);
+    }
+
+    pub fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.rt
+            .block_on(e.click())
+            .unwrap_or_else(|err| panic!("click {css}: {err}"));
+    }
+
+    /// Clicks the button whose text is exactly `text` (30 s to appear).
+    pub fn click_button(&self, text: &str) {
+        let xpath = format!("//button[normalize-space(.)='{text}']");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.rt.block_on(self.client().find(Locator::XPath(&xpath)));
+            if let Ok(e) = found {
+                if self.rt.block_on(e.click()).is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no button {text:?} to click in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The text of the element matching `css` once it is there and holds
+    /// `until` (30 s).
+    pub fn wait_text_css(&self, css: &str, until: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.rt.block_on(async {
+                match self.client().find(Locator::Css(css)).await {
+                    Ok(e) => e.text().await.ok(),
+                    Err(_) => None,
+                }
+            });
+            if let Some(text) = text.as_ref().filter(|t| t.contains(until)) {
+                return text.clone();
+            }
+            let text = text.unwrap_or_default();
+            if Instant::now() >= deadline {
+                self.failure_shot();
+                panic!("{css} never held {until:?}; it holds {text:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Resizes the window (a phone, a desktop).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.rt
+            .block_on(self.client().set_window_size(width, height))
+            .expect("resize");
+    }
+
+    /// Runs an async script (its last argument is the callback); returns
+    /// what it passes to the callback.
+    pub fn execute_async(&self, script: &str) -> Value {
+        self.rt
+            .block_on(self.client().execute_async(script, vec![]))
+            .unwrap_or_else(|e| panic!("async script: {e}"))
     }
 
     /// The page's text (its `body`).

@@ -127,6 +127,16 @@ impl Drop for Deployment {
     }
 }
 
+/// The built front end (`frontend/dist`, from `cargo xtask test` or `up`),
+/// if there is one: native deployments serve it.
+pub fn frontend_dist() -> Option<PathBuf> {
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .join("frontend")
+        .join("dist");
+    dist.join("amanah_bg.wasm").exists().then_some(dist)
+}
+
 /// The `amanah` binary this workspace built.
 pub fn amanah_bin() -> PathBuf {
     if let Ok(p) = std::env::var("AMANAH_BIN") {
@@ -456,16 +466,20 @@ impl Deployment {
             .append(true)
             .open(&log_path)
             .expect("log file");
-        let mut child = Command::new(bin)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--insecure-test-hooks",
-                "--data-dir",
-            ])
-            .arg(data)
-            .args(extra)
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-test-hooks",
+            "--data-dir",
+        ])
+        .arg(data)
+        .args(extra);
+        if let Some(dist) = frontend_dist() {
+            cmd.arg("--assets").arg(dist);
+        }
+        let mut child = cmd
             .env("AMANAH_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

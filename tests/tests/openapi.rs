@@ -337,6 +337,8 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
     let support = anon.with_bearer(r.body["token"].as_str().unwrap());
     ok(get(&support, "/api/v1/auth/session"), 200);
 
+    ok(get(&owner, "/api/v1/practitioners"), 200);
+
     // Deletion of a patient and of the clinic, each undone.
     ok(delete(&owner, &p), 202);
     ok(post0(&owner, &format!("{p}/restore")), 200);

@@ -22,6 +22,7 @@
 //! on a fresh machine.
 
 mod deploy;
+mod frontend;
 mod fuzz;
 mod spin;
 mod tools;
@@ -44,7 +45,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("up") => up(&args[1..]),
         Some("test") => test(&args[1..]),
-        Some("edge-build") => tools::ensure().and_then(|t| worker::build(&t)).map(|_| ()),
+        Some("frontend-build") => tools::ensure()
+            .and_then(|t| frontend::build(&t))
+            .map(|_| ()),
+        Some("edge-build") => tools::ensure()
+            .and_then(|t| frontend::build(&t).and_then(|_| worker::build(&t)))
+            .map(|_| ()),
         Some("spin-build") => tools::ensure_spin().and_then(|t| spin::build(&t)).map(|b| {
             eprintln!(
                 "xtask: Spin component {}; runtime configs in {}",
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage:
   cargo xtask up [--host native|worker|spin] [--data-dir DIR] [--port PORT] [--release]
+  cargo xtask frontend-build
   cargo xtask edge-build
   cargo xtask spin-build
   cargo xtask test";
@@ -155,9 +162,12 @@ fn test(args: &[String]) -> Result<(), String> {
     c.args(["fmt", "--all", "--", "--check"]);
     run("cargo fmt --check", c)?;
     let mut c = cargo();
+    // The front end is wasm-only: it is checked for wasm32 below.
     c.args([
         "clippy",
         "--workspace",
+        "--exclude",
+        "amanah-frontend",
         "--all-targets",
         "--",
         "-D",
@@ -203,6 +213,18 @@ fn test(args: &[String]) -> Result<(), String> {
         "warnings",
     ]);
     run("cargo clippy (Spin, wasm32-wasip2)", c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "amanah-frontend",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy (front end, wasm32)", c)?;
     // The test build with the injected tenancy bug, kept beside the real
     // binary under its own name; the real one is built after it.
     let injected = build_injected()?;
@@ -211,17 +233,19 @@ fn test(args: &[String]) -> Result<(), String> {
     c.args(["build", "-p", "amanah"]);
     run("build amanah", c)?;
     tools::ensure_chromium()?;
+    // The browser suites drive the built front end.
+    let tools = tools::ensure()?;
+    frontend::build(&tools)?;
     // The end-to-end test `schemathesis` runs it when this is set.
     std::env::set_var("AMANAH_SCHEMATHESIS", tools::ensure_schemathesis()?);
     let mut c = cargo();
-    c.args(["test", "--workspace"]);
+    c.args(["test", "--workspace", "--exclude", "amanah-frontend"]);
     run(
         "cargo test --workspace (unit, and end-to-end on the native host)",
         c,
     )?;
     fuzz::run_all(FUZZ_SECONDS)?;
 
-    let tools = tools::ensure()?;
     worker::build(&tools)?;
     worker::dry_run(&tools)?;
     let spin_tools = tools::ensure_spin()?;
@@ -263,8 +287,14 @@ fn test_on(host: &str) -> Result<(), String> {
     // (with `-p amanah-e2e` alone, features resolve differently and the
     // bundled SQLite compiles again).
     let mut c = cargo();
-    c.args(["test", "--workspace", "--tests"])
-        .env("AMANAH_DEPLOYMENT", &deployment);
+    c.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "amanah-frontend",
+        "--tests",
+    ])
+    .env("AMANAH_DEPLOYMENT", &deployment);
     let result = run(&format!("end-to-end suite against the {host} host"), c);
     deploy::stop_tree(child);
     result
@@ -304,6 +334,8 @@ fn up(args: &[String]) -> Result<(), String> {
             ))
         }
     }
+    let tools = tools::ensure()?;
+    let assets = frontend::build(&tools)?;
     let mut c = cargo();
     c.args(["build", "-p", "amanah"]);
     if release {
@@ -322,6 +354,8 @@ fn up(args: &[String]) -> Result<(), String> {
             "--data-dir",
         ])
         .arg(&data)
+        .arg("--assets")
+        .arg(&assets)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -18,8 +18,8 @@ fn build_dir() -> PathBuf {
     root().join("edge").join("build")
 }
 
-/// Builds `edge/build/` (cargo → wasm-bindgen → wasm-opt) and makes sure the
-/// front-end assets directory exists. Returns the optimised wasm's path.
+/// Builds `edge/build/` (cargo → wasm-bindgen → wasm-opt); the front end
+/// (its assets) must be built already. Returns the optimised wasm's path.
 pub fn build(tools: &Tools) -> Result<PathBuf, String> {
     let mut c = cargo();
     c.args([
@@ -61,16 +61,8 @@ pub fn build(tools: &Tools) -> Result<PathBuf, String> {
             ]);
         run("wasm-opt -O2", c)?;
     }
-    let assets = root().join("frontend").join("dist");
-    if !assets.join("index.html").exists() {
-        fs::create_dir_all(&assets).map_err(|e| e.to_string())?;
-        fs::write(
-            assets.join("index.html"),
-            "<!doctype html><meta charset=utf-8><title>Amanah</title>\n\
-             <p>The Amanah API is at <code>/api/v1/</code>. The browser app is not \
-             built into this directory yet.</p>\n",
-        )
-        .map_err(|e| e.to_string())?;
+    if !crate::frontend::dist().join("index.html").exists() {
+        return Err("the Worker serves the front end: build it first (frontend::build)".into());
     }
     Ok(wasm)
 }
@@ -123,6 +115,7 @@ impl WasmHost for Worker<'_> {
     const DESCRIPTION: &'static str = "workerd (wrangler dev)";
 
     fn build(&mut self) -> Result<(), String> {
+        crate::frontend::build(self.tools)?;
         build(self.tools).map(|_| ())
     }
 

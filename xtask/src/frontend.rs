@@ -1,0 +1,93 @@
+//! The browser app: `frontend/` built for wasm32 (profile `frontend`), bound
+//! with wasm-bindgen (`--target web`), shrunk with wasm-opt, and put with
+//! its static files (`frontend/static/`) into `frontend/dist/`, which the
+//! native host (`amanah serve --assets`) and the Worker (its assets binding)
+//! serve at `/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::tools::Tools;
+use crate::{cargo, newer, root, run, target_dir};
+
+/// Where the built app goes.
+pub fn dist() -> PathBuf {
+    root().join("frontend").join("dist")
+}
+
+/// Builds the app into [`dist`]; prints the sizes a browser downloads.
+pub fn build(tools: &Tools) -> Result<PathBuf, String> {
+    let mut c = cargo();
+    c.args([
+        "build",
+        "-p",
+        "amanah-frontend",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "frontend",
+    ]);
+    run("build the front end (wasm32, profile frontend)", c)?;
+    let input = target_dir()
+        .join("wasm32-unknown-unknown")
+        .join("frontend")
+        .join("amanah_frontend.wasm");
+    let out = dist();
+    let wasm = out.join("amanah_bg.wasm");
+    if newer(&input, &wasm) {
+        let _ = fs::remove_dir_all(&out);
+        let mut c = Command::new(&tools.wasm_bindgen);
+        c.args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-name",
+            "amanah",
+            "--out-dir",
+        ])
+        .arg(&out)
+        .arg(&input);
+        run("wasm-bindgen --target web (front end)", c)?;
+        let mut c = Command::new(tools.node_bin.join("node"));
+        c.arg(&tools.wasm_opt)
+            .arg(&wasm)
+            .arg("-o")
+            .arg(&wasm)
+            // The features today's browsers and rustc's wasm32 output
+            // share (not --all-features: that emits encodings Chromium
+            // refuses).
+            .args([
+                "-Oz",
+                "--enable-bulk-memory",
+                "--enable-nontrapping-float-to-int",
+                "--enable-sign-ext",
+                "--enable-mutable-globals",
+                "--enable-reference-types",
+                "--enable-multivalue",
+            ]);
+        run("wasm-opt -Oz (front end)", c)?;
+    }
+    let statics = root().join("frontend").join("static");
+    for entry in fs::read_dir(&statics).map_err(|e| format!("{}: {e}", statics.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if let Some(name) = path.file_name() {
+            fs::copy(&path, out.join(name)).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let size = |p: &Path| -> Result<String, String> {
+        let raw = fs::metadata(p).map_err(|e| e.to_string())?.len();
+        Ok(format!(
+            "{} KiB raw, {} KiB gzip",
+            raw / 1024,
+            crate::worker::gzip_len(p)? / 1024
+        ))
+    };
+    eprintln!(
+        "xtask: front end in {}: wasm {}; js {}",
+        out.display(),
+        size(&wasm)?,
+        size(&out.join("amanah.js"))?
+    );
+    Ok(out)
+}
