@@ -158,24 +158,7 @@ impl Browser {
 
     /// The text of the element with `id`, once it holds `until` (30 s).
     pub fn wait_text(&self, id: &str, until: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = self.rt.block_on(async {
-                match self.client().find(Locator::Id(id)).await {
-                    Ok(e) => e.text().await.ok(),
-                    Err(_) => None,
-                }
-            });
-            if let Some(text) = text.as_ref().filter(|t| t.contains(until)) {
-                return text.clone();
-            }
-            let text = text.unwrap_or_default();
-            assert!(
-                Instant::now() < deadline,
-                "#{id} never held {until:?}; it holds {text:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_text_css(&format!("#{id}"), until)
     }
 
     /// On a failed wait: the page as it was, in

@@ -65,6 +65,19 @@ fn log_in(b: &Browser, clinic: &Clinic, email: &str, code: Option<String>, enrol
     }
 }
 
+/// The owner's login with a code of a fresh 30-second step (codes are
+/// single-use).
+fn owner_logs_in(b: &Browser, clinic: &Clinic, secret: &str) {
+    clinic.advance(31);
+    log_in(
+        b,
+        clinic,
+        OWNER,
+        Some(totp_code(secret, clinic.now())),
+        false,
+    );
+}
+
 fn log_out(b: &Browser) {
     b.click_button("Log out");
     b.wait_for("h2#login-title");
@@ -137,17 +150,9 @@ fn a_clinics_day_in_the_browser() {
     log_in(&b, &clinic, OWNER, None, true);
     shot(&b, &dir, "2-enrolment.png");
     let owner_secret = enrol(&b, &clinic);
-    // The next login asks for a code (a later 30-second step: codes are
-    // single-use).
+    // The next login asks for a code.
     log_out(&b);
-    clinic.advance(31);
-    log_in(
-        &b,
-        &clinic,
-        OWNER,
-        Some(totp_code(&owner_secret, clinic.now())),
-        false,
-    );
+    owner_logs_in(&b, &clinic, &owner_secret);
 
     // Staff.
     b.click_button("Staff");
@@ -241,14 +246,7 @@ fn a_clinics_day_in_the_browser() {
 
     // The owner: the patient's timeline shows the doctor's note; the audit
     // chain verifies; the export holds the record.
-    clinic.advance(31);
-    log_in(
-        &b,
-        &clinic,
-        OWNER,
-        Some(totp_code(&owner_secret, clinic.now())),
-        false,
-    );
+    owner_logs_in(&b, &clinic, &owner_secret);
     b.click_button("Patients");
     b.fill("#patient-search", "mehwish");
     b.click_button(PATIENT);
@@ -260,7 +258,6 @@ fn a_clinics_day_in_the_browser() {
     shot(&b, &dir, "8-audit.png");
     b.click_button("Clinic");
     b.wait_for("#export-json");
-    shot(&b, &dir, "9-clinic.png");
     let export = b.execute_async(
         "const done = arguments[arguments.length - 1];
          fetch(document.getElementById('export-json').getAttribute('href'))
@@ -273,5 +270,43 @@ fn a_clinics_day_in_the_browser() {
         text.contains(PATIENT) && text.contains(NOTE),
         "the export lacks the day's records"
     );
+    // The clinic page: role settings, support access, deletion and cancel.
+    let (_, staff_secret) = d.add_platform_staff("pk", "support", "agent@day.example");
+    let staff = Client::new(&app);
+    let r = staff.post(
+        "/api/v1/support/login",
+        serde_json::json!({"email": "agent@day.example", "password": PASSWORD, "code": totp_code(&staff_secret, amanah_e2e::unix_now())}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = staff
+        .with_bearer(r.body["token"].as_str().expect("staff token"))
+        .post(
+            "/api/v1/support/access-requests",
+            serde_json::json!({"clinic": clinic.id, "ticket": "T-4711", "reason": "printer settings"}),
+        );
+    assert_eq!(r.status, 201, "{}", r.body);
+    b.click_button("Schedule");
+    b.click_button("Clinic");
+    b.wait_text_css("table[aria-label='Support access requests']", "T-4711");
+    b.click_button("Approve");
+    b.wait_text_css("table[aria-label='Support access requests']", "approved");
+    // A receptionist loses "patient write" and gets it back.
+    b.wait_for("fieldset.card input[type=checkbox]");
+    let before =
+        b.execute("return document.querySelectorAll('fieldset.card input:checked').length;");
+    b.click_button("Restore the defaults");
+    b.wait_text_css(".notice", "Saved");
+    let after =
+        b.execute("return document.querySelectorAll('fieldset.card input:checked').length;");
+    assert_eq!(before, after, "defaults were already in place");
+    all_labelled(&b, "clinic");
+    shot(&b, &dir, "9-clinic.png");
+    b.fill("#delete-password", PASSWORD);
+    b.click_button("Delete the clinic");
+    let status = b.wait_text_css("#deletion-status", "erased for good after");
+    assert!(status.contains("scheduled for deletion"), "{status}");
+    shot(&b, &dir, "10-deletion.png");
+    b.click_button("Cancel the deletion");
+    b.wait_for("#delete-password");
     eprintln!("screenshots in {}", dir.display());
 }

@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::tools::Tools;
 use crate::{cargo, newer, root, run, target_dir};
@@ -36,37 +35,7 @@ pub fn build(tools: &Tools) -> Result<PathBuf, String> {
     let out = dist();
     let wasm = out.join("amanah_bg.wasm");
     if newer(&input, &wasm) {
-        let _ = fs::remove_dir_all(&out);
-        let mut c = Command::new(&tools.wasm_bindgen);
-        c.args([
-            "--target",
-            "web",
-            "--no-typescript",
-            "--out-name",
-            "amanah",
-            "--out-dir",
-        ])
-        .arg(&out)
-        .arg(&input);
-        run("wasm-bindgen --target web (front end)", c)?;
-        let mut c = Command::new(tools.node_bin.join("node"));
-        c.arg(&tools.wasm_opt)
-            .arg(&wasm)
-            .arg("-o")
-            .arg(&wasm)
-            // The features today's browsers and rustc's wasm32 output
-            // share (not --all-features: that emits encodings Chromium
-            // refuses).
-            .args([
-                "-Oz",
-                "--enable-bulk-memory",
-                "--enable-nontrapping-float-to-int",
-                "--enable-sign-ext",
-                "--enable-mutable-globals",
-                "--enable-reference-types",
-                "--enable-multivalue",
-            ]);
-        run("wasm-opt -Oz (front end)", c)?;
+        crate::worker::bind_and_shrink(tools, &input, &out, "amanah", "-Oz")?;
     }
     let statics = root().join("frontend").join("static");
     for entry in fs::read_dir(&statics).map_err(|e| format!("{}: {e}", statics.display()))? {

@@ -39,32 +39,54 @@ pub fn build(tools: &Tools) -> Result<PathBuf, String> {
     let out = build_dir();
     let wasm = out.join("amanah_edge_bg.wasm");
     if newer(&input, &wasm) {
-        let _ = fs::remove_dir_all(&out);
-        let mut c = Command::new(&tools.wasm_bindgen);
-        c.args(["--target", "web", "--no-typescript", "--out-dir"])
-            .arg(&out)
-            .arg(&input);
-        run("wasm-bindgen --target web", c)?;
-        let mut c = Command::new(tools.node_bin.join("node"));
-        c.arg(&tools.wasm_opt)
-            .arg(&wasm)
-            .arg("-o")
-            .arg(&wasm)
-            .args([
-                "-O2",
-                "--enable-bulk-memory",
-                "--enable-nontrapping-float-to-int",
-                "--enable-sign-ext",
-                "--enable-mutable-globals",
-                "--enable-reference-types",
-                "--enable-multivalue",
-            ]);
-        run("wasm-opt -O2", c)?;
+        bind_and_shrink(tools, &input, &out, "amanah_edge", "-O2")?;
     }
     if !crate::frontend::dist().join("index.html").exists() {
         return Err("the Worker serves the front end: build it first (frontend::build)".into());
     }
     Ok(wasm)
+}
+
+/// `wasm-bindgen --target web` of `input` into a fresh `out` (as
+/// `<name>.js` and `<name>_bg.wasm`), then `wasm-opt` at `level` with the
+/// features browsers and workerd share (not `--all-features`: that emits
+/// encodings Chromium refuses).
+pub fn bind_and_shrink(
+    tools: &Tools,
+    input: &Path,
+    out: &Path,
+    name: &str,
+    level: &str,
+) -> Result<(), String> {
+    let _ = fs::remove_dir_all(out);
+    let mut c = Command::new(&tools.wasm_bindgen);
+    c.args([
+        "--target",
+        "web",
+        "--no-typescript",
+        "--out-name",
+        name,
+        "--out-dir",
+    ])
+    .arg(out)
+    .arg(input);
+    run(&format!("wasm-bindgen --target web ({name})"), c)?;
+    let wasm = out.join(format!("{name}_bg.wasm"));
+    let mut c = Command::new(tools.node_bin.join("node"));
+    c.arg(&tools.wasm_opt)
+        .arg(&wasm)
+        .arg("-o")
+        .arg(&wasm)
+        .args([
+            level,
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+        ]);
+    run(&format!("wasm-opt {level} ({name})"), c)
 }
 
 pub fn gzip_len(path: &Path) -> Result<u64, String> {
