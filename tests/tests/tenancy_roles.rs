@@ -253,6 +253,15 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
     let b_listed =
         owner_b.get("/api/v1/appointments?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z");
     assert_eq!(b_listed.body["items"], json!([]));
+    // Who can be booked in B is B's staff alone.
+    let p = owner_b.get("/api/v1/practitioners");
+    let ids: Vec<&str> = p.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|x| x["id"].as_str())
+        .collect();
+    assert_eq!(ids, [b.owner_id.as_str()], "{}", p.body);
     // B cannot book A's patient or A's practitioner: their ids name nothing
     // in B's clinic, and nothing is booked anywhere.
     let (b_doctor, b_patient) = (
