@@ -97,6 +97,18 @@ fn field_label(field: &str) -> String {
     field.replace('_', " ")
 }
 
+thread_local! {
+    /// The purpose of use sent as `X-Access-Reason` on every request of a
+    /// support session (the API refuses them without one): the approved
+    /// ticket. `None` for clinic staff.
+    static ACCESS_REASON: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets (or clears) the reason every request carries.
+pub fn set_access_reason(reason: Option<String>) {
+    ACCESS_REASON.with(|r| *r.borrow_mut() = reason);
+}
+
 /// Sends a request; the body of a success as text.
 pub async fn send(method: &str, path: &str, body: Option<&Value>) -> Result<String, ApiError> {
     let init = RequestInit::new();
@@ -108,6 +120,11 @@ pub async fn send(method: &str, path: &str, body: Option<&Value>) -> Result<Stri
             .set("content-type", "application/json")
             .map_err(|_| ApiError::network())?;
         init.set_body(&JsValue::from_str(&b.to_string()));
+    }
+    if let Some(reason) = ACCESS_REASON.with(|r| r.borrow().clone()) {
+        headers
+            .set("x-access-reason", &reason)
+            .map_err(|_| ApiError::network())?;
     }
     init.set_headers(&headers);
     let req = Request::new_with_str_and_init(path, &init).map_err(|_| ApiError::network())?;

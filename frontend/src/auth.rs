@@ -27,9 +27,16 @@ fn remember_clinic(id: &str) {
     }
 }
 
-/// Reloads the session after a login step.
+/// Reloads the session after a login step. A support session states its
+/// purpose (its ticket) on every request from here on.
 pub async fn load_session() -> Result<Session, ApiError> {
-    api::get::<Session>("/api/v1/auth/session").await
+    let s = api::get::<Session>("/api/v1/auth/session").await?;
+    api::set_access_reason(
+        s.impersonation
+            .as_ref()
+            .map(|i| format!("support ticket {}", i.ticket)),
+    );
+    Ok(s)
 }
 
 /// Log in, or sign a new clinic up.

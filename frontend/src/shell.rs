@@ -74,6 +74,7 @@ fn Main() -> impl IntoView {
     let logout = move |_| {
         spawn_local(async move {
             let _ = api::call("POST", "/api/v1/auth/logout", None).await;
+            api::set_access_reason(None);
             app.session.set(None);
         });
     };

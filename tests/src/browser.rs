@@ -194,6 +194,18 @@ impl Browser {
         }
     }
 
+    /// Waits until no element matches `css` (30 s).
+    pub fn wait_gone(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.has(css) {
+            if Instant::now() >= deadline {
+                self.failure_shot();
+                panic!("{css:?} still there after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits for an element matching `css`.
     pub fn wait_for(&self, css: &str) {
         self.find(css);

@@ -6,10 +6,11 @@
 //! owner's patient timeline, audit verification and export. Screenshots of
 //! each main page go to `target/screenshots/<host>/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use amanah_e2e::browser::Browser;
 use amanah_e2e::{totp_code, Client, Clinic, Deployment, PASSWORD};
+use amanah_functions::web::SESSION_COOKIE;
 
 const OWNER: &str = "owner@day.pk";
 const DOCTOR: &str = "doctor@day.pk";
@@ -25,8 +26,6 @@ fn shots(host: &str) -> PathBuf {
         .join("screenshots")
         .join(host)
 }
-
-use std::path::Path;
 
 /// A screenshot of the page from its top.
 fn shot(b: &Browser, dir: &Path, name: &str) {
@@ -278,13 +277,13 @@ fn a_clinics_day_in_the_browser() {
         serde_json::json!({"email": "agent@day.example", "password": PASSWORD, "code": totp_code(&staff_secret, amanah_e2e::unix_now())}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = staff
-        .with_bearer(r.body["token"].as_str().expect("staff token"))
-        .post(
-            "/api/v1/support/access-requests",
-            serde_json::json!({"clinic": clinic.id, "ticket": "T-4711", "reason": "printer settings"}),
-        );
+    let staff = staff.with_bearer(r.body["token"].as_str().expect("staff token"));
+    let r = staff.post(
+        "/api/v1/support/access-requests",
+        serde_json::json!({"clinic": clinic.id, "ticket": "T-4711", "reason": "printer settings"}),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
+    let request = r.body["id"].as_str().expect("request id").to_owned();
     b.click_button("Schedule");
     b.click_button("Clinic");
     b.wait_text_css("table[aria-label='Support access requests']", "T-4711");
@@ -308,5 +307,34 @@ fn a_clinics_day_in_the_browser() {
     shot(&b, &dir, "10-deletion.png");
     b.click_button("Cancel the deletion");
     b.wait_for("#delete-password");
+
+    // Support, under the approved ticket: the yellow banner on every page,
+    // and the app states the ticket as the purpose of every request.
+    let r = staff.post_empty(&format!(
+        "/api/v1/support/access-requests/{request}/session"
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cookie = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with(&format!("{SESSION_COOKIE}=")))
+        .expect("support session cookie");
+    log_out(&b);
+    b.add_set_cookie(&cookie);
+    b.goto(&format!("{app}/"));
+    let banner = b.wait_text_css(".banner.support", "T-4711");
+    assert!(banner.contains("minutes left"), "{banner}");
+    b.click_button("Patients");
+    b.wait_text_css("table", PATIENT);
+    b.wait_text_css(".banner.support", "T-4711");
+    shot(&b, &dir, "11-support.png");
+
+    // Idle: the page's clock is moved 14 minutes on; the warning comes
+    // before the 15-minute logout, and "Stay logged in" clears it.
+    b.execute("const real = Date.now; Date.now = () => real() + 14 * 60000;");
+    b.wait_text_css(".banner.idle", "logged out");
+    shot(&b, &dir, "12-idle-warning.png");
+    b.click_button("Stay logged in");
+    b.wait_gone(".banner.idle");
     eprintln!("screenshots in {}", dir.display());
 }
