@@ -28,8 +28,8 @@ fn no_personal_data_in_any_file_of_the_data_dir() {
         "Hamdard Dawakhana Lane",
     ];
     let (clinic, owner) = {
-        let c = d.client("pk").post(
-            "/api/v1/clinics",
+        let c = d.post_sign_up(
+            "pk",
             json!({"name": secrets[1], "region": "pk",
                    "owner": {"name": secrets[2], "email": secrets[3], "password": PASSWORD}}),
         );

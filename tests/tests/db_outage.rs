@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amanah_e2e::{Client, Deployment, Resp};
+use amanah_e2e::{Client, Deployment, Resp, PASSWORD};
 use serde_json::json;
 
 #[test]
@@ -150,6 +150,27 @@ fn sqld_killed_under_writes_gives_503_then_service_returns_intact() {
     assert!(waited < Duration::from_secs(30), "gave up after {waited:?}");
     let back = once_back(&owner, "/api/v1/audit/verify");
     assert_eq!(back.body["ok"], true, "{}", back.body);
+
+    // Sign-ups come back too (they also reach sqld's admin API, whose
+    // connections the outage broke as well).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = d.client("pk").post(
+            "/api/v1/clinics",
+            json!({"name": "After Outage", "region": "pk",
+                   "owner": {"name": "Dr After", "email": "owner@after-outage.pk", "password": PASSWORD}}),
+        );
+        if r.status == 201 {
+            break;
+        }
+        assert!(
+            r.status == 503 && Instant::now() < deadline,
+            "sign-up after the outage: {} {}",
+            r.status,
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `GET path` as soon as it answers 200 (within a minute), asserting it does.
