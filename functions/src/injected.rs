@@ -8,7 +8,8 @@
 //! here, a handler-side connection pool keyed by region instead of by clinic.
 //! Authentication still happens in the clinic's own database (that is where
 //! its sessions live), but every handler then works on the first clinic
-//! database the process opened in that region, for reads and writes alike,
+//! database a request of the process entered in that region, for reads and
+//! writes alike,
 //! while the request still holds only its own clinic's keys.
 //!
 //! `tests/tests/forgot_clinic.rs` runs this build and shows what the design
