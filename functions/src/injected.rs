@@ -9,8 +9,7 @@
 //! Authentication still happens in the clinic's own database (that is where
 //! its sessions live), but every handler then works on the first clinic
 //! database a request of the process entered in that region, for reads and
-//! writes alike,
-//! while the request still holds only its own clinic's keys.
+//! writes alike, while the request still holds only its own clinic's keys.
 //!
 //! `tests/tests/forgot_clinic.rs` runs this build and shows what the design
 //! promises: another clinic's rows are found, but blind-index terms do not
