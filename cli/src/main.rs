@@ -3,11 +3,6 @@
 //! `amanah serve` runs every enabled region of Amanah in one process on
 //! embedded libSQL files, one listener per region.
 
-mod assets;
-mod native_host;
-mod root_key;
-mod server;
-
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,7 +15,8 @@ use amanah_region_config::{Region, Regions};
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use native_host::NativeHost;
+use amanah::native_host::NativeHost;
+use amanah::{assets, root_key, server};
 
 #[derive(Parser)]
 #[command(

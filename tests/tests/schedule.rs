@@ -139,6 +139,29 @@ fn booking_overlaps_status_and_listing() {
 }
 
 #[test]
+fn the_longest_booking_blocks_to_its_last_minute() {
+    let d = Deployment::start();
+    let (clinic, owner, _) = d.ready_clinic("pk", "Long Clinic", "owner@long.pk");
+    let nurse = clinic.add_staff(&owner, "nurse", "nurse@long.pk");
+    let p = owner.create_patient(json!({"name": "Sana Malik", "dob": "1990-03-03"}));
+    let q = owner.create_patient(json!({"name": "Bilal Raza", "dob": "1991-04-04"}));
+    let on = |hm: &str| format!("2030-03-09T{hm}:00Z");
+    let book = |patient: &str, from: &str, to: &str| {
+        owner.post(
+            "/api/v1/appointments",
+            json!({"patient_id": patient, "practitioner_id": nurse, "start": on(from), "end": on(to)}),
+        )
+    };
+    // 12 hours is the longest a booking may last; the overlap check looks
+    // back exactly that far, so the booking's last half hour is still taken
+    // and the minute it ends is free.
+    assert_eq!(book(&p, "08:00", "20:00").status, 201);
+    book(&q, "19:30", "20:30").assert_error(409, "conflict");
+    book(&q, "07:30", "08:30").assert_error(409, "conflict");
+    assert_eq!(book(&q, "20:00", "20:30").status, 201);
+}
+
+#[test]
 fn parallel_bookings_of_one_slot_give_exactly_one() {
     let d = Deployment::start();
     let (clinic, owner, _) = d.ready_clinic("ae", "Busy Desk", "owner@desk.ae");

@@ -215,14 +215,21 @@ fn start_servers<H: WasmHost>(
         .collect();
     let region_urls = region_urls.join(",");
     let mut logs = Vec::new();
+    let mut launched = Vec::new();
     for r in regions.iter_mut() {
+        launched.push(Instant::now());
         let (child, log) = host.start(data, r, &region_urls, test_hooks)?;
         r.server = Some(child);
         logs.push(log);
     }
-    for (r, log) in regions.iter().zip(&logs) {
+    // Cold start: a region's launch to its first 200 (the benchmarks
+    // report it; regions start one after another, so the later ones
+    // started while the first was still booting).
+    let mut cold_ms = Vec::new();
+    for ((r, log), at) in regions.iter().zip(&logs).zip(&launched) {
         wait_healthy(&r.url(), Duration::from_secs(90))
             .map_err(|e| format!("{e}; see {}", log.display()))?;
+        cold_ms.push(at.elapsed().as_secs_f64() * 1000.0);
     }
     // What the end-to-end harness needs to drive and inspect this deployment.
     let mut json = format!("{{\"host\":{},\"data_dir\":", json_str(H::NAME));
@@ -232,14 +239,14 @@ fn start_servers<H: WasmHost>(
     }
     json.push_str(&host.deployment_extra());
     json.push_str(",\"regions\":{");
-    for (i, (r, log)) in regions.iter().zip(&logs).enumerate() {
+    for (i, ((r, log), cold)) in regions.iter().zip(&logs).zip(&cold_ms).enumerate() {
         if i > 0 {
             json.push(',');
         }
         let dir = r.dir(data);
         let args: Vec<String> = r.sqld_args.iter().map(|a| json_str(a)).collect();
         json.push_str(&format!(
-            "{}:{{\"url\":{},\"sqld_url\":{},\"sqld_admin_url\":{},\"sqld_bin\":{},\"sqld_args\":[{}],\"sqld_dir\":{},\"logs\":[{},{}]}}",
+            "{}:{{\"url\":{},\"cold_start_ms\":{cold:.0},\"sqld_url\":{},\"sqld_admin_url\":{},\"sqld_bin\":{},\"sqld_args\":[{}],\"sqld_dir\":{},\"logs\":[{},{}]}}",
             json_str(r.id),
             json_str(&r.url()),
             json_str(&r.sqld_url()),
@@ -326,20 +333,18 @@ pub fn wait_port(port: u16) -> Result<(), String> {
     Err(format!("nothing listens on 127.0.0.1:{port}"))
 }
 
-/// `up --host <host>` as a child for the test run: returns it with its data
-/// dir's deployment file once it printed its ready line.
-pub fn spawn_for_tests(host: &str, data: &Path) -> Result<(Child, PathBuf), String> {
+/// `up --host <host>` as a child (for the test run with `test_hooks`, for
+/// the benchmarks without): returns it with its data dir's deployment file
+/// once it printed its ready line.
+pub fn spawn(host: &str, data: &Path, test_hooks: bool) -> Result<(Child, PathBuf), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(exe)
-        .args([
-            "up",
-            "--host",
-            host,
-            "--port",
-            "0",
-            "--test-hooks",
-            "--data-dir",
-        ])
+    let mut cmd = Command::new(exe);
+    cmd.args(["up", "--host", host, "--port", "0"]);
+    if test_hooks {
+        cmd.arg("--test-hooks");
+    }
+    let mut child = cmd
+        .arg("--data-dir")
         .arg(data)
         // Its own process group, so the whole tree can be stopped at once.
         .process_group(0)
@@ -359,7 +364,7 @@ pub fn spawn_for_tests(host: &str, data: &Path) -> Result<(Child, PathBuf), Stri
     Ok((child, data.join("deployment.json")))
 }
 
-/// Stops a deployment started by [`spawn_for_tests`] and everything it
+/// Stops a deployment started by [`spawn`] and everything it
 /// started (its process group).
 pub fn stop_tree(mut child: Child) {
     let group = format!("-{}", child.id());

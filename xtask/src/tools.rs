@@ -294,3 +294,32 @@ pub fn ensure_chromium() -> Result<(), String> {
     );
     Ok(())
 }
+
+/// The load generator of `cargo xtask bench`: Debian's `wrk` (4.1.0, the
+/// last release; apt installs it if absent). Returns its path.
+pub fn ensure_wrk() -> Result<PathBuf, String> {
+    let bin = PathBuf::from("/usr/bin/wrk");
+    if !bin.exists() {
+        let mut c = Command::new("apt-get");
+        c.args(["update", "-qq"]);
+        run("apt-get update (for wrk)", c)?;
+        let mut c = Command::new("apt-get");
+        c.args(["install", "-y", "-qq", "wrk"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run("apt-get install wrk", c)?;
+    }
+    // `wrk -v` prints its version and a usage text, and exits 1.
+    let out = Command::new(&bin)
+        .arg("-v")
+        .output()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text.lines().next().unwrap_or("").trim().to_owned();
+    if !version.contains("4.1.0") {
+        return Err(format!(
+            "the benchmarks are calibrated for wrk 4.1.0; found {version:?}"
+        ));
+    }
+    eprintln!("xtask: load generator {version}");
+    Ok(bin)
+}

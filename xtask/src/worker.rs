@@ -14,7 +14,7 @@ use crate::{cargo, newer, root, run, target_dir};
 /// Every Worker environment of wrangler.toml.
 pub const ENVS: [&str; 3] = ["pk", "ae", "eu"];
 
-fn build_dir() -> PathBuf {
+pub fn build_dir() -> PathBuf {
     root().join("edge").join("build")
 }
 
