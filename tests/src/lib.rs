@@ -1041,3 +1041,29 @@ pub fn sql_on_sqld(url: &str, namespace: &str, statements: &[&str]) -> Result<()
     }
     Ok(())
 }
+
+/// Starts a write transaction on a sqld namespace and leaves its stream
+/// open, as a client that died mid-transaction does: sqld holds the lock
+/// until its transaction timeout (5 s) lets a waiting writer take it.
+pub fn abandon_write_transaction(url: &str, namespace: &str) -> Result<(), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(&format!("{url}/v3/pipeline"))
+        .header(
+            "x-namespace-bin",
+            data_encoding::BASE64_NOPAD.encode(namespace.as_bytes()),
+        )
+        .send_json(json!({"baton": null, "requests": [
+            {"type": "execute", "stmt": {"sql": "BEGIN IMMEDIATE"}},
+            {"type": "execute", "stmt": {"sql": "SELECT count(*) FROM patients"}}
+        ]}))
+        .map_err(|e| e.to_string())?;
+    let body: Value = resp.body_mut().read_json().map_err(|e| e.to_string())?;
+    match body["results"].as_array() {
+        Some(r) if r.iter().all(|x| x["type"] == "ok") => Ok(()),
+        _ => Err(body.to_string()),
+    }
+}
