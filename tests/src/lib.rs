@@ -1005,13 +1005,19 @@ pub fn scalar_on_sqld(url: &str, namespace: &str, sql: &str) -> Result<Value, St
     })
 }
 
-/// One Hrana pipeline of statements on a namespace; the parsed response.
+/// One Hrana pipeline of statements on a namespace, its stream closed at
+/// the end; the parsed response.
 fn hrana(url: &str, namespace: &str, statements: &[&str]) -> Result<Value, String> {
     let requests: Vec<Value> = statements
         .iter()
         .map(|s| json!({"type": "execute", "stmt": {"sql": s}}))
         .chain([json!({"type": "close"})])
         .collect();
+    pipeline(url, namespace, requests)
+}
+
+/// `POST /v3/pipeline` of `requests` on a fresh stream of a namespace.
+fn pipeline(url: &str, namespace: &str, requests: Vec<Value>) -> Result<Value, String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -1046,22 +1052,15 @@ pub fn sql_on_sqld(url: &str, namespace: &str, statements: &[&str]) -> Result<()
 /// open, as a client that died mid-transaction does: sqld holds the lock
 /// until its transaction timeout (5 s) lets a waiting writer take it.
 pub fn abandon_write_transaction(url: &str, namespace: &str) -> Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut resp = agent
-        .post(&format!("{url}/v3/pipeline"))
-        .header(
-            "x-namespace-bin",
-            data_encoding::BASE64_NOPAD.encode(namespace.as_bytes()),
-        )
-        .send_json(json!({"baton": null, "requests": [
-            {"type": "execute", "stmt": {"sql": "BEGIN IMMEDIATE"}},
-            {"type": "execute", "stmt": {"sql": "SELECT count(*) FROM patients"}}
-        ]}))
-        .map_err(|e| e.to_string())?;
-    let body: Value = resp.body_mut().read_json().map_err(|e| e.to_string())?;
+    // No `close`: the stream, and its transaction, stay open.
+    let body = pipeline(
+        url,
+        namespace,
+        vec![
+            json!({"type": "execute", "stmt": {"sql": "BEGIN IMMEDIATE"}}),
+            json!({"type": "execute", "stmt": {"sql": "SELECT count(*) FROM patients"}}),
+        ],
+    )?;
     match body["results"].as_array() {
         Some(r) if r.iter().all(|x| x["type"] == "ok") => Ok(()),
         _ => Err(body.to_string()),
