@@ -307,6 +307,23 @@ pub fn write(i: &Inputs) -> Result<()> {
             a["entries"],
             f(&a["seconds"])
         );
+        let dr = &scale["drill"];
+        if dr.is_object() {
+            let _ = writeln!(
+                md,
+                "| `amanah backup` of that clinic's region (in the drill) | {:.1} s | {:.1} MiB | |",
+                f(&dr["backup_seconds"]),
+                f(&dr["backup_bytes"]) / 1048576.0
+            );
+            let _ = writeln!(
+                md,
+                "| `amanah drill`: restore + verification of {} rows, {} audit entries = **RTO** (goal 900 s) | {:.1} s {} | | |",
+                dr["rows"],
+                dr["audit_entries"],
+                f(&dr["rto_seconds"]),
+                mark(dr["rto_met"] == true)
+            );
+        }
         let v = &scale["audit"];
         let _ = writeln!(
             md,

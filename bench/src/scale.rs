@@ -156,10 +156,43 @@ pub fn export(bin: &Path, work: &Path, patients: usize, appointments: usize) -> 
     let t = Instant::now();
     let v = owner.api.get("/api/v1/audit/verify")?;
     let verify_s = t.elapsed().as_secs_f64();
+    let drill = drill(bin, work)?;
     Ok(json!({
         "patients": patients, "appointments": appointments, "seed_seconds": seeded_s,
         "export": formats,
         "api_verify": {"entries": v["entries"], "ok": v["ok"], "seconds": verify_s},
+        "drill": drill,
+    }))
+}
+
+/// `amanah drill` on the scale clinic's data, online beside its host: the
+/// RTO (restore and verification) and RPO of the benchmark data set.
+fn drill(bin: &Path, work: &Path) -> Result<Value> {
+    let out = std::process::Command::new(bin)
+        .args(["drill", "--region", "pk", "--json", "--data-dir"])
+        .arg(work.join("export-data"))
+        .arg("--scratch")
+        .arg(work.join("drill"))
+        .output()
+        .map_err(|e| format!("run amanah drill: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "amanah drill failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("drill output: {e}"))?;
+    eprintln!(
+        "amanah-bench: drill: backup {:.1} s, restore and verification (RTO) {:.1} s, RPO {:.0} s",
+        v["backup_seconds"].as_f64().unwrap_or(0.0),
+        v["rto_seconds"].as_f64().unwrap_or(0.0),
+        v["rpo_seconds"].as_f64().unwrap_or(0.0)
+    );
+    Ok(json!({
+        "clinics": v["clinics"], "rows": v["rows"], "audit_entries": v["audit_entries"],
+        "backup_bytes": v["backup_bytes"], "backup_seconds": v["backup_seconds"],
+        "rto_seconds": v["rto_seconds"], "rpo_seconds": v["rpo_seconds"],
+        "rto_met": v["rto_met"], "rpo_met": v["rpo_met"],
     }))
 }
 

@@ -5,5 +5,6 @@
 
 pub mod assets;
 pub mod native_host;
+pub mod ops;
 pub mod root_key;
 pub mod server;

@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 use amanah::native_host::NativeHost;
 use amanah::{assets, root_key, server};
 
+mod commands;
+
 #[derive(Parser)]
 #[command(
     name = "amanah",
@@ -39,6 +41,141 @@ enum Command {
     /// Platform staff (support, superadmin) of a region.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Region root keys and clinic data keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Backs up a region online: every clinic database and the directory,
+    /// each sealed, with a manifest of checksums, audit heads and row counts.
+    Backup(BackupArgs),
+    /// Restores a backup into a fresh data dir, checking every file,
+    /// audit chain and row count as it goes.
+    Restore(RestoreArgs),
+    /// Restore drill: backs up, restores into a wiped scratch dir, verifies,
+    /// and reports the RPO and RTO measured.
+    Drill(DrillArgs),
+    /// Audit chain checkpoints, kept outside the clinic databases.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Where a region's files and keys are, and how to report.
+#[derive(clap::Args, Clone)]
+struct Place {
+    /// Data directory, as for `serve`.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Where region root keys live (default: `<data-dir>/keys`).
+    #[arg(long)]
+    key_dir: Option<PathBuf>,
+    /// One JSON document on standard output instead of text (no progress bars).
+    #[arg(long)]
+    json: bool,
+}
+
+impl Place {
+    fn key_dir(&self) -> PathBuf {
+        self.key_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
+    }
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Root key version and file, checkpoint public key, every clinic's
+    /// data key version and the root version wrapping it.
+    Status(KeysStatusArgs),
+}
+
+#[derive(clap::Args)]
+struct KeysStatusArgs {
+    /// Regions (default: every non-optional region of regions.toml).
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    #[command(flatten)]
+    place: Place,
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    #[arg(long)]
+    region: String,
+    /// A new (or empty) directory for this backup.
+    #[arg(long)]
+    out: PathBuf,
+    /// An earlier backup of the region: clinics whose audit chain has not
+    /// moved since are carried over from it instead of copied again.
+    #[arg(long)]
+    since: Option<PathBuf>,
+    #[command(flatten)]
+    place: Place,
+}
+
+#[derive(clap::Args)]
+struct RestoreArgs {
+    /// A backup, or a directory of backups (then the newest, or with
+    /// `--at` the newest taken at or before that time).
+    #[arg(long)]
+    from: PathBuf,
+    /// RFC 3339 time, e.g. 2026-12-02T09:00:00Z.
+    #[arg(long)]
+    at: Option<String>,
+    /// Only this clinic.
+    #[arg(long)]
+    clinic: Option<String>,
+    /// The region to restore into; must be the backup's own.
+    #[arg(long)]
+    region: Option<String>,
+    /// The fresh data dir to restore into.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The live data dir whose directory is the region's key store (clinic
+    /// data keys are never in backups).
+    #[arg(long, default_value = "data")]
+    keys_from: PathBuf,
+    /// Where region root keys live (default: `<keys-from>/keys`).
+    #[arg(long)]
+    key_dir: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct DrillArgs {
+    #[arg(long)]
+    region: String,
+    /// Scratch directory: its `backup/` and `restore/` are replaced.
+    #[arg(long, default_value = "drill")]
+    scratch: PathBuf,
+    /// Where the result is written as JSON (default: `<scratch>/drill.json`).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    #[command(flatten)]
+    place: Place,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verifies every chain, then signs the head of each that passed.
+    Checkpoint(AuditArgs),
+    /// Checks chains from their first entry against their checkpoints:
+    /// edits, truncation and rewrites are reported.
+    Verify(AuditArgs),
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// Regions (default: every non-optional region of regions.toml).
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Only this clinic (`verify` only).
+    #[arg(long)]
+    clinic: Option<String>,
+    /// Where checkpoints are kept (default: `<data-dir>/checkpoints`).
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
+    #[command(flatten)]
+    place: Place,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +274,16 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Purge(args) => runtime.block_on(purge(args)),
         Command::Staff(StaffCommand::Add(args)) => runtime.block_on(staff_add(args)),
+        Command::Keys(KeysCommand::Status(args)) => runtime.block_on(commands::keys_status(args)),
+        Command::Backup(args) => runtime.block_on(commands::backup(args)),
+        Command::Restore(args) => runtime.block_on(commands::restore(args)),
+        Command::Drill(args) => runtime.block_on(commands::drill(args)),
+        Command::Audit(AuditCommand::Checkpoint(args)) => {
+            runtime.block_on(commands::audit(args, true))
+        }
+        Command::Audit(AuditCommand::Verify(args)) => {
+            runtime.block_on(commands::audit(args, false))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -159,12 +306,7 @@ fn install_panic_hook() {
 }
 
 fn info(r: &Region, url: Option<String>) -> RegionInfo {
-    RegionInfo {
-        id: r.id.clone(),
-        name: r.name.clone(),
-        location: r.location.clone(),
-        url,
-    }
+    amanah::ops::region_info(r, url)
 }
 
 /// The regions named on the command line, or every default one.

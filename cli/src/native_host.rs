@@ -2,7 +2,7 @@
 //! and the region directory is `<data>/<region>/directory.db`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -352,6 +352,11 @@ impl NativeHost {
             root,
             databases: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The region's directory of files, `<data>/<region>`.
+    pub fn region_dir(&self) -> &Path {
+        &self.dir
     }
 
     fn clinic_path(&self, clinic: &ClinicId) -> Result<PathBuf, DbError> {

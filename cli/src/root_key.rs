@@ -34,6 +34,19 @@ pub fn load_or_create(key_dir: &Path, region: &str) -> Result<(RootKey, bool), S
             .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         created = true;
     }
+    Ok((load(key_dir, region)?, created))
+}
+
+/// Loads a region's existing root key; refuses a missing one (operator
+/// commands never create keys) or one readable by other users.
+pub fn load(key_dir: &Path, region: &str) -> Result<RootKey, String> {
+    let file = path(key_dir, region);
+    if !file.exists() {
+        return Err(format!(
+            "no root key for region {region} at {} (give --key-dir where it is)",
+            file.display()
+        ));
+    }
     let mode = fs::metadata(&file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?
         .permissions()
@@ -47,8 +60,7 @@ pub fn load_or_create(key_dir: &Path, region: &str) -> Result<(RootKey, bool), S
     }
     let text =
         fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let key = RootKey::parse(region, &text).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok((key, created))
+    RootKey::parse(region, &text).map_err(|e| format!("{}: {e}", file.display()))
 }
 
 #[cfg(test)]
@@ -72,5 +84,6 @@ mod tests {
         assert!(load_or_create(dir.path(), "pk")
             .unwrap_err()
             .contains("chmod 600"));
+        assert!(load(dir.path(), "ae").unwrap_err().contains("no root key"));
     }
 }

@@ -401,6 +401,13 @@ impl<H: Host> App<H> {
         &self,
         clinic: &ClinicId,
     ) -> ApiResult<(ClinicState, ClinicKeys)> {
+        let (state, dek) = self.data_key(clinic).await?;
+        Ok((state, ClinicKeys::new(clinic, &dek)))
+    }
+
+    /// A clinic's state and its current data key, unwrapped by the region's
+    /// root key. A purged or unknown clinic is not found.
+    pub(crate) async fn data_key(&self, clinic: &ClinicId) -> ApiResult<(ClinicState, DataKey)> {
         let dir = self.directory().await?;
         let rows = dir
             .query(
@@ -423,7 +430,7 @@ impl<H: Host> App<H> {
             ));
         }
         let dek = root.unwrap(clinic.as_str(), version as u32, &wrapped)?;
-        Ok((ClinicState { purge_after }, ClinicKeys::new(clinic, &dek)))
+        Ok((ClinicState { purge_after }, dek))
     }
 
     /// Seconds since the epoch as a clinic sees them: the host's clock, plus

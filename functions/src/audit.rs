@@ -5,6 +5,8 @@
 //! row. Free text (the purpose of use) and the client address are stored as
 //! field ciphertext; entries hold ids, never names.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -213,6 +215,17 @@ pub enum Verification {
 
 /// Walks the whole chain in pages; reports the first entry that does not fit.
 pub async fn verify<C: Conn>(conn: &C) -> ApiResult<Verification> {
+    Ok(verify_marked(conn, &[]).await?.0)
+}
+
+/// [`verify`], also returning the hash of each entry whose sequence number
+/// is in `marks` (where the chain reaches it): what a checkpoint recorded
+/// there must match.
+pub async fn verify_marked<C: Conn>(
+    conn: &C,
+    marks: &[i64],
+) -> ApiResult<(Verification, BTreeMap<i64, Vec<u8>>)> {
+    let mut at_marks = BTreeMap::new();
     let mut expected_seq = 1i64;
     let mut prev = GENESIS.to_vec();
     loop {
@@ -228,9 +241,12 @@ pub async fn verify<C: Conn>(conn: &C) -> ApiResult<Verification> {
         for row in &rows {
             let seq = row.int(0)?;
             if seq != expected_seq {
-                return Ok(Verification::Broken {
-                    first_bad_seq: expected_seq,
-                });
+                return Ok((
+                    Verification::Broken {
+                        first_bad_seq: expected_seq,
+                    },
+                    at_marks,
+                ));
             }
             let (reason, ip) = (row.opt_blob(8)?, row.opt_blob(9)?);
             let texts: Vec<Option<String>> = [1, 2, 3, 4, 5, 6, 7, 10]
@@ -255,16 +271,22 @@ pub async fn verify<C: Conn>(conn: &C) -> ApiResult<Verification> {
             if stored_prev.as_deref() != Some(prev.as_slice())
                 || stored_hash.as_deref() != Some(hash.as_slice())
             {
-                return Ok(Verification::Broken { first_bad_seq: seq });
+                return Ok((Verification::Broken { first_bad_seq: seq }, at_marks));
+            }
+            if marks.contains(&seq) {
+                at_marks.insert(seq, hash.to_vec());
             }
             prev = hash.to_vec();
             expected_seq += 1;
         }
     }
-    Ok(Verification::Ok {
-        entries: expected_seq - 1,
-        head: data_encoding::HEXLOWER.encode(&prev),
-    })
+    Ok((
+        Verification::Ok {
+            entries: expected_seq - 1,
+            head: data_encoding::HEXLOWER.encode(&prev),
+        },
+        at_marks,
+    ))
 }
 
 /// An entry as the API shows it: the entry and its place in the chain.

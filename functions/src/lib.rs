@@ -11,6 +11,7 @@ mod api;
 pub mod app;
 pub mod audit;
 pub mod body;
+pub mod checkpoint;
 pub mod clock;
 pub mod crypto;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod host;
 pub mod ids;
 #[cfg(feature = "inject-forgot-clinic")]
 pub mod injected;
+pub mod ops;
 pub mod platform;
 pub mod purge;
 pub mod rbac;

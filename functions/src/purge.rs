@@ -13,8 +13,10 @@
 //! Where the store allows it the deleted bytes are scrubbed from the files
 //! too ([`crate::host::Host::scrub`]). A libSQL server keeps past pages in its
 //! own log, so there a purged clinic's wrapped key outlives the row until the
-//! root key version that wrapped it is retired, as it does in any backup of
-//! the directory.
+//! root key version that wrapped it is retired. Backups (`amanah backup`)
+//! hold no clinic key at all: the directory's copy is emptied of them, and a
+//! clinic's file is sealed under a key derived from its data key, so the
+//! purge leaves every backup of the clinic unreadable.
 //!
 //! `amanah purge` runs it once; `amanah serve` runs it periodically and the
 //! Worker on a cron trigger. Running it twice changes nothing the second time.

@@ -1,0 +1,268 @@
+//! The operator commands' command-line side: arguments to calls of
+//! `amanah::ops`, results to text or (`--json`) one JSON document.
+
+use std::path::Path;
+
+use amanah::ops::{self, backup, checkpoints, drill, keys, manifest, restore};
+use amanah_functions::clock::parse_rfc3339;
+use amanah_functions::ids::ClinicId;
+use amanah_region_config::Region;
+use serde::Serialize;
+
+use crate::{chosen_regions, AuditArgs, BackupArgs, DrillArgs, KeysStatusArgs, RestoreArgs};
+
+/// Prints `value` as JSON, or as the text `human` makes of it.
+fn emit<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> Result<(), String> {
+    if json {
+        let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+        println!("{text}");
+    } else {
+        print!("{}", human(value));
+    }
+    Ok(())
+}
+
+fn one_region(name: &str) -> Result<Region, String> {
+    chosen_regions(std::slice::from_ref(&name.to_owned()))?
+        .pop()
+        .ok_or_else(|| "no such region".to_owned())
+}
+
+fn clinic_id(text: &str) -> Result<ClinicId, String> {
+    ClinicId::parse(text).ok_or_else(|| format!("{text:?} is not a clinic id"))
+}
+
+/// The regions asked for that have data here (all default ones if none
+/// was named; a named one without data is an error).
+fn regions_with_data(names: &[String], data_dir: &Path) -> Result<Vec<Region>, String> {
+    let regions = chosen_regions(names)?;
+    if !names.is_empty() {
+        return Ok(regions);
+    }
+    let present: Vec<Region> = regions
+        .into_iter()
+        .filter(|r| data_dir.join(&r.id).join("directory.db").exists())
+        .collect();
+    if present.is_empty() {
+        return Err(format!("no region has data under {}", data_dir.display()));
+    }
+    Ok(present)
+}
+
+pub async fn keys_status(args: KeysStatusArgs) -> Result<(), String> {
+    let p = &args.place;
+    let mut all = Vec::new();
+    for region in regions_with_data(&args.regions, &p.data_dir)? {
+        let app = ops::open_region(&p.data_dir, &p.key_dir(), &region, false)?;
+        all.push(keys::status(&app, &p.key_dir()).await?);
+    }
+    emit(p.json, &all, |all| {
+        let mut out = String::new();
+        for s in all {
+            out.push_str(&format!(
+                "region {}: root key v{} ({}, mode {})\n  checkpoint public key {}\n  clinics: {} ({} wrapped by an older root version)\n",
+                s.region,
+                s.root_key_version,
+                s.root_key_file.display(),
+                s.root_key_mode,
+                s.checkpoint_public_key,
+                s.clinics.len(),
+                s.wrapped_by_other_root,
+            ));
+            for c in &s.clinics {
+                match (c.key_version, c.wrapped_by_root_version) {
+                    (Some(v), Some(r)) => out.push_str(&format!(
+                        "  {} {}: data key v{v}, wrapped by root v{r}\n",
+                        c.clinic, c.status
+                    )),
+                    _ => out.push_str(&format!(
+                        "  {} {}: no data key (destroyed)\n",
+                        c.clinic, c.status
+                    )),
+                }
+            }
+        }
+        out
+    })
+}
+
+pub async fn backup(args: BackupArgs) -> Result<(), String> {
+    let p = &args.place;
+    let region = one_region(&args.region)?;
+    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region, false)?;
+    let (_, report) = backup::run(&app, &args.out, args.since.as_deref(), p.json).await?;
+    emit(p.json, &report, |r| {
+        format!(
+            "backup {} of region {} in {}: {} clinic(s), {} carried over, {} bytes, {:.1} s\n",
+            r.id,
+            r.region,
+            r.dir.display(),
+            r.clinics,
+            r.carried_over,
+            r.bytes,
+            r.seconds
+        )
+    })
+}
+
+pub async fn restore(args: RestoreArgs) -> Result<(), String> {
+    let at = match &args.at {
+        Some(t) => Some(
+            parse_rfc3339(t).ok_or("--at must be an RFC 3339 time, e.g. 2026-12-02T09:00:00Z")?,
+        ),
+        None => None,
+    };
+    let from = manifest::choose(&args.from, at)?;
+    let claimed = manifest::claimed_region(&from)?;
+    if let Some(asked) = &args.region {
+        if asked != &claimed {
+            return Err(ops::region_refusal(&claimed, asked));
+        }
+    }
+    let only = args.clinic.as_deref().map(clinic_id).transpose()?;
+    if let Some(c) = &only {
+        if c.region() != claimed {
+            return Err(ops::region_refusal(c.region(), &claimed));
+        }
+    }
+    let region = one_region(&claimed)?;
+    let key_dir = args
+        .key_dir
+        .clone()
+        .unwrap_or_else(|| args.keys_from.join("keys"));
+    let keys = ops::open_region(&args.keys_from, &key_dir, &region, false)?;
+    let report = restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?;
+    emit(args.json, &report, |r| {
+        let mut out = format!(
+            "restored backup {} (taken {}) of region {} into {} in {:.1} s: {} clinic(s), platform audit {} entries; all verified\n",
+            r.backup_id,
+            r.started_at,
+            r.region,
+            r.data_dir.display(),
+            r.seconds,
+            r.restored.len(),
+            r.platform_audit_entries
+        );
+        for c in &r.restored {
+            out.push_str(&format!(
+                "  {} {}: {} audit entries, chain verified\n",
+                c.id, c.status, c.audit_entries
+            ));
+        }
+        for u in &r.unreadable {
+            out.push_str(&format!("  {} not restored: {}\n", u.id, u.why));
+        }
+        out.push_str(&format!(
+            "serve it with: amanah serve --data-dir {} --key-dir {}\n",
+            r.data_dir.display(),
+            key_dir.display()
+        ));
+        out
+    })
+}
+
+pub async fn drill(args: DrillArgs) -> Result<(), String> {
+    let p = &args.place;
+    let region = one_region(&args.region)?;
+    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region, false)?;
+    let report = drill::run(&app, &args.scratch, p.json).await?;
+    let file = args
+        .report
+        .clone()
+        .unwrap_or_else(|| args.scratch.join("drill.json"));
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    emit(p.json, &report, |r| {
+        format!(
+            "drill of region {}: {} clinic(s), {} rows, {} audit entries restored and verified\n  backup {:.1} s ({} bytes), restore + verification {:.1} s\n  RPO {:.0} s (target {:.0} s): {}\n  RTO {:.1} s (target {:.0} s): {}\n  result written to {}\n",
+            r.region,
+            r.clinics,
+            r.rows,
+            r.audit_entries,
+            r.backup_seconds,
+            r.backup_bytes,
+            r.restore_seconds,
+            r.rpo_seconds,
+            r.rpo_target_seconds,
+            if r.rpo_met { "met" } else { "MISSED" },
+            r.rto_seconds,
+            r.rto_target_seconds,
+            if r.rto_met { "met" } else { "MISSED" },
+            file.display()
+        )
+    })?;
+    if !report.ok {
+        return Err("the drill missed its RPO or RTO target".into());
+    }
+    Ok(())
+}
+
+pub async fn audit(args: AuditArgs, sign: bool) -> Result<(), String> {
+    let p = &args.place;
+    let dir = args
+        .checkpoint_dir
+        .clone()
+        .unwrap_or_else(|| p.data_dir.join("checkpoints"));
+    let only = args.clinic.as_deref().map(clinic_id).transpose()?;
+    if sign && only.is_some() {
+        return Err(
+            "audit checkpoint covers every chain of a region; --clinic is for verify".into(),
+        );
+    }
+    let names = match (&only, args.regions.is_empty()) {
+        (Some(c), true) => vec![c.region().to_owned()],
+        _ => args.regions.clone(),
+    };
+    let mut reports = Vec::new();
+    for region in regions_with_data(&names, &p.data_dir)? {
+        let app = ops::open_region(&p.data_dir, &p.key_dir(), &region, false)?;
+        let report = if sign {
+            checkpoints::checkpoint(&app, &dir, p.json).await?
+        } else {
+            checkpoints::verify(&app, &dir, only.as_ref(), p.json).await?
+        };
+        reports.push(report);
+    }
+    emit(p.json, &reports, |reports| {
+        let mut out = String::new();
+        for r in reports {
+            for c in &r.chains {
+                let mark = match (c.status, c.signed) {
+                    (_, true) => format!("checkpointed at {} entries", c.entries),
+                    ("ok", _) => format!(
+                        "ok, {} entries, matches {} checkpoint(s)",
+                        c.entries, c.checkpoints
+                    ),
+                    ("no_checkpoint", _) => format!("{} entries, no checkpoint yet", c.entries),
+                    ("purged", _) => "purged (its chain is gone by design)".to_owned(),
+                    _ => "FAILED".to_owned(),
+                };
+                out.push_str(&format!("{} {}: {mark}\n", r.region, c.chain));
+                for problem in &c.problems {
+                    out.push_str(&format!("  {problem}\n"));
+                }
+            }
+        }
+        out
+    })?;
+    let failed: usize = reports
+        .iter()
+        .flat_map(|r| &r.chains)
+        .filter(|c| !c.problems.is_empty())
+        .count();
+    if failed > 0 {
+        return Err(format!(
+            "{failed} audit chain(s) failed verification{}",
+            if sign {
+                " and were not checkpointed"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(())
+}
