@@ -28,6 +28,8 @@ pub struct NativeHost {
 
 /// Idle connections of one database file, reused across requests.
 struct Pool {
+    /// The database file.
+    path: PathBuf,
     db: libsql::Database,
     idle: Mutex<Vec<Pooled>>,
     /// The file's one writer in this process. SQLite admits one write
@@ -84,6 +86,19 @@ async fn checkpoint_blocking(
     .ok()
 }
 
+/// A connection to a database file that must exist: opened without
+/// SQLite's create flag, so that a file removed by another process (the
+/// purge) is never brought back empty.
+async fn open_existing(path: &Path) -> Result<(libsql::Database, libsql::Connection), DbError> {
+    let db = libsql::Builder::new_local(path)
+        .flags(libsql::OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .build()
+        .await
+        .map_err(map_err)?;
+    let conn = db.connect().map_err(map_err)?;
+    Ok((db, conn))
+}
+
 /// Checkpoints one database's WAL in the background while its pool lives.
 fn spawn_checkpointer(
     runtime: &tokio::runtime::Handle,
@@ -92,6 +107,8 @@ fn spawn_checkpointer(
 ) {
     runtime.spawn(async move {
         let mut conn: Option<libsql::Connection> = None;
+        // The database its connection comes from (kept with it).
+        let mut _db: Option<libsql::Database> = None;
         loop {
             tokio::time::sleep(every).await;
             let Some(p) = pool.upgrade() else {
@@ -99,8 +116,14 @@ fn spawn_checkpointer(
             };
             let c = match conn.take() {
                 Some(c) => c,
-                None => match p.db.connect() {
-                    Ok(c) => c,
+                None => match open_existing(&p.path).await {
+                    Ok((db, c)) => {
+                        _db = Some(db);
+                        c
+                    }
+                    // Removed meanwhile (`amanah purge` in another
+                    // process): nothing to checkpoint, ever again.
+                    Err(_) if !p.path.exists() => return,
                     Err(_) => continue,
                 },
             };
@@ -388,6 +411,7 @@ impl NativeHost {
                     .map_err(map_err)?;
                 let runtime = tokio::runtime::Handle::try_current().ok();
                 let pool = Arc::new(Pool {
+                    path: path.clone(),
                     db,
                     idle: Mutex::new(Vec::new()),
                     writer: Arc::new(tokio::sync::Mutex::new(())),
@@ -634,6 +658,25 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(rows, vec![vec![Value::Integer(21)]]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_removed_by_another_process_is_not_brought_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut h = host(dir.path());
+        h.checkpoint_every = std::time::Duration::from_millis(10);
+        let (id, c) = clinic(&h).await;
+        drop(c);
+        // As `amanah purge` does from its own process, before the
+        // checkpointer's first round.
+        let file = dir.path().join("pk").join(format!("{}.db", id.as_str()));
+        for suffix in ["", "-wal", "-shm"] {
+            let mut f = file.clone().into_os_string();
+            f.push(suffix);
+            let _ = std::fs::remove_file(f);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!file.exists(), "the purged clinic's file came back");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,12 +17,16 @@ use amanah_functions::checkpoint::Checkpoint;
 use amanah_functions::crypto::keys::{KeyBytes, RootKey};
 use serde_json::{json, Value};
 
-fn native_only() -> bool {
+/// A fresh native deployment, its data dir and a work dir; `None` (the
+/// test is skipped) when the suite runs against another deployment.
+fn native() -> Option<(Deployment, PathBuf, tempfile::TempDir)> {
     if std::env::var("AMANAH_PK_URL").is_ok() || std::env::var("AMANAH_DEPLOYMENT").is_ok() {
         eprintln!("skipped: operator commands work on the native host's files");
-        return false;
+        return None;
     }
-    true
+    let d = Deployment::start_native(&[]);
+    let data = d.data_dir.clone().expect("native data dir");
+    Some((d, data, tempfile::tempdir().expect("temp dir")))
 }
 
 /// What one `amanah` command did.
@@ -74,12 +78,9 @@ fn patient_ids(c: &Client) -> Vec<String> {
 
 #[test]
 fn backups_restore_whole_incremental_by_time_and_by_clinic() {
-    if !native_only() {
+    let Some((d, data, work)) = native() else {
         return;
-    }
-    let d = Deployment::start_native(&[]);
-    let data = data_of(&d);
-    let work = tempfile::tempdir().expect("temp dir");
+    };
     let (a, owner_a, _) = d.ready_clinic("pk", "Backup Clinic A", "owner@backup-a.pk");
     let (b, owner_b, _) = d.ready_clinic("pk", "Backup Clinic B", "owner@backup-b.pk");
     nurse(&a, &owner_a, "nurse@backup-a.pk");
@@ -265,12 +266,9 @@ fn backups_restore_whole_incremental_by_time_and_by_clinic() {
 
 #[test]
 fn a_backup_taken_during_writes_restores_consistently() {
-    if !native_only() {
+    let Some((d, data, work)) = native() else {
         return;
-    }
-    let d = Deployment::start_native(&[]);
-    let data = data_of(&d);
-    let work = tempfile::tempdir().expect("temp dir");
+    };
     let (clinic, owner, _) = d.ready_clinic("pk", "Busy Clinic", "owner@busy.pk");
     nurse(&clinic, &owner, "nurse@busy.pk");
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -358,12 +356,9 @@ fn a_backup_taken_during_writes_restores_consistently() {
 
 #[test]
 fn the_drill_backs_up_restores_verifies_and_reports() {
-    if !native_only() {
+    let Some((d, data, work)) = native() else {
         return;
-    }
-    let d = Deployment::start_native(&[]);
-    let data = data_of(&d);
-    let work = tempfile::tempdir().expect("temp dir");
+    };
     let (_, owner, _) = d.ready_clinic("pk", "Drill Clinic", "owner@drill.pk");
     for i in 0..5 {
         owner.create_patient(json!({"name": format!("Drill Patient{i}"), "dob": "1999-09-09"}));
@@ -419,12 +414,9 @@ fn chain<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn checkpoints_catch_truncation_rewrites_edits_and_forgeries() {
-    if !native_only() {
+    let Some((d, data, cp)) = native() else {
         return;
-    }
-    let d = Deployment::start_native(&[]);
-    let data = data_of(&d);
-    let cp = tempfile::tempdir().expect("temp dir");
+    };
     let dirs = |extra: &[(&'static str, PathBuf)]| {
         let mut v = vec![
             ("--data-dir", data.clone()),
@@ -539,12 +531,9 @@ fn checkpoints_catch_truncation_rewrites_edits_and_forgeries() {
 
 #[test]
 fn backups_of_a_purged_clinic_stay_unreadable() {
-    if !native_only() {
+    let Some((d, data, work)) = native() else {
         return;
-    }
-    let d = Deployment::start_native(&[]);
-    let data = data_of(&d);
-    let work = tempfile::tempdir().expect("temp dir");
+    };
     let (gone, owner, _) = d.ready_clinic("pk", "Closing Clinic", "owner@closing.pk");
     let (stays, owner_s, _) = d.ready_clinic("pk", "Staying Clinic", "owner@staying.pk");
     owner.create_patient(json!({"name": "Closing Patient", "dob": "1950-05-05"}));

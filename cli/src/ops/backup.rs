@@ -146,12 +146,11 @@ pub async fn run(
         prefix,
         &dir_copy,
         &out.join("directory.db.sealed"),
-        |_| {},
     )
     .map_err(|e| format!("cannot seal the directory: {e}"))?;
 
     let wanted: Vec<&ClinicRecord> = clinics.iter().filter(|c| c.status != "purged").collect();
-    let bar = progress(wanted.len() as u64, "clinics", false, quiet);
+    let bar = progress(wanted.len() as u64, "clinics", quiet);
     let mut snapshots = Vec::with_capacity(wanted.len());
     for c in wanted {
         let snap = clinic(app, &scratch, c, out, &id, earlier.as_ref()).await?;
@@ -271,7 +270,6 @@ async fn clinic(
         prefix,
         &copy,
         &out.join(&name),
-        |_| {},
     )
     .map_err(|e| fail("cannot seal it", e.to_string()))?;
     remove_db_files(&copy);

@@ -184,7 +184,7 @@ async fn run(
     let region = app.config().region.id.clone();
     let root = app.host().root_key().clone();
     let chains = chains(app, only).await?;
-    let bar = progress(chains.len() as u64, "chains", false, quiet);
+    let bar = progress(chains.len() as u64, "chains", quiet);
     let mut reports = Vec::with_capacity(chains.len());
     for (chain, purged) in chains {
         let path = file_of(dir, &region, chain.name());

@@ -82,19 +82,14 @@ pub fn open_region_host(
 
 /// A progress bar on standard error: drawn only on a terminal and never
 /// when `quiet` (`--json`).
-pub fn progress(len: u64, what: &str, bytes: bool, quiet: bool) -> ProgressBar {
+pub fn progress(len: u64, what: &str, quiet: bool) -> ProgressBar {
     let target = if quiet {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
     };
     let bar = ProgressBar::with_draw_target(Some(len), target);
-    let template = if bytes {
-        "{msg:>12} [{bar:30}] {bytes}/{total_bytes} ({eta})"
-    } else {
-        "{msg:>12} [{bar:30}] {pos}/{len} ({eta})"
-    };
-    if let Ok(style) = ProgressStyle::with_template(template) {
+    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} ({eta})") {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_owned());

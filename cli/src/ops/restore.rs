@@ -108,7 +108,6 @@ pub async fn run(
         &m.directory.sha256,
         &from.join(&m.directory.file),
         &target.join(&region).join("directory.db"),
-        |_| {},
     )
     .map_err(|e| format!("the directory file: {e}"))?;
     if plain != m.directory.plain_sha256 {
@@ -116,7 +115,7 @@ pub async fn run(
     }
     let restored_app = open_region_host(target, &root, &region)?;
 
-    let bar = progress(chosen.len() as u64, "clinics", false, quiet);
+    let bar = progress(chosen.len() as u64, "clinics", quiet);
     let mut report = RestoreReport {
         backup: from.to_path_buf(),
         backup_id: m.id.clone(),
@@ -208,7 +207,6 @@ async fn clinic(
         &s.sealed.sha256,
         &from.join(&s.sealed.file),
         &to,
-        |_| {},
     )?;
     if plain != s.sealed.plain_sha256 {
         return Err("the file is not the snapshot the manifest lists".into());

@@ -65,14 +65,13 @@ fn create_private(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Seals `from` into the new file `to`; `progress` is told of each chunk.
+/// Seals `from` into the new file `to`.
 pub fn seal_file(
     key: &KeyBytes,
     aad: &[u8],
     nonce_prefix: [u8; PREFIX],
     from: &Path,
     to: &Path,
-    mut progress: impl FnMut(u64),
 ) -> io::Result<Sealed> {
     let cipher = Aes256Gcm::new(key.expose().into());
     let mut enc = EncryptorBE32::from_aead(cipher, (&nonce_prefix).into());
@@ -105,13 +104,11 @@ pub fn seal_file(
             let ct = enc.encrypt_last(payload).map_err(fail)?;
             write(&ct, &mut out)?;
             total += ct.len() as u64;
-            progress(n as u64);
             break;
         }
         let ct = enc.encrypt_next(payload).map_err(fail)?;
         write(&ct, &mut out)?;
         total += ct.len() as u64;
-        progress(n as u64);
         std::mem::swap(&mut cur, &mut next);
         n = m;
     }
@@ -132,7 +129,6 @@ pub fn open_file(
     sha256: &str,
     from: &Path,
     to: &Path,
-    mut progress: impl FnMut(u64),
 ) -> Result<String, String> {
     let result = (|| {
         let mut input = File::open(from).map_err(|e| format!("cannot read it: {e}"))?;
@@ -154,7 +150,6 @@ pub fn open_file(
         let refused = || "it does not open with this key (another key, or altered)".to_owned();
         let mut write = |pt: Vec<u8>, out: &mut File| -> Result<(), String> {
             plain_hash.update(&pt);
-            progress(pt.len() as u64);
             out.write_all(&pt).map_err(|e| e.to_string())
         };
         loop {
@@ -215,9 +210,9 @@ mod tests {
         );
         std::fs::write(&a, &plain).unwrap();
         let aad = binding("pk", "id1", "clinics/x.db");
-        let sealed = seal_file(&key(1), &aad, [3; 7], &a, &s, |_| {}).unwrap();
+        let sealed = seal_file(&key(1), &aad, [3; 7], &a, &s).unwrap();
         assert_eq!(sealed.bytes, std::fs::metadata(&s).unwrap().len());
-        let got = open_file(&key(1), &aad, &sealed.sha256, &s, &b, |_| {}).unwrap();
+        let got = open_file(&key(1), &aad, &sealed.sha256, &s, &b).unwrap();
         assert_eq!(got, sealed.plain_sha256);
         assert_eq!(std::fs::read(&b).unwrap(), plain);
     }
@@ -235,14 +230,14 @@ mod tests {
         let (a, s) = (dir.path().join("a"), dir.path().join("s"));
         std::fs::write(&a, vec![7u8; 2 * CHUNK + 10]).unwrap();
         let aad = binding("pk", "id1", "clinics/x.db");
-        seal_file(&key(1), &aad, [3; 7], &a, &s, |_| {}).unwrap();
+        seal_file(&key(1), &aad, [3; 7], &a, &s).unwrap();
         let bytes = std::fs::read(&s).unwrap();
         let try_open = |bytes: &[u8], key: &KeyBytes, aad: &[u8]| {
             let t = dir.path().join("t");
             let o = dir.path().join("o");
             std::fs::write(&t, bytes).unwrap();
             let sum = hex(Sha256::digest(bytes).as_slice());
-            let r = open_file(key, aad, &sum, &t, &o, |_| {});
+            let r = open_file(key, aad, &sum, &t, &o);
             assert!(!o.exists() || r.is_ok());
             r
         };
@@ -260,7 +255,7 @@ mod tests {
         assert!(try_open(&bytes, &key(1), &binding("pk", "id2", "clinics/x.db")).is_err());
         // Right contents, but not what the manifest listed.
         let o = dir.path().join("o2");
-        assert!(open_file(&key(1), &aad, "00", &s, &o, |_| {})
+        assert!(open_file(&key(1), &aad, "00", &s, &o)
             .unwrap_err()
             .contains("checksum"));
         assert!(!o.exists());
