@@ -191,9 +191,17 @@ impl<T: Transport> HranaConn<T> {
                     && steps[..i].iter().all(|s| first_word(&s.sql) == "SELECT")
             });
             if retryable && busy_begin && attempt < BUSY_ATTEMPTS {
-                // The stream (if kept open) holds no transaction: reuse it.
+                // Close the stream (it holds no transaction) and start
+                // again on a fresh one. Sending the batch again on the same
+                // stream made other writers of the clinic wait past 8 s
+                // (8 parallel writers on the Worker, `durability`).
                 self.put_baton(None);
-                baton = next_baton;
+                if let Some(b) = next_baton {
+                    let _ = self
+                        .pipeline(json!({"baton": b, "requests": [{"type": "close"}]}))
+                        .await;
+                }
+                baton = None;
                 attempt += 1;
                 self.transport.pause(BUSY_PAUSE_MS).await;
                 continue;
