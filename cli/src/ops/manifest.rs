@@ -142,8 +142,12 @@ pub fn choose(dir: &Path, at: Option<i64>) -> Result<PathBuf, String> {
             _ => Ok(dir.to_path_buf()),
         };
     }
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "{} is neither a backup nor a directory of backups: {e}",
+            dir.display()
+        )
+    })?;
     entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter_map(|p| started(&p).map(|t| (t, p)))
