@@ -61,10 +61,6 @@ impl Transport for FetchTransport {
             }
         })
     }
-
-    fn pause(&self, ms: u32) -> impl Future<Output = ()> + Send {
-        SendFuture::new(Delay::from(Duration::from_millis(ms.into())))
-    }
 }
 
 /// The Worker's [`Host`]: the region's sqld through `fetch`.

@@ -249,10 +249,9 @@ impl WasmHost for Spin<'_> {
         ];
         if test_hooks {
             // Tests also stop sqld (SIGSTOP): give up on it sooner than the
-            // production default of 10 s, yet after sqld's 5 s transaction
-            // timeout frees a lock left by a dead client (abandoned_lock).
+            // production default of 10 s.
             vars.push(("TEST_HOOKS", "1".into()));
-            vars.push(("DB_TIMEOUT_MS", "8000".into()));
+            vars.push(("DB_TIMEOUT_MS", "2000".into()));
         }
         let log = r.dir(data).join("spin.log");
         let mut c = Command::new(&self.tools.wasmtime);

@@ -168,9 +168,8 @@ impl WasmHost for Worker<'_> {
             .arg(format!("REGION_URLS:{region_urls}"));
         if test_hooks {
             // Tests also stop sqld (SIGSTOP): give up on it sooner than the
-            // production default of 10 s, yet after sqld's 5 s transaction
-            // timeout frees a lock left by a dead client (abandoned_lock).
-            c.args(["--var", "TEST_HOOKS:1", "--var", "DB_TIMEOUT_MS:8000"]);
+            // production default of 10 s.
+            c.args(["--var", "TEST_HOOKS:1", "--var", "DB_TIMEOUT_MS:2000"]);
             // `GET /__scheduled` fires the cron trigger (the purge).
             c.arg("--test-scheduled");
         }

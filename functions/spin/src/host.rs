@@ -45,12 +45,6 @@ impl Transport for WasiTransport {
         let result = send_blocking(self.timeout, method, url, headers, body);
         std::future::ready(result)
     }
-
-    fn pause(&self, ms: u32) -> impl Future<Output = ()> + Send {
-        // One request at a time per instance: blocking is the right wait.
-        wasi::clocks::monotonic_clock::subscribe_duration(u64::from(ms) * 1_000_000).block();
-        std::future::ready(())
-    }
 }
 
 /// One request, start to finish. Errors name the phase, never the payload.

@@ -34,17 +34,7 @@ pub trait Transport: Send + Sync {
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(u16, Vec<u8>), String>> + Send;
-
-    /// Waits `ms` milliseconds (between attempts to take a lock).
-    fn pause(&self, ms: u32) -> impl Future<Output = ()> + Send;
 }
-
-/// How long to wait between attempts to start a write transaction that the
-/// server refused as busy, and how many attempts to make: together longer
-/// than sqld's 5 s transaction timeout, after which a lock left by a client
-/// that died inside its transaction is taken back.
-const BUSY_PAUSE_MS: u32 = 250;
-const BUSY_ATTEMPTS: u32 = 28;
 
 /// Where one database lives on a libSQL server.
 #[derive(Clone)]
@@ -157,56 +147,20 @@ impl<T: Transport> HranaConn<T> {
         if !in_tx {
             requests.push(json!({"type": "close"}));
         }
-        // Only a batch that opens its own stream may be sent again, and only
-        // after the server answered that its `BEGIN` found the database busy
-        // with nothing but reads before it: that answer proves nothing was
-        // written. (A batch that timed out is never sent again: it may have
-        // run.)
-        let retryable = baton.is_none();
-        let mut baton = baton;
-        let mut attempt = 1;
-        let batch = loop {
-            let body = json!({"baton": baton, "requests": requests});
-            let resp = self.pipeline(body).await?;
-            let next_baton = if in_tx { resp.baton } else { None };
-            self.put_baton(next_baton.clone());
-            let first = resp
-                .results
-                .into_iter()
-                .next()
-                .ok_or_else(|| DbError::Other("empty pipeline response".into()))?;
-            let batch: BatchResult = match first {
-                PipelineResult::Ok { response } => match response {
-                    Response::Batch { result } => result,
-                    _ => return Err(DbError::Other("unexpected pipeline response".into())),
-                },
-                PipelineResult::Error { error } => return Err(error.into_db_error()),
-            };
-            let failed = batch.step_errors.iter().position(Option::is_some);
-            let busy_begin = failed.is_some_and(|i| {
-                batch.step_errors[i]
-                    .as_ref()
-                    .is_some_and(|e| e.code.as_deref() == Some("SQLITE_BUSY"))
-                    && starts_transaction(&steps[i].sql)
-                    && steps[..i].iter().all(|s| first_word(&s.sql) == "SELECT")
-            });
-            if retryable && busy_begin && attempt < BUSY_ATTEMPTS {
-                // Close the stream (it holds no transaction) and start
-                // again on a fresh one. Sending the batch again on the same
-                // stream made other writers of the clinic wait past 8 s
-                // (8 parallel writers on the Worker, `durability`).
-                self.put_baton(None);
-                if let Some(b) = next_baton {
-                    let _ = self
-                        .pipeline(json!({"baton": b, "requests": [{"type": "close"}]}))
-                        .await;
-                }
-                baton = None;
-                attempt += 1;
-                self.transport.pause(BUSY_PAUSE_MS).await;
-                continue;
-            }
-            break batch;
+        let body = json!({"baton": baton, "requests": requests});
+        let resp = self.pipeline(body).await?;
+        self.put_baton(if in_tx { resp.baton } else { None });
+        let first = resp
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| DbError::Other("empty pipeline response".into()))?;
+        let batch: BatchResult = match first {
+            PipelineResult::Ok { response } => match response {
+                Response::Batch { result } => result,
+                _ => return Err(DbError::Other("unexpected pipeline response".into())),
+            },
+            PipelineResult::Error { error } => return Err(error.into_db_error()),
         };
         // The first failed step is the batch's failure; later steps did not
         // run. As with a local connection, an open transaction stays open
