@@ -57,7 +57,7 @@ pub async fn keys_status(args: KeysStatusArgs) -> Result<(), String> {
     let p = &args.place;
     let mut all = Vec::new();
     for region in regions_with_data(&args.regions, &p.data_dir)? {
-        let app = ops::open_region(&p.data_dir, &p.key_dir(), &region, false)?;
+        let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
         all.push(keys::status(&app, &p.key_dir()).await?);
     }
     emit(p.json, &all, |all| {
@@ -93,7 +93,7 @@ pub async fn keys_status(args: KeysStatusArgs) -> Result<(), String> {
 pub async fn backup(args: BackupArgs) -> Result<(), String> {
     let p = &args.place;
     let region = one_region(&args.region)?;
-    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region, false)?;
+    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
     let (_, report) = backup::run(&app, &args.out, args.since.as_deref(), p.json).await?;
     emit(p.json, &report, |r| {
         format!(
@@ -134,7 +134,7 @@ pub async fn restore(args: RestoreArgs) -> Result<(), String> {
         .key_dir
         .clone()
         .unwrap_or_else(|| args.keys_from.join("keys"));
-    let keys = ops::open_region(&args.keys_from, &key_dir, &region, false)?;
+    let keys = ops::open_region(&args.keys_from, &key_dir, &region)?;
     let report = restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?;
     emit(args.json, &report, |r| {
         let mut out = format!(
@@ -168,7 +168,7 @@ pub async fn restore(args: RestoreArgs) -> Result<(), String> {
 pub async fn drill(args: DrillArgs) -> Result<(), String> {
     let p = &args.place;
     let region = one_region(&args.region)?;
-    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region, false)?;
+    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
     let report = drill::run(&app, &args.scratch, p.json).await?;
     let file = args
         .report
@@ -219,7 +219,7 @@ pub async fn audit(args: AuditArgs, sign: bool) -> Result<(), String> {
     };
     let mut reports = Vec::new();
     for region in regions_with_data(&names, &p.data_dir)? {
-        let app = ops::open_region(&p.data_dir, &p.key_dir(), &region, false)?;
+        let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
         let report = if sign {
             checkpoints::checkpoint(&app, &dir, p.json).await?
         } else {

@@ -36,17 +36,15 @@ pub fn region_info(r: &Region, url: Option<String>) -> RegionInfo {
 }
 
 /// The application over a region's files, for an operator command: its root
-/// key must exist (never created here), as must its directory unless
-/// `fresh` (a restore's target).
+/// key and its directory must exist (keys are never created here).
 pub fn open_region(
     data_dir: &Path,
     key_dir: &Path,
     region: &Region,
-    fresh: bool,
 ) -> Result<App<NativeHost>, String> {
     let root = root_key::load(key_dir, &region.id)?;
     let directory = data_dir.join(&region.id).join("directory.db");
-    if !fresh && !directory.exists() {
+    if !directory.exists() {
         return Err(format!(
             "no data of region {} under {} (no {})",
             region.id,
