@@ -670,11 +670,7 @@ mod tests {
         // As `amanah purge` does from its own process, before the
         // checkpointer's first round.
         let file = dir.path().join("pk").join(format!("{}.db", id.as_str()));
-        for suffix in ["", "-wal", "-shm"] {
-            let mut f = file.clone().into_os_string();
-            f.push(suffix);
-            let _ = std::fs::remove_file(f);
-        }
+        crate::ops::remove_db_files(&file);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(!file.exists(), "the purged clinic's file came back");
     }
