@@ -12,7 +12,7 @@ use std::hint::black_box;
 use amanah_functions::audit::{self, Entry, Head, Outcome};
 use amanah_functions::crypto::blind::{self, BlindIndex};
 use amanah_functions::crypto::field::{Field, FieldCipher};
-use amanah_functions::crypto::keys::{DataKey, KeyBytes, RootKey};
+use amanah_functions::crypto::keys::{DataKey, KeyBytes, RootKey, RootKeyring};
 use amanah_functions::crypto::password;
 use amanah_functions::host::{Conn, DbError, Row, Value};
 use amanah_functions::token::{Subject, TokenKeys, TokenKind};
@@ -77,7 +77,11 @@ fn blind_index(c: &mut Criterion) {
 }
 
 fn token(c: &mut Criterion) {
-    let keys = TokenKeys::new(&RootKey::new("pk", 1, KeyBytes::new([9; 32])));
+    let keys = TokenKeys::new(&RootKeyring::single(RootKey::new(
+        "pk",
+        1,
+        KeyBytes::new([9; 32]),
+    )));
     let subject = Subject {
         user: "usr_abcdefghijklmnopqrstuvwxyz".into(),
         clinic: CLINIC.into(),

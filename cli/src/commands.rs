@@ -9,7 +9,10 @@ use amanah_functions::ids::ClinicId;
 use amanah_region_config::Region;
 use serde::Serialize;
 
-use crate::{chosen_regions, AuditArgs, BackupArgs, DrillArgs, KeysStatusArgs, RestoreArgs};
+use crate::{
+    chosen_regions, AuditArgs, BackupArgs, DrillArgs, KeysStatusArgs, RestoreArgs, RetireRootArgs,
+    RotateClinicArgs, RotateRootArgs,
+};
 
 /// Prints `value` as JSON, or as the text `human` makes of it.
 fn emit<T: Serialize>(
@@ -63,12 +66,25 @@ pub async fn keys_status(args: KeysStatusArgs) -> Result<(), String> {
     emit(p.json, &all, |all| {
         let mut out = String::new();
         for s in all {
+            let wraps: Vec<String> = s
+                .wrapped_by_root
+                .iter()
+                .map(|(v, n)| format!("{v} wraps {n}"))
+                .collect();
             out.push_str(&format!(
-                "region {}: root key v{} ({}, mode {})\n  checkpoint public key {}\n  clinics: {} ({} wrapped by an older root version)\n",
+                "region {}: root key v{} ({}, mode {}); versions held {:?}; {}{}\n  region key v{}, checkpoint public key {}\n  clinics: {} ({} wrapped by an older root version)\n",
                 s.region,
                 s.root_key_version,
                 s.root_key_file.display(),
                 s.root_key_mode,
+                s.root_key_versions,
+                wraps.join(", "),
+                if s.rotation_unfinished {
+                    " (rotation unfinished: run keys rotate-root again)"
+                } else {
+                    ""
+                },
+                s.region_key_version,
                 s.checkpoint_public_key,
                 s.clinics.len(),
                 s.wrapped_by_other_root,
@@ -76,8 +92,15 @@ pub async fn keys_status(args: KeysStatusArgs) -> Result<(), String> {
             for c in &s.clinics {
                 match (c.key_version, c.wrapped_by_root_version) {
                     (Some(v), Some(r)) => out.push_str(&format!(
-                        "  {} {}: data key v{v}, wrapped by root v{r}\n",
-                        c.clinic, c.status
+                        "  {} {}: data key v{v} ({} older), wrapped by root v{r}{}\n",
+                        c.clinic,
+                        c.status,
+                        c.older_versions,
+                        if c.sweep_unfinished {
+                            ", sweep unfinished"
+                        } else {
+                            ""
+                        }
                     )),
                     _ => out.push_str(&format!(
                         "  {} {}: no data key (destroyed)\n",
@@ -88,6 +111,83 @@ pub async fn keys_status(args: KeysStatusArgs) -> Result<(), String> {
         }
         out
     })
+}
+
+pub async fn rotate_root(args: RotateRootArgs) -> Result<(), String> {
+    let p = &args.place;
+    let region = one_region(&args.region)?;
+    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
+    let r = keys::rotate_root(&app, &p.key_dir(), args.batch, p.json).await?;
+    emit(p.json, &r, |r| {
+        format!(
+            "region {}: every key is wrapped by root key v{} ({} re-wrapped now{}){}\n",
+            r.region,
+            r.version,
+            r.rewrapped,
+            if r.added {
+                ", version added"
+            } else {
+                ", an unfinished rotation resumed"
+            },
+            if r.retirable.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; older versions {:?} wrap nothing and can be retired: amanah keys retire-root --region {} --version N",
+                    r.retirable, r.region
+                )
+            }
+        )
+    })
+}
+
+pub async fn retire_root(args: RetireRootArgs) -> Result<(), String> {
+    let p = &args.place;
+    let region = one_region(&args.region)?;
+    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
+    let r = keys::retire_root(&app, &p.key_dir(), args.version).await?;
+    emit(p.json, &r, |r| {
+        format!(
+            "region {}: root key v{} retired; the key file holds {:?}\n",
+            r.region, r.retired, r.held
+        )
+    })
+}
+
+pub async fn rotate_clinic(args: RotateClinicArgs) -> Result<(), String> {
+    let p = &args.place;
+    let clinic = clinic_id(&args.clinic)?;
+    let region = one_region(clinic.region())?;
+    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
+    let r = keys::rotate_clinic(&app, &clinic, !args.no_sweep, args.batch, p.json).await?;
+    let result = emit(p.json, &r, |r| {
+        let mut out = format!(
+            "clinic {}: data key v{}{}",
+            r.clinic,
+            r.version,
+            if r.resumed {
+                " (an unfinished rotation resumed)"
+            } else {
+                " (new)"
+            }
+        );
+        if r.swept {
+            out.push_str(&format!(
+                "; {} row(s) re-sealed, {} search index(es) rebuilt, {} value(s) left under older versions\n",
+                r.resealed_rows, r.rebuilt_terms, r.left
+            ));
+        } else {
+            out.push_str("; not swept now: `amanah serve` re-seals the rest in the background\n");
+        }
+        out
+    });
+    if r.swept && r.left > 0 {
+        return Err(format!(
+            "{} value(s) were written under an older key version during the sweep; run rotate-clinic again to finish",
+            r.left
+        ));
+    }
+    result
 }
 
 pub async fn backup(args: BackupArgs) -> Result<(), String> {

@@ -82,9 +82,58 @@ impl Place {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Root key version and file, checkpoint public key, every clinic's
-    /// data key version and the root version wrapping it.
+    /// Root key versions and file, what each wraps, the region key and
+    /// checkpoint public key, every clinic's data key version, the root
+    /// version wrapping it and whether its sweep is done.
     Status(KeysStatusArgs),
+    /// Adds a root key version and re-wraps every clinic data key and the
+    /// region key under it, online. Run again after an interruption: it
+    /// resumes.
+    RotateRoot(RotateRootArgs),
+    /// Removes an old root key version from the key file once it wraps
+    /// nothing.
+    RetireRoot(RetireRootArgs),
+    /// Gives a clinic a new data key version, then re-seals its fields and
+    /// rebuilds its search index under it.
+    RotateClinic(RotateClinicArgs),
+}
+
+#[derive(clap::Args)]
+struct RotateRootArgs {
+    #[arg(long)]
+    region: String,
+    /// Wrapped keys re-wrapped per transaction.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    batch: i64,
+    #[command(flatten)]
+    place: Place,
+}
+
+#[derive(clap::Args)]
+struct RetireRootArgs {
+    #[arg(long)]
+    region: String,
+    /// The root key version to remove (never the newest).
+    #[arg(long)]
+    version: u32,
+    #[command(flatten)]
+    place: Place,
+}
+
+#[derive(clap::Args)]
+struct RotateClinicArgs {
+    /// The clinic id (its region is part of it).
+    #[arg(long)]
+    clinic: String,
+    /// Only make the new version; `amanah serve` re-seals the rest in the
+    /// background (new writes use the new version at once).
+    #[arg(long)]
+    no_sweep: bool,
+    /// Rows re-sealed per transaction.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    batch: i64,
+    #[command(flatten)]
+    place: Place,
 }
 
 #[derive(clap::Args)]
@@ -275,6 +324,15 @@ fn main() -> ExitCode {
         Command::Purge(args) => runtime.block_on(purge(args)),
         Command::Staff(StaffCommand::Add(args)) => runtime.block_on(staff_add(args)),
         Command::Keys(KeysCommand::Status(args)) => runtime.block_on(commands::keys_status(args)),
+        Command::Keys(KeysCommand::RotateRoot(args)) => {
+            runtime.block_on(commands::rotate_root(args))
+        }
+        Command::Keys(KeysCommand::RetireRoot(args)) => {
+            runtime.block_on(commands::retire_root(args))
+        }
+        Command::Keys(KeysCommand::RotateClinic(args)) => {
+            runtime.block_on(commands::rotate_clinic(args))
+        }
         Command::Backup(args) => runtime.block_on(commands::backup(args)),
         Command::Restore(args) => runtime.block_on(commands::restore(args)),
         Command::Drill(args) => runtime.block_on(commands::drill(args)),
@@ -322,14 +380,15 @@ fn chosen_regions(names: &[String]) -> Result<Vec<Region>, String> {
 /// One region's host on the data directory, with its root key (created on
 /// first use).
 fn region_host(data_dir: &Path, key_dir: &Path, region: &Region) -> Result<NativeHost, String> {
-    let (root, created) = root_key::load_or_create(key_dir, &region.id)?;
+    let (ring, created) = root_key::load_or_create(key_dir, &region.id)?;
     let key_path = root_key::path(key_dir, &region.id);
     if created {
         tracing::info!(region = region.id, path = %key_path.display(), "created region root key (0600)");
     } else {
-        tracing::info!(region = region.id, path = %key_path.display(), "using region root key");
+        tracing::info!(region = region.id, path = %key_path.display(), versions = ?ring.versions(), "using region root keys");
     }
-    NativeHost::new(&region.id, data_dir.to_path_buf(), root)
+    let keys = root_key::KeyFile::follow(key_dir, &region.id)?;
+    NativeHost::with_keys(&region.id, data_dir.to_path_buf(), keys)
         .map_err(|e| format!("cannot create the data directory for {}: {e}", region.id))
 }
 
@@ -393,12 +452,25 @@ async fn staff_add(args: StaffAddArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the purge every `every` seconds for as long as the server runs.
+/// Runs the purge and the key sweep (the re-sealing after a clinic key
+/// rotation, see `amanah_functions::rekey`) every `every` seconds for as
+/// long as the server runs.
 async fn purge_periodically(app: Arc<App<NativeHost>>, region: String, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        match app.sweep_due().await {
+            Ok(r) if r == Default::default() => {}
+            Ok(r) => tracing::info!(
+                region,
+                swept = r.swept,
+                resealed_rows = r.resealed_rows,
+                failed = r.failed,
+                "key sweep"
+            ),
+            Err(e) => tracing::error!(region, error = e.log_text(), "key sweep failed"),
+        }
         match app.purge().await {
             Ok(r) if r == Default::default() => {}
             Ok(r) => tracing::info!(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use amanah_functions::crypto::keys::RootKey;
+use amanah_functions::crypto::keys::{RootKey, RootKeyring};
 use amanah_functions::host::{Conn, DbError, Host, Row, Value};
 use amanah_functions::ids::ClinicId;
 
@@ -22,7 +22,7 @@ pub struct NativeHost {
     checkpoint_every: std::time::Duration,
     region: String,
     dir: PathBuf,
-    root: RootKey,
+    root: crate::root_key::KeyFile,
     databases: Mutex<HashMap<PathBuf, Arc<Pool>>>,
 }
 
@@ -365,7 +365,22 @@ impl LocalConn {
 }
 
 impl NativeHost {
+    /// A host with one fixed root key (tests, benchmarks).
     pub fn new(region: &str, data_dir: PathBuf, root: RootKey) -> std::io::Result<Self> {
+        Self::with_keys(
+            region,
+            data_dir,
+            crate::root_key::KeyFile::fixed(RootKeyring::single(root)),
+        )
+    }
+
+    /// A host whose root keys come from `root` (the region's key file,
+    /// followed across rotations, for `serve` and operator commands).
+    pub fn with_keys(
+        region: &str,
+        data_dir: PathBuf,
+        root: crate::root_key::KeyFile,
+    ) -> std::io::Result<Self> {
         let dir = data_dir.join(region);
         std::fs::create_dir_all(&dir)?;
         Ok(NativeHost {
@@ -541,8 +556,8 @@ impl Host for NativeHost {
         Ok(false)
     }
 
-    fn root_key(&self) -> &RootKey {
-        &self.root
+    fn root_keys(&self) -> Arc<RootKeyring> {
+        self.root.keys()
     }
 
     fn now(&self) -> i64 {

@@ -1,6 +1,6 @@
 //! The Worker's [`Host`](amanah_functions::Host): clinic databases as
 //! namespaces of the region's sqld ([`SqldHost`]) over Hrana through the
-//! Worker's `fetch`, the root key from the `ROOT_KEY` secret, `Date.now()`
+//! Worker's `fetch`, the root keys from the `ROOT_KEY` secret, `Date.now()`
 //! and `crypto.getRandomValues`.
 
 use std::future::Future;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 
-use amanah_functions::crypto::keys::RootKey;
+use amanah_functions::crypto::keys::RootKeyring;
 use amanah_functions::store::hrana::Transport;
 use amanah_functions::store::sqld::{Platform, SqldHost, SqldSettings};
 use worker::send::SendFuture;
@@ -66,7 +66,7 @@ impl Transport for FetchTransport {
 /// The Worker's [`Host`]: the region's sqld through `fetch`.
 pub type EdgeHost = SqldHost<FetchTransport>;
 
-pub fn host(db: SqldSettings, timeout: Duration, root: RootKey) -> EdgeHost {
+pub fn host(db: SqldSettings, timeout: Duration, root: RootKeyring) -> EdgeHost {
     SqldHost::new(
         FetchTransport { timeout },
         db,

@@ -4,7 +4,7 @@
 //! It turns the Worker's request into an `http::Request`, hands it to
 //! [`App::handle`], and gives the application its four capabilities: a
 //! libSQL connection per clinic (Hrana over the Worker's `fetch`, see
-//! [`db`]), the region root key (the `ROOT_KEY` secret), a clock and
+//! [`db`]), the region root keys (the `ROOT_KEY` secret), a clock and
 //! randomness. One deployment serves one region; `wrangler.toml` has an
 //! environment per region. Everything that is not `/api/…` is the front end,
 //! served from the static assets binding with the same security headers.
@@ -73,7 +73,7 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
 }
 
 /// The cron trigger: the purge of everything whose grace period has ended
-/// (see `amanah_functions::purge`). Failures are logged without personal
+/// (see `amanah_functions::purge`), then the key sweep. Failures are logged without personal
 /// data and retried on the next trigger.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -90,6 +90,17 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             serde_json::json!({"purge": {"clinics": r.clinics, "patients": r.patients, "failed": r.failed, "unscrubbed": r.unscrubbed}})
         ),
         Err(e) => worker::console_error!("{}", serde_json::json!({"purge_error": e.log_text()})),
+    }
+    // The background sweep after a clinic key rotation (see
+    // `amanah_functions::rekey`): nothing to do unless one is unfinished.
+    match app.sweep_due().await {
+        Ok(r) => worker::console_log!(
+            "{}",
+            serde_json::json!({"key_sweep": {"swept": r.swept, "resealed_rows": r.resealed_rows, "failed": r.failed}})
+        ),
+        Err(e) => {
+            worker::console_error!("{}", serde_json::json!({"key_sweep_error": e.log_text()}))
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -21,7 +21,7 @@ use crate::body::Body;
 use crate::clock;
 use crate::crypto::blind::{BlindIndex, TermKind};
 use crate::crypto::field::{Field, FieldCipher};
-use crate::crypto::keys::{DataKey, KeyBytes};
+use crate::crypto::keys::{DataKey, KeyBytes, RootKeyring};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::export;
 use crate::host::{Conn, DbError, Host, Value};
@@ -84,13 +84,32 @@ pub struct RequestLog {
     pub detail: Option<String>,
 }
 
+/// What the application derives from the host's root keys, made again
+/// when they change (a rotation).
+struct RootDerived {
+    ring: Arc<RootKeyring>,
+    tokens: Arc<TokenKeys>,
+    /// Throttling counters are keyed under the newest root version: a
+    /// rotation starts them afresh (they last minutes).
+    throttle_key: Arc<KeyBytes>,
+}
+
+impl RootDerived {
+    fn new(ring: Arc<RootKeyring>) -> Self {
+        RootDerived {
+            tokens: Arc::new(TokenKeys::new(&ring)),
+            throttle_key: Arc::new(ring.current().derive("throttle")),
+            ring,
+        }
+    }
+}
+
 /// The application over a host.
 pub struct App<H: Host> {
     pub(crate) host: H,
     pub(crate) config: Config,
-    pub(crate) tokens: TokenKeys,
-    pub(crate) throttle_key: KeyBytes,
-    pub(crate) platform: crate::platform::PlatformKeys,
+    root_derived: Mutex<Arc<RootDerived>>,
+    region_key: Mutex<Option<Arc<crate::region_key::RegionKey>>>,
     migrated: Mutex<HashSet<String>>,
     directory_ready: AtomicBool,
     #[cfg(feature = "inject-forgot-clinic")]
@@ -183,8 +202,37 @@ pub(crate) struct ClinicState {
 
 /// A clinic's keys for this request.
 pub(crate) struct ClinicKeys {
+    /// Seals under the current data key, opens under every version held.
     pub cipher: FieldCipher,
+    /// Blind index of the current version: what writes store.
     pub blind: BlindIndex,
+    /// Blind indexes of every version held, the current one first: what
+    /// lookups ask for. After a rotation the sweep rebuilds every term under
+    /// the current version, but a request that loaded the old keys just
+    /// before the rotation may still write one old term after the sweep
+    /// passed; asking under every version finds that patient too (a clinic
+    /// holds a handful of versions, so a lookup costs a few more tokens).
+    pub search: Vec<BlindIndex>,
+}
+
+/// A clinic's data keys, unwrapped: every version it holds, oldest first.
+/// The current one seals; older ones still open what they sealed (audit
+/// entries forever, other fields until the sweep re-seals them).
+pub struct DataKeys {
+    pub keys: Vec<DataKey>,
+    /// The version that seals.
+    pub current: u32,
+}
+
+impl DataKeys {
+    pub fn current(&self) -> ApiResult<&DataKey> {
+        self.get(self.current)
+            .ok_or_else(|| ApiError::internal("the clinic's current data key is missing"))
+    }
+
+    pub fn get(&self, version: u32) -> Option<&DataKey> {
+        self.keys.iter().find(|k| k.version == version)
+    }
 }
 
 /// What the audit entry of this request says, filled in as the request runs.
@@ -286,11 +334,10 @@ impl<'a, H: Host> Ctx<'a, H> {
 
 impl<H: Host> App<H> {
     pub fn new(host: H, config: Config) -> Self {
-        let root = host.root_key();
+        let derived = RootDerived::new(host.root_keys());
         App {
-            tokens: TokenKeys::new(root),
-            throttle_key: root.derive("throttle"),
-            platform: crate::platform::PlatformKeys::new(root),
+            root_derived: Mutex::new(Arc::new(derived)),
+            region_key: Mutex::new(None),
             host,
             config,
             migrated: Mutex::new(HashSet::new()),
@@ -306,6 +353,42 @@ impl<H: Host> App<H> {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Token and throttling keys of the host's current root keys.
+    fn root_derived(&self) -> Arc<RootDerived> {
+        let ring = self.host.root_keys();
+        let mut cached = match self.root_derived.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !Arc::ptr_eq(&cached.ring, &ring) {
+            *cached = Arc::new(RootDerived::new(ring));
+        }
+        cached.clone()
+    }
+
+    pub(crate) fn tokens(&self) -> Arc<TokenKeys> {
+        self.root_derived().tokens.clone()
+    }
+
+    pub(crate) fn throttle_key(&self) -> Arc<KeyBytes> {
+        self.root_derived().throttle_key.clone()
+    }
+
+    pub(crate) fn region_key_cache(&self) -> Option<Arc<crate::region_key::RegionKey>> {
+        self.region_key.lock().ok().and_then(|k| k.clone())
+    }
+
+    pub(crate) fn cache_region_key(
+        &self,
+        key: crate::region_key::RegionKey,
+    ) -> Arc<crate::region_key::RegionKey> {
+        let key = Arc::new(key);
+        if let Ok(mut k) = self.region_key.lock() {
+            *k = Some(key.clone());
+        }
+        key
     }
 
     /// The region directory. The first use in this instance queues a
@@ -401,36 +484,46 @@ impl<H: Host> App<H> {
         &self,
         clinic: &ClinicId,
     ) -> ApiResult<(ClinicState, ClinicKeys)> {
-        let (state, dek) = self.data_key(clinic).await?;
-        Ok((state, ClinicKeys::new(clinic, &dek)))
+        let (state, keys) = self.data_keys(clinic).await?;
+        Ok((state, ClinicKeys::new(clinic, &keys)?))
     }
 
-    /// A clinic's state and its current data key, unwrapped by the region's
-    /// root key. A purged or unknown clinic is not found.
-    pub(crate) async fn data_key(&self, clinic: &ClinicId) -> ApiResult<(ClinicState, DataKey)> {
+    /// A clinic's state and every version of its data key, unwrapped by the
+    /// region's root keys. A purged or unknown clinic is not found.
+    pub(crate) async fn data_keys(&self, clinic: &ClinicId) -> ApiResult<(ClinicState, DataKeys)> {
         let dir = self.directory().await?;
         let rows = dir
             .query(
-                "SELECT c.status, k.version, k.root_version, k.wrapped, c.purge_after FROM clinics c \
-                 JOIN clinic_keys k ON k.clinic_id = c.id AND k.version = c.key_version WHERE c.id = ?1",
+                "SELECT c.status, c.purge_after, c.key_version, k.version, k.wrapped \
+                 FROM clinics c JOIN clinic_keys k ON k.clinic_id = c.id WHERE c.id = ?1 ORDER BY k.version",
                 vec![clinic.as_str().into()],
             )
             .await?;
         let row = rows.first().ok_or_else(ApiError::not_found)?;
         let purge_after = match row.text(0)?.as_str() {
             "active" => None,
-            "deleting" => Some(row.int(4)?),
+            "deleting" => Some(row.int(1)?),
             _ => return Err(ApiError::not_found()),
         };
-        let (version, root_version, wrapped) = (row.int(1)?, row.int(2)?, row.blob(3)?);
-        let root = self.host.root_key();
-        if root_version != root.version as i64 {
-            return Err(ApiError::internal(
-                "clinic key wrapped by an unknown root key version",
-            ));
+        let version =
+            |i: i64| u32::try_from(i).map_err(|_| ApiError::internal("a key version out of range"));
+        let current = version(row.int(2)?)?;
+        let ring = self.host.root_keys();
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let wrapped = row.blob(4)?;
+            let held = crate::crypto::keys::wrapped_root_version(&wrapped)
+                .is_some_and(|v| ring.get(v).is_some());
+            if !held {
+                return Err(ApiError::internal(
+                    "clinic key wrapped by a root key version this host does not hold",
+                ));
+            }
+            keys.push(ring.unwrap(clinic.as_str(), version(row.int(3)?)?, &wrapped)?);
         }
-        let dek = root.unwrap(clinic.as_str(), version as u32, &wrapped)?;
-        Ok((ClinicState { purge_after }, dek))
+        let keys = DataKeys { keys, current };
+        keys.current()?;
+        Ok((ClinicState { purge_after }, keys))
     }
 
     /// Seconds since the epoch as a clinic sees them: the host's clock, plus
@@ -812,7 +905,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         self.apply_test_clock(&clinic).await?;
         let subject = self
             .app
-            .tokens
+            .tokens()
             .verify(kind, token, self.now)
             .map_err(|_| ApiError::unauthenticated())?;
         if subject.clinic != clinic.as_str() {
@@ -969,9 +1062,20 @@ impl<'a, H: Host> Ctx<'a, H> {
         ciphertext.map(|c| self.open(field, row, &c)).transpose()
     }
 
-    /// A blind-index term.
+    /// A blind-index term, as a write stores it (current key version).
     pub(crate) fn term(&self, kind: TermKind, normalised: &str) -> ApiResult<Vec<u8>> {
         Ok(self.keys()?.blind.token(kind, normalised))
+    }
+
+    /// Every term a lookup must try: one per key version whose terms may
+    /// still be stored (after a rotation, until the sweep is done).
+    pub(crate) fn lookup_terms(&self, kind: TermKind, normalised: &str) -> ApiResult<Vec<Vec<u8>>> {
+        Ok(self
+            .keys()?
+            .search
+            .iter()
+            .map(|ix| ix.token(kind, normalised))
+            .collect())
     }
 
     /// Ends the request's transaction: on success the audit entry is appended
@@ -1099,11 +1203,22 @@ impl<'a, H: Host> Ctx<'a, H> {
 }
 
 impl ClinicKeys {
-    fn new(clinic: &ClinicId, dek: &DataKey) -> Self {
-        ClinicKeys {
-            cipher: FieldCipher::new(clinic.as_str(), dek),
-            blind: BlindIndex::new(dek),
-        }
+    pub(crate) fn new(clinic: &ClinicId, keys: &DataKeys) -> ApiResult<Self> {
+        let current = keys.current()?;
+        let search = std::iter::once(current)
+            .chain(
+                keys.keys
+                    .iter()
+                    .rev()
+                    .filter(|k| k.version != current.version),
+            )
+            .map(BlindIndex::new)
+            .collect();
+        Ok(ClinicKeys {
+            cipher: FieldCipher::with_versions(clinic.as_str(), current, &keys.keys),
+            blind: BlindIndex::new(current),
+            search,
+        })
     }
 }
 

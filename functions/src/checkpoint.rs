@@ -3,15 +3,16 @@
 //! database, so that a chain cut short or rewritten from the start (which
 //! still links up by itself) no longer matches what was seen before.
 //!
-//! The key is Ed25519, derived from the region root key, so the operator
-//! command that writes checkpoints needs no other secret, and whoever holds
-//! only the public key (an auditor) can check them.
+//! The key is Ed25519, derived from the region key ([`crate::region_key`]),
+//! so the operator command that writes checkpoints needs no other secret,
+//! whoever holds only the public key (an auditor) can check them, and a
+//! root key rotation leaves it (and every checkpoint written) as it was.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::keys::RootKey;
 use crate::crypto::push_lp;
+use crate::region_key::RegionKey;
 
 /// Where a chain stood, as signed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,8 +26,8 @@ pub struct Checkpoint {
     pub head: String,
     /// When it was taken, RFC 3339 UTC.
     pub at: String,
-    /// The root key version the signing key was derived from.
-    pub root_version: u32,
+    /// The region key version the signing key was derived from.
+    pub key_version: u32,
     /// Hex Ed25519 public key that signed it.
     pub public_key: String,
     /// Hex Ed25519 signature over the fields above.
@@ -36,20 +37,20 @@ pub struct Checkpoint {
 /// Why a checkpoint was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("signed by another key than this region's (root key v{0})")]
+    #[error("signed by another key than this region's (region key v{0})")]
     OtherKey(u32),
     #[error("the signature does not match its contents (altered or forged)")]
     BadSignature,
 }
 
 /// The region's checkpoint signing key.
-fn signing_key(root: &RootKey) -> SigningKey {
-    SigningKey::from_bytes(root.derive("audit-checkpoint").expose())
+fn signing_key(key: &RegionKey) -> SigningKey {
+    SigningKey::from_bytes(key.derive("audit-checkpoint").expose())
 }
 
 /// Hex of the public key that checks this region's checkpoints.
-pub fn public_key(root: &RootKey) -> String {
-    data_encoding::HEXLOWER.encode(signing_key(root).verifying_key().as_bytes())
+pub fn public_key(key: &RegionKey) -> String {
+    data_encoding::HEXLOWER.encode(signing_key(key).verifying_key().as_bytes())
 }
 
 fn message(region: &str, chain: &str, seq: i64, head: &str, at: &str, version: u32) -> Vec<u8> {
@@ -64,30 +65,37 @@ fn message(region: &str, chain: &str, seq: i64, head: &str, at: &str, version: u
 }
 
 impl Checkpoint {
-    /// Signs where `chain` of `root`'s region stands.
-    pub fn sign(root: &RootKey, chain: &str, seq: i64, head: &str, at: &str) -> Checkpoint {
-        let key = signing_key(root);
-        let sig = key.sign(&message(&root.region, chain, seq, head, at, root.version));
+    /// Signs where `chain` of `region`'s region stands.
+    pub fn sign(region: &RegionKey, chain: &str, seq: i64, head: &str, at: &str) -> Checkpoint {
+        let key = signing_key(region);
+        let sig = key.sign(&message(
+            region.region(),
+            chain,
+            seq,
+            head,
+            at,
+            region.version(),
+        ));
         Checkpoint {
-            region: root.region.clone(),
+            region: region.region().to_owned(),
             chain: chain.to_owned(),
             seq,
             head: head.to_owned(),
             at: at.to_owned(),
-            root_version: root.version,
+            key_version: region.version(),
             public_key: data_encoding::HEXLOWER.encode(key.verifying_key().as_bytes()),
             signature: data_encoding::HEXLOWER.encode(&sig.to_bytes()),
         }
     }
 
     /// Checks that this region's key signed exactly these contents.
-    pub fn check(&self, root: &RootKey) -> Result<(), CheckpointError> {
-        let expected = signing_key(root).verifying_key();
-        if self.root_version != root.version
-            || self.region != root.region
+    pub fn check(&self, region: &RegionKey) -> Result<(), CheckpointError> {
+        let expected = signing_key(region).verifying_key();
+        if self.key_version != region.version()
+            || self.region != region.region()
             || self.public_key != data_encoding::HEXLOWER.encode(expected.as_bytes())
         {
-            return Err(CheckpointError::OtherKey(self.root_version));
+            return Err(CheckpointError::OtherKey(self.key_version));
         }
         let sig = data_encoding::HEXLOWER
             .decode(self.signature.as_bytes())
@@ -103,7 +111,7 @@ impl Checkpoint {
                     self.seq,
                     &self.head,
                     &self.at,
-                    self.root_version,
+                    self.key_version,
                 ),
                 &sig,
             )
@@ -116,8 +124,8 @@ mod tests {
     use super::*;
     use crate::crypto::keys::KeyBytes;
 
-    fn root(k: u8) -> RootKey {
-        RootKey::new("pk", 1, KeyBytes::new([k; 32]))
+    fn root(k: u8) -> RegionKey {
+        RegionKey::new("pk", 1, KeyBytes::new([k; 32]))
     }
 
     #[test]

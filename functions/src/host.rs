@@ -1,13 +1,14 @@
 //! What a host gives the application: a libSQL connection per clinic (and the
-//! region's directory), the region root key, a clock and randomness.
+//! region's directory), the region root keys, a clock and randomness.
 //!
 //! Hosts (native `amanah serve`, the Worker, the Spin component) implement
 //! [`Host`] and [`Conn`]; nothing else in this crate knows which platform it
 //! runs on.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use crate::crypto::keys::RootKey;
+use crate::crypto::keys::RootKeyring;
 use crate::ids::ClinicId;
 
 /// A SQLite/libSQL value, as bound to and read from statements.
@@ -154,8 +155,11 @@ pub trait Host: Send + Sync {
         &self,
         clinic: Option<&ClinicId>,
     ) -> impl Future<Output = Result<bool, DbError>> + Send;
-    /// The region's root key (KEK).
-    fn root_key(&self) -> &RootKey;
+    /// The region's root keys (KEK versions; the newest wraps). A host whose
+    /// keys can change while it runs (the native host re-reads its key file
+    /// after a rotation) returns a new `Arc` when they did: the application
+    /// derives its token keys again when the pointer changes.
+    fn root_keys(&self) -> Arc<RootKeyring>;
     /// Seconds since the Unix epoch, UTC.
     fn now(&self) -> i64;
     /// Fills `buf` with cryptographically secure random bytes.

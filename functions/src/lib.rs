@@ -3,7 +3,7 @@
 //!
 //! A host (native `amanah serve`, the Cloudflare Worker, the Spin component)
 //! implements [`host::Host`] — a libSQL connection per clinic, the region's
-//! root key, a clock and randomness — and passes each `http::Request` to
+//! root keys, a clock and randomness — and passes each `http::Request` to
 //! [`App::handle`]. Nothing here touches sockets, files or a runtime, so the
 //! crate builds for `wasm32-unknown-unknown` and `wasm32-wasip2` unchanged.
 
@@ -26,6 +26,8 @@ pub mod ops;
 pub mod platform;
 pub mod purge;
 pub mod rbac;
+pub mod region_key;
+pub mod rekey;
 pub mod routes;
 pub mod settings;
 pub mod store;

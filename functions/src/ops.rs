@@ -1,7 +1,8 @@
 //! What the operator commands (`amanah keys | backup | restore | drill |
 //! audit`) ask of the application: the region's clinics and key records,
-//! chains walked against checkpoints, the keys backups are sealed with, and
-//! the facts a restore is checked against. The commands themselves (files,
+//! the re-wrap of a root key rotation, chains walked against checkpoints,
+//! the keys backups are sealed with, and the facts a restore is checked
+//! against. The commands themselves (files,
 //! progress, output) live in the `amanah` binary; every SQL statement on
 //! the schemas stays in this crate.
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 
 use crate::app::App;
 use crate::audit::{self, Verification};
-use crate::crypto::keys::{self, KeyBytes};
+use crate::crypto::keys::{self, KeyBytes, REGION_KEY_OWNER};
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host};
 use crate::ids::ClinicId;
@@ -22,12 +23,16 @@ pub struct ClinicRecord {
     /// `active`, `deleting` or `purged`.
     pub status: String,
     pub key_version: i64,
+    /// The data key version the last completed sweep re-sealed everything
+    /// under (below `key_version`: a rotation's sweep is unfinished).
+    pub swept_version: i64,
 }
 
-/// One wrapped data key of a clinic, as the directory (the region's key
-/// store) holds it.
+/// One wrapped key, as the directory (the region's key store) holds it: a
+/// clinic's data key, or (owner [`REGION_KEY_OWNER`]) the region key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedKey {
+    /// The clinic id, or [`REGION_KEY_OWNER`].
     pub clinic: String,
     pub version: i64,
     pub root_version: i64,
@@ -106,7 +111,7 @@ impl<H: Host> App<H> {
         let dir = self.ops_directory().await?;
         let rows = dir
             .query(
-                "SELECT id, status, key_version FROM clinics ORDER BY id",
+                "SELECT id, status, key_version, swept_version FROM clinics ORDER BY id",
                 vec![],
             )
             .await?;
@@ -118,6 +123,7 @@ impl<H: Host> App<H> {
                 id,
                 status: row.text(1)?,
                 key_version: row.int(2)?,
+                swept_version: row.int(3)?,
             });
         }
         Ok(out)
@@ -146,28 +152,59 @@ impl<H: Host> App<H> {
             .collect()
     }
 
+    /// The region key as the directory holds it (made now if it had none).
+    pub async fn wrapped_region_key(&self) -> ApiResult<WrappedKey> {
+        self.region_key().await?;
+        let dir = self.ops_directory().await?;
+        let rows = dir
+            .query(
+                "SELECT version, root_version, wrapped, created_at FROM region_keys ORDER BY version DESC LIMIT 1",
+                vec![],
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| ApiError::internal("the directory has no region key"))?;
+        Ok(WrappedKey {
+            clinic: REGION_KEY_OWNER.to_owned(),
+            version: row.int(0)?,
+            root_version: row.int(1)?,
+            wrapped: row.blob(2)?,
+            created_at: row.int(3)?,
+        })
+    }
+
     /// Puts wrapped keys taken from the region's key store into this
-    /// directory (a restore's). Each must unwrap under this host's root key
-    /// for the clinic it names, or nothing is written.
+    /// directory (a restore's): clinics' data keys and the region key. Each
+    /// must unwrap under this host's root keys for the owner it names, or
+    /// nothing is written.
     pub async fn import_wrapped_keys(&self, wrapped: &[WrappedKey]) -> ApiResult<()> {
-        let root = self.host().root_key();
+        let ring = self.host().root_keys();
         for k in wrapped {
-            if k.root_version != i64::from(root.version) {
+            if keys::wrapped_root_version(&k.wrapped) != u32::try_from(k.root_version).ok() {
                 return Err(ApiError::internal(
-                    "a clinic key is wrapped by another root key version than this one",
+                    "a wrapped key's root version is not the one its row names",
                 ));
             }
             let version = u32::try_from(k.version)
-                .map_err(|_| ApiError::internal("a clinic key version out of range"))?;
-            root.unwrap(&k.clinic, version, &k.wrapped)?;
+                .map_err(|_| ApiError::internal("a key version out of range"))?;
+            ring.unwrap(&k.clinic, version, &k.wrapped).map_err(|_| {
+                ApiError::internal("a wrapped key does not open under this region's root keys")
+            })?;
         }
         let dir = self.ops_directory().await?;
         dir.execute("BEGIN IMMEDIATE", vec![]).await?;
         for k in wrapped {
+            let sql = if k.clinic == REGION_KEY_OWNER {
+                "INSERT OR REPLACE INTO region_keys (version, root_version, wrapped, created_at) \
+                 VALUES (?2, ?3, ?4, ?5)"
+            } else {
+                "INSERT OR REPLACE INTO clinic_keys (clinic_id, version, root_version, wrapped, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)"
+            };
             let r = dir
                 .execute(
-                    "INSERT OR REPLACE INTO clinic_keys (clinic_id, version, root_version, wrapped, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    sql,
                     vec![
                         k.clinic.clone().into(),
                         k.version.into(),
@@ -184,6 +221,83 @@ impl<H: Host> App<H> {
         }
         dir.execute("COMMIT", vec![]).await?;
         Ok(())
+    }
+
+    /// How many wrapped keys (clinic data keys and the region key) each
+    /// root key version wraps.
+    pub async fn root_versions_in_use(&self) -> ApiResult<BTreeMap<u32, i64>> {
+        let dir = self.ops_directory().await?;
+        let rows = dir
+            .query(
+                "SELECT root_version, COUNT(*) FROM (SELECT root_version FROM clinic_keys \
+                 UNION ALL SELECT root_version FROM region_keys) GROUP BY root_version",
+                vec![],
+            )
+            .await?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let v = u32::try_from(row.int(0)?)
+                .map_err(|_| ApiError::internal("a root version out of range"))?;
+            out.insert(v, row.int(1)?);
+        }
+        Ok(out)
+    }
+
+    /// One step of a root key rotation: up to `limit` wrapped keys that an
+    /// older root version wraps are unwrapped and wrapped again under the
+    /// newest, in one transaction. Each row changes only if it is still as
+    /// read (another run, or a sign-up, may have moved it). Returns how many
+    /// changed; 0 when the newest version wraps everything.
+    pub async fn rewrap_batch(&self, limit: i64) -> ApiResult<usize> {
+        let ring = self.host().root_keys();
+        let newest = i64::from(ring.current().version);
+        let dir = self.ops_directory().await?;
+        dir.execute("BEGIN IMMEDIATE", vec![]).await?;
+        let work = async {
+            let rows = dir
+                .query(
+                    "SELECT clinic_id, version, root_version, wrapped FROM clinic_keys WHERE root_version <> ?1 \
+                     UNION ALL SELECT ?2, version, root_version, wrapped FROM region_keys WHERE root_version <> ?1 \
+                     LIMIT ?3",
+                    vec![newest.into(), REGION_KEY_OWNER.into(), limit.into()],
+                )
+                .await?;
+            let mut changed = 0;
+            for row in &rows {
+                let (owner, version, old) = (row.text(0)?, row.int(1)?, row.int(2)?);
+                let v = u32::try_from(version)
+                    .map_err(|_| ApiError::internal("a key version out of range"))?;
+                let key = ring.unwrap(&owner, v, &row.blob(3)?).map_err(|_| {
+                    ApiError::internal(format!(
+                        "a key of {owner} wrapped by root v{old} does not open: is that version still in the key file?"
+                    ))
+                })?;
+                let mut nonce = [0u8; 12];
+                self.host().fill_random(&mut nonce);
+                let wrapped = ring.wrap(&owner, &key, nonce);
+                let sql = if owner == REGION_KEY_OWNER {
+                    "UPDATE region_keys SET root_version = ?3, wrapped = ?4 WHERE version = ?2 AND root_version = ?5"
+                } else {
+                    "UPDATE clinic_keys SET root_version = ?3, wrapped = ?4 \
+                     WHERE clinic_id = ?1 AND version = ?2 AND root_version = ?5"
+                };
+                changed += dir
+                    .execute(
+                        sql,
+                        vec![
+                            owner.into(),
+                            version.into(),
+                            newest.into(),
+                            wrapped.into(),
+                            old.into(),
+                        ],
+                    )
+                    .await? as usize;
+            }
+            Ok::<usize, ApiError>(changed)
+        }
+        .await;
+        crate::store::finish(&dir, work).await
     }
 
     /// Walks a chain from its first entry, noting the hashes at `marks`.
@@ -204,12 +318,23 @@ impl<H: Host> App<H> {
         })
     }
 
-    /// The key one backup file of a clinic is sealed with: derived from the
-    /// clinic's current data key, so that destroying that key (the purge)
-    /// leaves every backup of the clinic unreadable. Returns the data key's
-    /// version with it.
-    pub async fn clinic_backup_key(&self, clinic: &ClinicId) -> ApiResult<(i64, KeyBytes)> {
-        let (_, dek) = self.data_key(clinic).await?;
+    /// The key one backup file of a clinic is sealed with: derived from one
+    /// version of the clinic's data key (the current one when `None`), so
+    /// that destroying the clinic's keys (the purge) leaves every backup of
+    /// it unreadable. Returns the version with it.
+    pub async fn clinic_backup_key(
+        &self,
+        clinic: &ClinicId,
+        version: Option<i64>,
+    ) -> ApiResult<(i64, KeyBytes)> {
+        let (_, keys) = self.data_keys(clinic).await?;
+        let dek = match version {
+            None => keys.current()?,
+            Some(v) => u32::try_from(v)
+                .ok()
+                .and_then(|v| keys.get(v))
+                .ok_or_else(|| ApiError::internal(format!("the clinic has no data key v{v}")))?,
+        };
         let info = format!("clinic:{}:backup", clinic.as_str());
         Ok((
             i64::from(dek.version),
@@ -217,25 +342,30 @@ impl<H: Host> App<H> {
         ))
     }
 
-    /// The key the directory's backup file (which holds no clinic key) and
-    /// backup manifests are sealed and authenticated with.
-    pub fn region_backup_key(&self, purpose: &str) -> KeyBytes {
-        self.host().root_key().derive(&format!("backup:{purpose}"))
+    /// The key the directory's backup file (which holds no key) and backup
+    /// manifests are sealed and authenticated with, derived from the region
+    /// key (so root rotations leave backups readable). Returns the region
+    /// key's version with it.
+    pub async fn region_backup_key(&self, purpose: &str) -> ApiResult<(u32, KeyBytes)> {
+        let key = self.region_key().await?;
+        Ok((key.version(), key.derive(&format!("backup:{purpose}"))))
     }
 
     /// The directory, its schema brought up to date (out of the request
     /// path, at once).
-    async fn ops_directory(&self) -> ApiResult<H::Conn> {
+    pub(crate) async fn ops_directory(&self) -> ApiResult<H::Conn> {
         let dir = self.host().directory().await?;
         self.migrate_directory(&dir).await?;
         Ok(dir)
     }
 }
 
-/// Empties a directory copy of its clinic keys and rewrites the file, so
-/// that no page of it still holds one: a backup's directory carries no key.
-pub async fn remove_clinic_keys<C: Conn>(conn: &C) -> ApiResult<()> {
+/// Empties a directory copy of its wrapped keys (clinics' and the region
+/// key) and rewrites the file, so that no page of it still holds one: a
+/// backup's directory carries no key.
+pub async fn remove_keys<C: Conn>(conn: &C) -> ApiResult<()> {
     conn.execute("DELETE FROM clinic_keys", vec![]).await?;
+    conn.execute("DELETE FROM region_keys", vec![]).await?;
     conn.execute("VACUUM", vec![]).await?;
     Ok(())
 }

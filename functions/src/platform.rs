@@ -2,8 +2,8 @@
 //! (support, superadmin), and the platform audit stream, a hash chain of the
 //! same shape as a clinic's ([`crate::audit`]) in the directory's `audit`
 //! table. Personal fields (a staff member's email, TOTP secret, a request's
-//! reason) are encrypted under a platform key derived from the region's root
-//! key.
+//! reason) are encrypted under a platform key derived from the region key
+//! ([`crate::region_key`]), which outlives root key rotations.
 //!
 //! Staff are created by an operator (`amanah staff add`), never over the API.
 
@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::audit::{self, Entry};
 use crate::crypto::blind::{BlindIndex, TermKind};
 use crate::crypto::field::{Field, FieldCipher};
-use crate::crypto::keys::{DataKey, RootKey};
+use crate::crypto::keys::DataKey;
 use crate::crypto::{password, totp};
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host};
@@ -30,14 +30,10 @@ pub struct PlatformKeys {
 }
 
 impl PlatformKeys {
-    pub fn new(root: &RootKey) -> Self {
-        let key = DataKey {
-            version: 1,
-            key: root.derive("platform-fields"),
-        };
+    pub fn new(key: &DataKey) -> Self {
         PlatformKeys {
-            cipher: FieldCipher::new("platform", &key),
-            blind: BlindIndex::new(&key),
+            cipher: FieldCipher::new("platform", key),
+            blind: BlindIndex::new(key),
         }
     }
 }
@@ -89,7 +85,8 @@ impl<H: Host> App<H> {
         }
         let id = crate::ids::new_id(kind::STAFF, self.random());
         let secret: [u8; totp::SECRET_LEN] = self.random();
-        let keys = &self.platform;
+        let region_key = self.region_key().await?;
+        let keys = &region_key.platform;
         let sealed_email = keys
             .cipher
             .seal(STAFF_EMAIL, &id, email.as_bytes(), self.random());
@@ -132,10 +129,13 @@ impl<H: Host> App<H> {
 
     /// Appends an entry to the region's platform audit stream.
     pub(crate) async fn platform_audit(&self, entry: &Entry) -> ApiResult<()> {
+        // Before the transaction: making the region key takes a statement
+        // of its own.
+        let region_key = self.region_key().await?;
         let dir = self.directory().await?;
         dir.execute("BEGIN IMMEDIATE", vec![]).await?;
         let appended = self
-            .append_audit(&dir, &self.platform.cipher, entry, None)
+            .append_audit(&dir, &region_key.platform.cipher, entry, None)
             .await;
         store::finish(&dir, appended).await.map(|_| ())
     }

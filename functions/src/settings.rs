@@ -12,7 +12,7 @@
 //! | `IDLE_TIMEOUT_SECS` | plain | optional, default 900 |
 //! | `DB_TIMEOUT_MS` | plain | optional, default 10000: a database call with no answer by then is 503 |
 //! | `TEST_HOOKS` | plain | `1` enables `/__test/…`; refused unless every URL is loopback |
-//! | `ROOT_KEY` | secret | `v1:<64 hex>`, the region's key-encryption key |
+//! | `ROOT_KEY` | secret | `v1:<64 hex>`, the region's key-encryption key; during a root rotation every version held, comma-separated (`v1:…,v2:…`; the newest wraps) |
 //! | `DB_AUTH_TOKEN` | secret | optional bearer token for the libSQL server |
 //! | `DB_ADMIN_TOKEN` | secret | optional bearer token for the admin API |
 //!
@@ -24,7 +24,7 @@ use std::time::Duration;
 use amanah_region_config::Regions;
 
 use crate::app::{Config, RegionInfo};
-use crate::crypto::keys::RootKey;
+use crate::crypto::keys::RootKeyring;
 use crate::store::sqld::SqldSettings;
 
 /// Whether a setting is a secret (the host must read it from its secret
@@ -52,7 +52,7 @@ pub const NAMES: [(&str, Kind); 10] = [
 /// Everything a wasm host needs to build its [`crate::App`].
 pub struct Settings {
     pub config: Config,
-    pub root: RootKey,
+    pub root: RootKeyring,
     pub db: SqldSettings,
     /// How long a database call may take before the request answers 503.
     pub db_timeout: Duration,
@@ -92,7 +92,7 @@ pub fn read(get: impl Fn(&str, Kind) -> Option<String>) -> Result<Settings, Stri
         .cloned()
         .ok_or("REGION_URLS must include this deployment's own region")?;
     let root_text = required("ROOT_KEY", Kind::Secret)?;
-    let root = RootKey::parse(&region.id, &root_text).map_err(|e| format!("ROOT_KEY: {e}"))?;
+    let root = RootKeyring::parse(&region.id, &root_text).map_err(|e| format!("ROOT_KEY: {e}"))?;
     let db = SqldSettings {
         url: required("DB_URL", Kind::Plain)?,
         auth_token: optional("DB_AUTH_TOKEN", Kind::Secret),

@@ -2,6 +2,12 @@
 //! RFC 8725: one algorithm (the key type admits no other, `none` included),
 //! explicit `typ` per kind of token, `iss`, `aud`, `exp` and `nbf`.
 //!
+//! The key is derived from the region's root key; `kid` names the root key
+//! version it came from (`v2`). Tokens are signed under the newest version
+//! and checked under the version they name while the region still holds it,
+//! so sessions survive a root key rotation and end when the old version is
+//! retired.
+//!
 //! A token only names a server-side session; whether that session is still
 //! live is decided by [`crate::session`].
 
@@ -10,7 +16,7 @@ use jwt_compact::alg::{Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, TimeOptions, UntrustedToken};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::keys::RootKey;
+use crate::crypto::keys::RootKeyring;
 
 /// Longest token text we parse.
 const MAX_TOKEN_LEN: usize = 2048;
@@ -87,9 +93,10 @@ pub enum TokenError {
     NotYetValid,
 }
 
-/// The region's token key.
+/// The region's token keys, one per root key version held.
 pub struct TokenKeys {
-    key: Hs256Key,
+    /// `(kid, key)`; the last one signs.
+    keys: Vec<(String, Hs256Key)>,
     issuer: String,
     region: String,
 }
@@ -99,12 +106,25 @@ fn at(unix: i64) -> DateTime<Utc> {
 }
 
 impl TokenKeys {
-    pub fn new(root: &RootKey) -> Self {
+    pub fn new(ring: &RootKeyring) -> Self {
         TokenKeys {
-            key: Hs256Key::new(root.derive("jwt-hs256").expose()),
-            issuer: format!("amanah:{}", root.region),
-            region: root.region.clone(),
+            keys: ring
+                .iter()
+                .map(|root| {
+                    (
+                        format!("v{}", root.version),
+                        Hs256Key::new(root.derive("jwt-hs256").expose()),
+                    )
+                })
+                .collect(),
+            issuer: format!("amanah:{}", ring.region()),
+            region: ring.region().to_owned(),
         }
+    }
+
+    fn signing(&self) -> &(String, Hs256Key) {
+        // A keyring is never empty, so neither is this.
+        self.keys.last().expect("a token key per root version")
     }
 
     pub fn issue(&self, kind: TokenKind, subject: &Subject, now: i64, ttl_secs: i64) -> String {
@@ -118,9 +138,12 @@ impl TokenKeys {
         })
         .set_duration_and_issuance(&opts, Duration::seconds(ttl_secs))
         .set_not_before(at(now));
-        let header = Header::empty().with_token_type(kind.typ());
+        let (kid, key) = self.signing();
+        let header = Header::empty()
+            .with_token_type(kind.typ())
+            .with_key_id(kid.clone());
         Hs256
-            .token(&header, &claims, &self.key)
+            .token(&header, &claims, key)
             .expect("serialising our own claims cannot fail")
     }
 
@@ -132,8 +155,14 @@ impl TokenKeys {
         if untrusted.algorithm() != "HS256" {
             return Err(TokenError::Signature);
         }
+        let kid = untrusted.header().key_id.as_deref();
+        let (_, key) = self
+            .keys
+            .iter()
+            .find(|(k, _)| Some(k.as_str()) == kid)
+            .ok_or(TokenError::Signature)?;
         let token = Hs256
-            .validator::<Custom>(&self.key)
+            .validator::<Custom>(key)
             .validate(&untrusted)
             .map_err(|_| TokenError::Signature)?;
         if token.header().token_type.as_deref() != Some(kind.typ()) {
@@ -162,13 +191,16 @@ impl TokenKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::KeyBytes;
+    use crate::crypto::keys::{KeyBytes, RootKey};
     use data_encoding::BASE64URL_NOPAD as B64;
 
     const NOW: i64 = 1_800_000_000;
 
+    fn ring(region: &str, k: u8) -> RootKeyring {
+        RootKeyring::single(RootKey::new(region, 1, KeyBytes::new([k; 32])))
+    }
     fn keys(region: &str, k: u8) -> TokenKeys {
-        TokenKeys::new(&RootKey::new(region, 1, KeyBytes::new([k; 32])))
+        TokenKeys::new(&ring(region, k))
     }
     fn subject() -> Subject {
         Subject {
@@ -267,12 +299,48 @@ mod tests {
     }
 
     #[test]
+    fn tokens_name_their_root_version_and_outlive_a_rotation_until_it_retires() {
+        let one = ring("pk", 1);
+        let old = TokenKeys::new(&one).issue(TokenKind::Session, &subject(), NOW, 600);
+        let two = one.with_next(KeyBytes::new([2; 32]));
+        let rotated = TokenKeys::new(&two);
+        assert_eq!(rotated.verify(TokenKind::Session, &old, NOW), Ok(subject()));
+        let new = rotated.issue(TokenKind::Session, &subject(), NOW, 600);
+        let header: serde_json::Value = serde_json::from_slice(
+            &B64.decode(new.split('.').next().unwrap().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["kid"], "v2");
+        // The old ring does not know v2; once v1 is retired its tokens end.
+        assert!(TokenKeys::new(&one)
+            .verify(TokenKind::Session, &new, NOW)
+            .is_err());
+        let retired = TokenKeys::new(&two.without(1).unwrap());
+        assert_eq!(
+            retired.verify(TokenKind::Session, &old, NOW),
+            Err(TokenError::Signature)
+        );
+        assert_eq!(retired.verify(TokenKind::Session, &new, NOW), Ok(subject()));
+        // A v2 token relabelled v1 is checked under v1's key, and fails.
+        let body = new.split_once('.').unwrap().1;
+        let relabelled = format!(
+            "{}.{body}",
+            B64.encode(br#"{"alg":"HS256","typ":"amanah-session+jwt","kid":"v1"}"#)
+        );
+        assert_eq!(
+            rotated.verify(TokenKind::Session, &relabelled, NOW),
+            Err(TokenError::Signature)
+        );
+    }
+
+    #[test]
     fn signed_with_right_key_but_wrong_aud_or_iss_is_refused() {
         // Sign arbitrary claims with the real key to isolate the claim checks.
         let k = keys("pk", 1);
         let sign = |payload: &str| {
             use hmac::{Hmac, Mac};
-            let h = B64.encode(br#"{"alg":"HS256","typ":"amanah-session+jwt"}"#);
+            let h = B64.encode(br#"{"alg":"HS256","typ":"amanah-session+jwt","kid":"v1"}"#);
             let p = B64.encode(payload.as_bytes());
             let key = RootKey::new("pk", 1, KeyBytes::new([1; 32])).derive("jwt-hs256");
             let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.expose()).unwrap();

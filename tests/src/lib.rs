@@ -228,7 +228,7 @@ impl Deployment {
 
     /// The bearer token of the Spin host's `POST /internal/purge`, on a
     /// Spin deployment.
-    /// A region's root key, read from the deployment's key file (native,
+    /// A region's newest root key, read from the deployment's key file (native,
     /// Worker and Spin deployments of this repository keep it at
     /// `<data>/keys/<region>.root.key`); `None` for an external deployment.
     pub fn root_key(&self, region: &str) -> Option<amanah_functions::crypto::keys::RootKey> {
@@ -243,8 +243,10 @@ impl Deployment {
         let text =
             std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         Some(
-            amanah_functions::crypto::keys::RootKey::parse(region, &text)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+            amanah_functions::crypto::keys::RootKeyring::parse(region, &text)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+                .current()
+                .clone(),
         )
     }
 
@@ -1064,5 +1066,51 @@ pub fn abandon_write_transaction(url: &str, namespace: &str) -> Result<(), Strin
     match body["results"].as_array() {
         Some(r) if r.iter().all(|x| x["type"] == "ok") => Ok(()),
         _ => Err(body.to_string()),
+    }
+}
+
+/// Running operator commands (`amanah keys | backup | restore | audit …`)
+/// on a native deployment's files, as an operator runs them.
+pub mod operators {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use serde_json::Value;
+
+    use super::{amanah_bin, Deployment};
+
+    /// A fresh native deployment, its data dir and a work dir; `None` (the
+    /// test is skipped) when the suite runs against another deployment.
+    pub fn native() -> Option<(Deployment, PathBuf, tempfile::TempDir)> {
+        if std::env::var("AMANAH_PK_URL").is_ok() || std::env::var("AMANAH_DEPLOYMENT").is_ok() {
+            eprintln!("skipped: operator commands work on the native host's files");
+            return None;
+        }
+        let d = Deployment::start_native(&[]);
+        let data = d.data_dir.clone().expect("native data dir");
+        Some((d, data, tempfile::tempdir().expect("temp dir")))
+    }
+
+    /// What one `amanah` command did.
+    pub struct Ran {
+        pub ok: bool,
+        pub json: Value,
+        pub stderr: String,
+    }
+
+    /// Runs `amanah <args> <flag> <path>… --json` with `env` added.
+    pub fn operator(args: &[&str], paths: &[(&str, &Path)], env: &[(&str, &str)]) -> Ran {
+        let mut c = Command::new(amanah_bin());
+        c.args(args);
+        for (flag, path) in paths {
+            c.arg(flag).arg(path);
+        }
+        c.envs(env.iter().copied());
+        let out = c.arg("--json").output().expect("run amanah");
+        Ran {
+            ok: out.status.success(),
+            json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }

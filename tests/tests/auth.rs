@@ -359,7 +359,8 @@ fn tokens_signed_with_the_real_key_but_wrong_in_one_way_are_refused() {
         mac.update(format!("{h}.{p}").as_bytes());
         format!("{h}.{p}.{}", B64.encode(&mac.finalize().into_bytes()))
     };
-    let header = |alg: &str, typ: &str| format!(r#"{{"alg":"{alg}","typ":"{typ}"}}"#);
+    let kid = format!("v{}", root.version);
+    let header = |alg: &str, typ: &str| format!(r#"{{"alg":"{alg}","typ":"{typ}","kid":"{kid}"}}"#);
     let payload = |iss: &str, aud: &str, nbf: i64, exp: i64| {
         json!({"iss": iss, "aud": aud, "sub": sub, "cid": cid, "sid": sid, "iat": nbf, "nbf": nbf, "exp": exp})
             .to_string()
@@ -403,7 +404,22 @@ fn tokens_signed_with_the_real_key_but_wrong_in_one_way_are_refused() {
             "typ JWT",
             sign(&root, &header("HS256", "JWT"), &good_payload),
         ),
-        ("no typ", sign(&root, r#"{"alg":"HS256"}"#, &good_payload)),
+        (
+            "no typ",
+            sign(&root, &format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#), &good_payload),
+        ),
+        (
+            "no kid (which root key version signed it)",
+            sign(&root, &format!(r#"{{"alg":"HS256","typ":"{session}"}}"#), &good_payload),
+        ),
+        (
+            "kid of a root key version the region does not hold",
+            sign(
+                &root,
+                &format!(r#"{{"alg":"HS256","typ":"{session}","kid":"v{}"}}"#, root.version + 1),
+                &good_payload,
+            ),
+        ),
         (
             "typ of an MFA challenge",
             sign(&root, &header("HS256", "amanah-mfa+jwt"), &good_payload),

@@ -8,47 +8,19 @@
 //! Native host only: the commands work on the embedded files.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use amanah_e2e::{amanah_bin, files_under, sql_on_file, Client, Clinic, Deployment, PASSWORD};
+use amanah_e2e::operators::{native, operator, Ran};
+use amanah_e2e::{files_under, sql_on_file, Client, Clinic, Deployment, PASSWORD};
 use amanah_functions::checkpoint::Checkpoint;
-use amanah_functions::crypto::keys::{KeyBytes, RootKey};
+use amanah_functions::crypto::keys::KeyBytes;
+use amanah_functions::region_key::RegionKey;
 use serde_json::{json, Value};
-
-/// A fresh native deployment, its data dir and a work dir; `None` (the
-/// test is skipped) when the suite runs against another deployment.
-fn native() -> Option<(Deployment, PathBuf, tempfile::TempDir)> {
-    if std::env::var("AMANAH_PK_URL").is_ok() || std::env::var("AMANAH_DEPLOYMENT").is_ok() {
-        eprintln!("skipped: operator commands work on the native host's files");
-        return None;
-    }
-    let d = Deployment::start_native(&[]);
-    let data = d.data_dir.clone().expect("native data dir");
-    Some((d, data, tempfile::tempdir().expect("temp dir")))
-}
-
-/// What one `amanah` command did.
-struct Ran {
-    ok: bool,
-    json: Value,
-    stderr: String,
-}
 
 /// Runs `amanah <args> --json`.
 fn amanah(args: &[&str], paths: &[(&str, &Path)]) -> Ran {
-    let mut c = Command::new(amanah_bin());
-    c.args(args);
-    for (flag, path) in paths {
-        c.arg(flag).arg(path);
-    }
-    let out = c.arg("--json").output().expect("run amanah");
-    Ran {
-        ok: out.status.success(),
-        json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    operator(args, paths, &[])
 }
 
 fn data_of(d: &Deployment) -> PathBuf {
@@ -505,7 +477,7 @@ fn checkpoints_catch_truncation_rewrites_edits_and_forgeries() {
             .unwrap(),
     )
     .unwrap();
-    let other = RootKey::new("pk", 1, KeyBytes::new([9; 32]));
+    let other = RegionKey::new("pk", 1, KeyBytes::new([9; 32]));
     let forged = Checkpoint::sign(&other, &f.id, 1000, &real.head, &real.at);
     let mut altered = real.clone();
     altered.seq += 1;

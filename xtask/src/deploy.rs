@@ -33,8 +33,9 @@ pub fn random_hex() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The region's root key file (`v1:<hex>`, 0600), created on first run; the
-/// same format as the native host's, so one data dir's keys serve either.
+/// The region's root key file (`v1:<hex>`, one version a line, 0600),
+/// created on first run; the same format as the native host's, so one data
+/// dir's keys serve either.
 pub fn root_key(data: &Path, region: &str) -> Result<String, String> {
     let dir = data.join("keys");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -50,8 +51,10 @@ pub fn root_key(data: &Path, region: &str) -> Result<String, String> {
             .map_err(|e| format!("{}: {e}", file.display()))?;
         writeln!(f, "v1:{hex}").map_err(|e| e.to_string())?;
     }
+    // Every version the file holds (after a rotation, more than one), as
+    // the secret takes them: comma-separated.
     fs::read_to_string(&file)
-        .map(|s| s.trim().to_owned())
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(","))
         .map_err(|e| format!("{}: {e}", file.display()))
 }
 

@@ -7,9 +7,12 @@
 //!   the copy or not at all. Backups run online, beside `amanah serve`.
 //! - A clinic's file is sealed with a key derived from its data key, so the
 //!   purge (which destroys that key) leaves every backup of it unreadable.
-//!   For the same reason the directory's copy is emptied of clinic keys
-//!   before it is sealed: backups hold no key at all, and a restore takes
-//!   the keys from the region's key store (the live directory).
+//!   For the same reason the directory's copy is emptied of wrapped keys
+//!   (clinics' and the region key) before it is sealed: backups hold no key
+//!   at all, and a restore takes the keys from the region's key store (the
+//!   live directory). The directory's file and the manifest are sealed
+//!   under keys derived from the region key, which root rotations re-wrap
+//!   but never change: backups stay readable across them.
 //! - `--since` makes an incremental backup for hourly runs: a clinic whose
 //!   audit chain has not moved since the earlier backup (every change of
 //!   its records appends an entry in the same transaction) is carried over
@@ -88,8 +91,11 @@ pub async fn run(
 ) -> Result<(Manifest, BackupReport), String> {
     let started = Instant::now();
     let region = app.config().region.id.clone();
-    let root = app.host().root_key().clone();
-    let manifest_key = app.region_backup_key("manifest");
+    let root = app.host().root_keys();
+    let fail = |e: amanah_functions::error::ApiError| e.log_text();
+    let (region_key_version, manifest_key) =
+        app.region_backup_key("manifest").await.map_err(fail)?;
+    let (_, directory_key) = app.region_backup_key("directory").await.map_err(fail)?;
     let earlier = match since {
         Some(dir) => {
             let m = manifest::read(dir, &manifest_key)?;
@@ -126,9 +132,7 @@ pub async fn run(
             .directory()
             .await
             .map_err(|e| e.to_string())?;
-        ops::remove_clinic_keys(&conn)
-            .await
-            .map_err(|e| e.log_text())?;
+        ops::remove_keys(&conn).await.map_err(|e| e.log_text())?;
         let head = ops::audit_head(&conn).await.map_err(|e| e.log_text())?;
         drop(conn);
         let clinics = scratch.clinic_records().await.map_err(|e| e.log_text())?;
@@ -141,7 +145,7 @@ pub async fn run(
     };
     let (_, prefix) = random_hex::<7>()?;
     let dir_sealed = seal::seal_file(
-        &app.region_backup_key("directory"),
+        &directory_key,
         &seal::binding(&region, &id, "directory.db"),
         prefix,
         &dir_copy,
@@ -167,7 +171,7 @@ pub async fn run(
         region: region.clone(),
         started_at,
         finished_at: rfc3339(now()),
-        root_version: root.version,
+        region_key_version,
         since: earlier.as_ref().map(|(_, m)| m.id.clone()),
         directory: SealedFile {
             file: "directory.db.sealed".into(),
@@ -260,7 +264,7 @@ async fn clinic(
         (head, rows)
     };
     let (key_version, key) = app
-        .clinic_backup_key(&c.id)
+        .clinic_backup_key(&c.id, None)
         .await
         .map_err(|e| fail("its data key", e.log_text()))?;
     let (_, prefix) = random_hex::<7>()?;

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use amanah_functions::audit::Verification;
 use amanah_functions::checkpoint::Checkpoint;
 use amanah_functions::clock::rfc3339;
-use amanah_functions::host::Host;
 use amanah_functions::ids::ClinicId;
 use amanah_functions::ops::Chain;
 use amanah_functions::App;
@@ -80,10 +79,10 @@ async fn examine(
     checkpoints: &[Checkpoint],
     mut problems: Vec<String>,
 ) -> Result<(i64, String, Vec<String>), String> {
-    let root = app.host().root_key();
+    let region_key = app.region_key().await.map_err(|e| e.log_text())?;
     let mut trusted = Vec::new();
     for (i, c) in checkpoints.iter().enumerate() {
-        match c.check(root) {
+        match c.check(&region_key) {
             Ok(()) if c.chain == chain.name() => trusted.push(c),
             Ok(()) => problems.push(format!(
                 "checkpoint {} was signed for another chain ({})",
@@ -182,7 +181,7 @@ async fn run(
     quiet: bool,
 ) -> Result<Report, String> {
     let region = app.config().region.id.clone();
-    let root = app.host().root_key().clone();
+    let root = app.region_key().await.map_err(|e| e.log_text())?;
     let chains = chains(app, only).await?;
     let bar = progress(chains.len() as u64, "chains", quiet);
     let mut reports = Vec::with_capacity(chains.len());

@@ -14,7 +14,7 @@ use sha2::Sha256;
 pub const FILE: &str = "manifest.json";
 const MAC_FILE: &str = "manifest.mac";
 /// The manifest format this version writes and reads.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// One sealed file of a backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,11 +58,12 @@ pub struct Manifest {
     pub region: String,
     pub started_at: String,
     pub finished_at: String,
-    /// The root key version the directory file and this manifest are keyed by.
-    pub root_version: u32,
+    /// The region key version the directory file and this manifest are
+    /// keyed by (see `amanah_functions::region_key`).
+    pub region_key_version: u32,
     /// The earlier backup this one is incremental to.
     pub since: Option<String>,
-    /// The region directory, without its clinic keys (see `backup`).
+    /// The region directory, without its wrapped keys (see `backup`).
     pub directory: SealedFile,
     pub platform_audit_seq: i64,
     pub platform_audit_head: String,

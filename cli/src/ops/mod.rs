@@ -17,7 +17,7 @@ pub mod seal;
 
 use std::path::Path;
 
-use amanah_functions::crypto::keys::RootKey;
+use amanah_functions::crypto::keys::RootKeyring;
 use amanah_functions::{App, Config, RegionInfo};
 use amanah_region_config::{Region, Regions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -42,7 +42,7 @@ pub fn open_region(
     key_dir: &Path,
     region: &Region,
 ) -> Result<App<NativeHost>, String> {
-    let root = root_key::load(key_dir, &region.id)?;
+    let keys = root_key::KeyFile::follow(key_dir, &region.id)?;
     let directory = data_dir.join(&region.id).join("directory.db");
     if !directory.exists() {
         return Err(format!(
@@ -52,22 +52,26 @@ pub fn open_region(
             directory.display()
         ));
     }
-    app_on(data_dir, root, region)
+    app_on(data_dir, keys, region)
 }
 
-/// The application over `data_dir` with a given root key.
-fn app_on(data_dir: &Path, root: RootKey, region: &Region) -> Result<App<NativeHost>, String> {
-    let host = NativeHost::new(&region.id, data_dir.to_path_buf(), root)
+/// The application over `data_dir` with given root keys.
+fn app_on(
+    data_dir: &Path,
+    keys: root_key::KeyFile,
+    region: &Region,
+) -> Result<App<NativeHost>, String> {
+    let host = NativeHost::with_keys(&region.id, data_dir.to_path_buf(), keys)
         .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
     let info = region_info(region, None);
     Ok(App::new(host, Config::new(info.clone(), vec![info])))
 }
 
 /// A second host over a work directory (a backup's snapshots, a restore's
-/// target) with the region's root key.
+/// target) with the region's root keys.
 pub fn open_region_host(
     data_dir: &Path,
-    root: &RootKey,
+    root: &RootKeyring,
     region: &str,
 ) -> Result<App<NativeHost>, String> {
     let region = Regions::builtin()
@@ -75,7 +79,7 @@ pub fn open_region_host(
         .map_err(|e| e.to_string())?
         .pop()
         .ok_or("no such region")?;
-    app_on(data_dir, root.clone(), &region)
+    app_on(data_dir, root_key::KeyFile::fixed(root.clone()), &region)
 }
 
 /// A progress bar on standard error: drawn only on a terminal and never

@@ -1,7 +1,7 @@
 //! `amanah restore`: a backup into a fresh data dir, checked as it goes.
 //!
 //! The keys come from the region's key store (the live directory's clinic
-//! keys, `--keys-from`), never from the backup: a clinic whose key the
+//! keys and region key, `--keys-from`), never from the backup: a clinic whose key the
 //! purge destroyed is reported unreadable and left out. Every restored
 //! file must match the manifest's checksums, its audit chain must verify
 //! from the first entry and end at the manifest's head, and its row counts
@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use amanah_functions::audit::Verification;
-use amanah_functions::crypto::keys::RootKey;
 use amanah_functions::host::Host;
 use amanah_functions::ids::ClinicId;
 use amanah_functions::ops::{self, Chain};
@@ -75,17 +74,21 @@ pub async fn run(
 ) -> Result<RestoreReport, String> {
     let started = Instant::now();
     let region = keys.config().region.id.clone();
-    let m = manifest::read(from, &keys.region_backup_key("manifest"))?;
+    let fail = |e: amanah_functions::error::ApiError| e.log_text();
+    let (region_key_version, manifest_key) =
+        keys.region_backup_key("manifest").await.map_err(fail)?;
+    let (_, directory_key) = keys.region_backup_key("directory").await.map_err(fail)?;
+    let m = manifest::read(from, &manifest_key)?;
     if m.region != region {
         return Err(super::region_refusal(&m.region, &region));
     }
-    let root: RootKey = keys.host().root_key().clone();
-    if m.root_version != root.version {
+    if m.region_key_version != region_key_version {
         return Err(format!(
-            "the backup was made under root key v{}; this key store's is v{}",
-            m.root_version, root.version
+            "the backup was made under region key v{}; this key store's is v{region_key_version}",
+            m.region_key_version
         ));
     }
+    let root = keys.host().root_keys();
     let chosen: Vec<&ClinicSnapshot> = match only {
         Some(c) => {
             let s = m
@@ -103,7 +106,7 @@ pub async fn run(
 
     // The directory.
     let plain = seal::open_file(
-        &keys.region_backup_key("directory"),
+        &directory_key,
         &seal::binding(&region, &m.directory.sealed_in, "directory.db"),
         &m.directory.sha256,
         &from.join(&m.directory.file),
@@ -114,6 +117,12 @@ pub async fn run(
         return Err("the directory file is not the snapshot the manifest lists".into());
     }
     let restored_app = open_region_host(target, &root, &region)?;
+    // The region key first: the platform's records open under it.
+    let region_key = keys.wrapped_region_key().await.map_err(fail)?;
+    restored_app
+        .import_wrapped_keys(&[region_key])
+        .await
+        .map_err(fail)?;
 
     let bar = progress(chosen.len() as u64, "clinics", quiet);
     let mut report = RestoreReport {
@@ -190,16 +199,10 @@ async fn clinic(
         .import_wrapped_keys(&wrapped)
         .await
         .map_err(|e| e.log_text())?;
-    let (version, key) = restored
-        .clinic_backup_key(&id)
+    let (_, key) = restored
+        .clinic_backup_key(&id, Some(s.key_version))
         .await
         .map_err(|e| e.log_text())?;
-    if version != s.key_version {
-        return Err(format!(
-            "sealed under data key v{}, but the directory names v{version}",
-            s.key_version
-        ));
-    }
     let to = restored.host().region_dir().join(format!("{}.db", s.id));
     let plain = seal::open_file(
         &key,

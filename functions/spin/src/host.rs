@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use amanah_functions::crypto::keys::RootKey;
+use amanah_functions::crypto::keys::RootKeyring;
 use amanah_functions::store::hrana::Transport;
 use amanah_functions::store::sqld::{Platform, SqldHost, SqldSettings};
 use wasi::http::outgoing_handler;
@@ -156,7 +156,7 @@ fn stream_error(e: StreamError) -> String {
 /// sqld through outbound `wasi:http`.
 pub type SpinHost = SqldHost<WasiTransport>;
 
-pub fn host(db: SqldSettings, timeout: Duration, root: RootKey) -> SpinHost {
+pub fn host(db: SqldSettings, timeout: Duration, root: RootKeyring) -> SpinHost {
     SqldHost::new(
         WasiTransport { timeout },
         db,

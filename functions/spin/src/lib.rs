@@ -4,7 +4,7 @@
 //! that turns the incoming request into an `http::Request`, hands it to
 //! [`App::handle`] and streams the answer back. It gives the application its
 //! four capabilities: a libSQL connection per clinic (Hrana over outbound
-//! `wasi:http`, see [`host`]), the region root key, a clock and randomness.
+//! `wasi:http`, see [`host`]), the region root keys, a clock and randomness.
 //! Its configuration comes from Spin variables (the names of
 //! [`amanah_functions::settings`] in lower case) and nothing else is
 //! Spin-specific, so the component also runs under `wasmtime serve` with a
@@ -110,7 +110,8 @@ fn request_parts(req: &IncomingRequest) -> Option<http::request::Parts> {
 }
 
 /// `POST /internal/purge` with `Authorization: Bearer <purge_token>`: the
-/// purge, for a scheduler outside the component (Spin's HTTP trigger has no
+/// purge and the key sweep (`amanah_functions::rekey`), for a scheduler
+/// outside the component (Spin's HTTP trigger has no
 /// cron). Anything else on this path is the API's 404.
 async fn purge(app: &App<SpinHost>, parts: &http::request::Parts) -> http::Response<Body> {
     use subtle::ConstantTimeEq;
@@ -123,9 +124,13 @@ async fn purge(app: &App<SpinHost>, parts: &http::request::Parts) -> http::Respo
     if parts.method != http::Method::POST || !allowed {
         return web::error_response(&ApiError::not_found());
     }
-    match app.purge().await {
-        Ok(r) => {
-            let report = serde_json::json!({"purge": {"clinics": r.clinics, "patients": r.patients, "failed": r.failed, "unscrubbed": r.unscrubbed}});
+    let done = async { Ok::<_, ApiError>((app.purge().await?, app.sweep_due().await?)) };
+    match done.await {
+        Ok((r, s)) => {
+            let report = serde_json::json!({
+                "purge": {"clinics": r.clinics, "patients": r.patients, "failed": r.failed, "unscrubbed": r.unscrubbed},
+                "key_sweep": {"swept": s.swept, "resealed_rows": s.resealed_rows, "failed": s.failed},
+            });
             log(&report);
             let mut resp = http::Response::new(Body::full(report.to_string()));
             resp.headers_mut().insert(

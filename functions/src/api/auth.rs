@@ -127,22 +127,25 @@ struct Account {
 }
 
 fn account_key<H: Host>(ctx: &Ctx<'_, H>, clinic: &ClinicId, email: &str) -> Vec<u8> {
-    throttle::key(&ctx.app.throttle_key, "account", &[clinic.as_str(), email])
+    throttle::key(
+        &ctx.app.throttle_key(),
+        "account",
+        &[clinic.as_str(), email],
+    )
 }
 
 fn address_key<H: Host>(ctx: &Ctx<'_, H>) -> Option<Vec<u8>> {
     ctx.ip
-        .map(|ip| throttle::key(&ctx.app.throttle_key, "address", &[&ip.to_string()]))
+        .map(|ip| throttle::key(&ctx.app.throttle_key(), "address", &[&ip.to_string()]))
 }
 
 async fn find_account<H: Host>(ctx: &mut Ctx<'_, H>, email: &str) -> ApiResult<Option<Account>> {
-    let term = ctx.term(TermKind::Email, email)?;
-    let rows = ctx
-        .query_with_audit_head(
-            "SELECT id, role, active, password_hash, mfa_enabled FROM users WHERE email_term = ?1",
-            vec![term.into()],
-        )
-        .await?;
+    let terms = ctx.lookup_terms(TermKind::Email, email)?;
+    let (sql, params) = crate::store::any_of(
+        "SELECT id, role, active, password_hash, mfa_enabled FROM users WHERE email_term IN",
+        terms,
+    );
+    let rows = ctx.query_with_audit_head(&sql, params).await?;
     rows.first()
         .map(|r| {
             Ok(Account {
@@ -214,7 +217,7 @@ pub(crate) async fn login<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             clinic: clinic.as_str().to_owned(),
             session: sid,
         };
-        let token = ctx.app.tokens.issue(
+        let token = ctx.app.tokens().issue(
             TokenKind::MfaChallenge,
             &subject,
             ctx.now,
@@ -336,7 +339,7 @@ async fn start_session<H: Host>(
     };
     let token = ctx
         .app
-        .tokens
+        .tokens()
         .issue(TokenKind::Session, &subject, ctx.now, absolute);
     ctx.set_cookies.push(web::set_cookie(
         web::SESSION_COOKIE,

@@ -76,7 +76,8 @@ pub(crate) async fn sign_up<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         version: 1,
         key: KeyBytes::new(ctx.random()),
     };
-    let root = ctx.app.host().root_key();
+    let ring = ctx.app.host().root_keys();
+    let root = ring.current();
     let wrapped = root.wrap(clinic.as_str(), &dek, ctx.random());
     let dir = ctx.app.directory().await?;
     dir.execute("BEGIN IMMEDIATE", vec![]).await?;

@@ -9,7 +9,7 @@ mod clinics;
 mod export;
 mod meta;
 pub(crate) mod openapi;
-mod patients;
+pub(crate) mod patients;
 mod roles;
 mod schedule;
 pub(crate) mod support;

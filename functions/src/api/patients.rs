@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::app::{Ctx, Reply};
 use crate::clock;
-use crate::crypto::blind::{self, TermKind};
+use crate::crypto::blind::{self, BlindIndex, TermKind};
 use crate::crypto::field::Field;
 use crate::error::{ApiError, ApiResult};
 use crate::host::Conn;
@@ -19,13 +19,13 @@ use crate::validate;
 
 use super::{not_null, patch_field, Page};
 
-const NAME: Field = Field::new("patients", "name");
+pub(crate) const NAME: Field = Field::new("patients", "name");
 const DOB: Field = Field::new("patients", "dob");
 const SEX: Field = Field::new("patients", "sex");
-const PHONE: Field = Field::new("patients", "phone");
+pub(crate) const PHONE: Field = Field::new("patients", "phone");
 const EMAIL: Field = Field::new("patients", "email");
 const ADDRESS: Field = Field::new("patients", "address");
-const NATIONAL_ID: Field = Field::new("patients", "national_id");
+pub(crate) const NATIONAL_ID: Field = Field::new("patients", "national_id");
 
 const SEXES: &[&str] = &["female", "male", "other", "unknown"];
 /// One row if the patient exists and is not deleted: the query by which
@@ -179,20 +179,43 @@ async fn store<H: Host>(ctx: &Ctx<'_, H>, id: &str, d: &Demographics, new: bool)
         )
         .await?;
     }
-    let ix = &ctx.keys()?.blind;
-    let mut terms = blind::name_tokens(ix, &d.name);
-    if let Some(p) = &d.phone {
+    let terms = search_terms(
+        &ctx.keys()?.blind,
+        &d.name,
+        d.phone.as_deref(),
+        d.national_id.as_deref(),
+    );
+    if let Some((sql, params)) = insert_terms(id, terms) {
+        db.execute_later(&sql, params).await?;
+    }
+    Ok(())
+}
+
+/// Every blind-index term a patient is found by, under one key version.
+pub(crate) fn search_terms(
+    ix: &BlindIndex,
+    name: &str,
+    phone: Option<&str>,
+    national_id: Option<&str>,
+) -> Vec<Vec<u8>> {
+    let mut terms = blind::name_tokens(ix, name);
+    if let Some(p) = phone {
         terms.push(ix.token(TermKind::Phone, &blind::phone_digits(p)));
     }
-    if let Some(n) = &d.national_id {
+    if let Some(n) = national_id {
         terms.push(ix.token(TermKind::NationalId, &blind::national_id_norm(n)));
     }
     terms.sort();
     terms.dedup();
+    terms
+}
+
+/// The statement storing a patient's terms; `None` when there are none (a
+/// name with no word in it, no phone, no national id: nothing to find the
+/// patient by but browsing).
+pub(crate) fn insert_terms(id: &str, terms: Vec<Vec<u8>>) -> Option<(String, Vec<Value>)> {
     if terms.is_empty() {
-        // A name with no word in it (punctuation, symbols) and no phone or
-        // national id: nothing to find the patient by but browsing.
-        return Ok(());
+        return None;
     }
     let mut sql = String::from("INSERT INTO patient_terms (term, patient_id) VALUES ");
     let mut params: Vec<Value> = vec![id.into()];
@@ -203,8 +226,7 @@ async fn store<H: Host>(ctx: &Ctx<'_, H>, id: &str, d: &Demographics, new: bool)
         params.push(t.into());
         sql.push_str(&format!("(?{}, ?1)", params.len()));
     }
-    db.execute_later(&sql, params).await?;
-    Ok(())
+    Some((sql, params))
 }
 
 pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
@@ -297,32 +319,35 @@ pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let filter = match search {
         None => String::new(),
         Some(s) => {
-            let ix = &ctx.keys()?.blind;
             let mut alternatives = Vec::new();
-            let mut words: Vec<Vec<u8>> = blind::name_words(s)
-                .iter()
-                .map(|w| blind::query_word_token(ix, w))
-                .collect();
-            words.sort();
-            words.dedup();
-            if !words.is_empty() {
-                let n = words.len();
-                let marks = placeholders(&mut params, words);
-                alternatives.push(format!(
-                    "SELECT patient_id FROM patient_terms WHERE term IN ({marks}) GROUP BY patient_id HAVING COUNT(*) = {n}"
-                ));
-            }
             let mut exact = Vec::new();
-            let digits = blind::phone_digits(s);
-            if digits.len() >= 5
-                && s.chars()
-                    .all(|c| c.is_ascii_digit() || " -+().".contains(c))
-            {
-                exact.push(ix.token(TermKind::Phone, &digits));
-            }
-            let nid = blind::national_id_norm(s);
-            if nid.len() >= 4 && nid.chars().all(|c| c.is_ascii_alphanumeric()) {
-                exact.push(ix.token(TermKind::NationalId, &nid));
+            // One patient's terms are all under one key version (a write
+            // stores them together), so each version is asked on its own.
+            for ix in &ctx.keys()?.search {
+                let mut words: Vec<Vec<u8>> = blind::name_words(s)
+                    .iter()
+                    .map(|w| blind::query_word_token(ix, w))
+                    .collect();
+                words.sort();
+                words.dedup();
+                if !words.is_empty() {
+                    let n = words.len();
+                    let marks = placeholders(&mut params, words);
+                    alternatives.push(format!(
+                        "SELECT patient_id FROM patient_terms WHERE term IN ({marks}) GROUP BY patient_id HAVING COUNT(*) = {n}"
+                    ));
+                }
+                let digits = blind::phone_digits(s);
+                if digits.len() >= 5
+                    && s.chars()
+                        .all(|c| c.is_ascii_digit() || " -+().".contains(c))
+                {
+                    exact.push(ix.token(TermKind::Phone, &digits));
+                }
+                let nid = blind::national_id_norm(s);
+                if nid.len() >= 4 && nid.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    exact.push(ix.token(TermKind::NationalId, &nid));
+                }
             }
             if !exact.is_empty() {
                 let marks = placeholders(&mut params, exact);

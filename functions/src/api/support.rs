@@ -138,7 +138,7 @@ pub(crate) async fn authenticate_staff<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResu
     let now = ctx.app.host().now();
     let subject = ctx
         .app
-        .tokens
+        .tokens()
         .verify(TokenKind::Staff, token, now)
         .map_err(|_| ApiError::unauthenticated())?;
     if subject.clinic != format!("platform:{}", ctx.app.config().region.id) {
@@ -232,9 +232,10 @@ pub(crate) async fn login<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let email = req.email.trim().to_lowercase();
     let now = ctx.app.host().now();
     let dir = ctx.app.directory().await?;
-    let account = throttle::key(&ctx.app.throttle_key, "staff", &[&email]);
+    let account = throttle::key(&ctx.app.throttle_key(), "staff", &[&email]);
     let counted = throttle::check(&dir, std::slice::from_ref(&account), now).await?;
-    let term = ctx.app.platform.blind.token(TermKind::Email, &email);
+    let region_key = ctx.app.region_key().await?;
+    let term = region_key.platform.blind.token(TermKind::Email, &email);
     let rows = dir
         .query(
             "SELECT id, role, password_hash, totp_secret, totp_last_step, active FROM staff WHERE email_term = ?1",
@@ -252,7 +253,10 @@ pub(crate) async fn login<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     let mut step = None;
     if let (true, Some(r)) = (password_ok, found) {
         let id = r.text(0)?;
-        let secret = ctx.app.platform.cipher.open(STAFF_TOTP, &id, &r.blob(3)?)?;
+        let secret = region_key
+            .platform
+            .cipher
+            .open(STAFF_TOTP, &id, &r.blob(3)?)?;
         step = totp::verify(&secret, req.code.trim(), now, r.opt_int(4)?);
     }
     ctx.audit.actor = Some(match found {
@@ -295,7 +299,7 @@ pub(crate) async fn login<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     };
     let token = ctx
         .app
-        .tokens
+        .tokens()
         .issue(TokenKind::Staff, &subject, now, STAFF_SESSION_SECS);
     ctx.set_cookies
         .push(web::set_cookie(STAFF_COOKIE, &token, STAFF_SESSION_SECS));
@@ -322,11 +326,12 @@ pub(crate) async fn create_request<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<R
     let id = ctx.new_id(kind::ACCESS_REQUEST);
     ctx.audit.resource = Some(format!("access_request/{id}"));
     ctx.audit.on_behalf_of = Some(format!("ticket:{ticket}"));
-    let sealed = ctx
-        .app
-        .platform
-        .cipher
-        .seal(REQUEST_REASON, &id, reason.as_bytes(), ctx.random());
+    let sealed = ctx.app.region_key().await?.platform.cipher.seal(
+        REQUEST_REASON,
+        &id,
+        reason.as_bytes(),
+        ctx.random(),
+    );
     ctx.app
         .directory()
         .await?
@@ -367,10 +372,10 @@ pub(crate) async fn list_requests<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Re
         )
         .await?;
     let mut items = Vec::with_capacity(rows.len());
+    let region_key = ctx.app.region_key().await?;
     for r in &rows {
         let id = r.text(0)?;
-        let reason = ctx
-            .app
+        let reason = region_key
             .platform
             .cipher
             .open(REQUEST_REASON, &id, &r.blob(3)?)?;
@@ -513,7 +518,7 @@ pub(crate) async fn start_session<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Re
     };
     let token = ctx
         .app
-        .tokens
+        .tokens()
         .issue(TokenKind::Support, &subject, ctx.now, SUPPORT_SESSION_SECS);
     ctx.set_cookies.push(web::set_cookie(
         web::SESSION_COOKIE,

@@ -142,13 +142,13 @@ pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         return Err(ApiError::invalid("password", why));
     }
     let term = ctx.term(TermKind::Email, &email)?;
-    let taken = ctx
-        .db()?
-        .query(
-            "SELECT 1 FROM users WHERE email_term = ?1",
-            vec![term.clone().into()],
-        )
-        .await?;
+    // Under every key version still in the index: after a rotation the
+    // UNIQUE column alone would not see the same email under the old key.
+    let (sql, params) = crate::store::any_of(
+        "SELECT 1 FROM users WHERE email_term IN",
+        ctx.lookup_terms(TermKind::Email, &email)?,
+    );
+    let taken = ctx.db()?.query(&sql, params).await?;
     if !taken.is_empty() {
         let mut e = ApiError::conflict("a user with this email already exists");
         e.field = Some("email".into());

@@ -1,6 +1,11 @@
 //! Field encryption: every personal or clinical value is stored as AES-256-GCM
 //! ciphertext whose associated data binds clinic, table, column and row id, so
 //! a ciphertext moved to another row, column or clinic fails to decrypt.
+//!
+//! Each ciphertext names the data key version that sealed it. A cipher holds
+//! every version of a clinic's key: it seals under the newest and opens each
+//! value under the version it names, so a clinic key rotation needs no
+//! flag day (old values open until the sweep re-seals them).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -27,14 +32,25 @@ impl Field {
 /// Encrypts and decrypts one clinic's fields.
 pub struct FieldCipher {
     clinic: String,
+    /// The version that seals.
     version: u32,
-    cipher: Aes256Gcm,
+    /// Every version held, the sealing one among them.
+    ciphers: Vec<(u32, Aes256Gcm)>,
 }
 
 impl std::fmt::Debug for FieldCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "FieldCipher({}, v{})", self.clinic, self.version)
     }
+}
+
+/// The key version a ciphertext names in its header (unauthenticated: it
+/// only chooses which key to try, or shows the sweep what to re-seal).
+pub fn sealed_version(sealed: &[u8]) -> Option<u32> {
+    if sealed.len() < HEADER || sealed[0] != FIELD_FORMAT {
+        return None;
+    }
+    Some(u32::from_be_bytes(sealed[1..5].try_into().ok()?))
 }
 
 fn aad(clinic: &str, field: Field, row: &str, version: u32) -> Vec<u8> {
@@ -49,18 +65,40 @@ fn aad(clinic: &str, field: Field, row: &str, version: u32) -> Vec<u8> {
 
 impl FieldCipher {
     pub fn new(clinic: &str, dek: &DataKey) -> Self {
+        Self::with_versions(clinic, dek, &[])
+    }
+
+    /// Seals under `current`, opens under it and each of `older`.
+    pub fn with_versions(clinic: &str, current: &DataKey, older: &[DataKey]) -> Self {
+        let ciphers = std::iter::once(current)
+            .chain(older.iter().filter(|k| k.version != current.version))
+            .map(|k| (k.version, Aes256Gcm::new(k.key.expose().into())))
+            .collect();
         FieldCipher {
             clinic: clinic.to_owned(),
-            version: dek.version,
-            cipher: Aes256Gcm::new(dek.key.expose().into()),
+            version: current.version,
+            ciphers,
         }
+    }
+
+    /// The version new values are sealed under.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn cipher(&self, version: u32) -> Option<&Aes256Gcm> {
+        self.ciphers
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, c)| c)
     }
 
     /// `[format][key version][nonce][ciphertext+tag]`.
     pub fn seal(&self, field: Field, row: &str, plaintext: &[u8], nonce: [u8; 12]) -> Vec<u8> {
         let aad = aad(&self.clinic, field, row, self.version);
         let ct = self
-            .cipher
+            .cipher(self.version)
+            .expect("the sealing version is held")
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
@@ -78,15 +116,13 @@ impl FieldCipher {
     }
 
     pub fn open(&self, field: Field, row: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < HEADER + 16 || sealed[0] != FIELD_FORMAT {
+        if sealed.len() < HEADER + 16 {
             return Err(CryptoError);
         }
-        let version = u32::from_be_bytes(sealed[1..5].try_into().map_err(|_| CryptoError)?);
-        if version != self.version {
-            return Err(CryptoError);
-        }
+        let version = sealed_version(sealed).ok_or(CryptoError)?;
+        let cipher = self.cipher(version).ok_or(CryptoError)?;
         let aad = aad(&self.clinic, field, row, version);
-        self.cipher
+        cipher
             .decrypt(
                 Nonce::from_slice(&sealed[5..HEADER]),
                 Payload {
@@ -106,14 +142,36 @@ mod tests {
     const NAME: Field = Field::new("patients", "name");
     const PHONE: Field = Field::new("patients", "phone");
 
+    fn dek(version: u32, key: u8) -> DataKey {
+        DataKey {
+            version,
+            key: KeyBytes::new([key; 32]),
+        }
+    }
+
     fn cipher(clinic: &str, key: u8) -> FieldCipher {
-        FieldCipher::new(
-            clinic,
-            &DataKey {
-                version: 1,
-                key: KeyBytes::new([key; 32]),
-            },
-        )
+        FieldCipher::new(clinic, &dek(1, key))
+    }
+
+    #[test]
+    fn a_rotated_cipher_seals_under_the_new_version_and_opens_both() {
+        let old = cipher("pk_a", 3);
+        let ct1 = old.seal(NAME, "pat_1", b"Ayesha", [5; 12]);
+        let rotated = FieldCipher::with_versions("pk_a", &dek(2, 4), &[dek(1, 3)]);
+        assert_eq!(rotated.version(), 2);
+        let ct2 = rotated.seal(NAME, "pat_1", b"Ayesha", [6; 12]);
+        assert_eq!(sealed_version(&ct1), Some(1));
+        assert_eq!(sealed_version(&ct2), Some(2));
+        assert_eq!(rotated.open(NAME, "pat_1", &ct1).unwrap(), b"Ayesha");
+        assert_eq!(rotated.open(NAME, "pat_1", &ct2).unwrap(), b"Ayesha");
+        // The old cipher does not hold v2; v2's bytes relabelled v1 fail.
+        assert_eq!(old.open(NAME, "pat_1", &ct2), Err(CryptoError));
+        let mut relabelled = ct2.clone();
+        relabelled[1..5].copy_from_slice(&1u32.to_be_bytes());
+        assert_eq!(rotated.open(NAME, "pat_1", &relabelled), Err(CryptoError));
+        // Without the old version, old values no longer open.
+        let only_new = FieldCipher::new("pk_a", &dek(2, 4));
+        assert_eq!(only_new.open(NAME, "pat_1", &ct1), Err(CryptoError));
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //!
 //! A wrapped key is bound (as AES-GCM associated data) to its region, clinic
 //! and version, so a wrapped key copied to another clinic does not unwrap.
+//!
+//! A region holds its root key versions as a [`RootKeyring`]: the newest
+//! wraps, every version still held unwraps what it wrapped (each wrapped key
+//! names its root version), so the root key can be rotated online: add a
+//! version, re-wrap every row, then retire the old one.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -127,6 +132,11 @@ impl RootKey {
         out
     }
 
+    /// The text form of this key, for the key file (secret: never logged).
+    pub fn to_text(&self) -> String {
+        Self::encode(self.version, self.key.expose())
+    }
+
     /// Unwraps a clinic data key wrapped by [`RootKey::wrap`].
     pub fn unwrap(
         &self,
@@ -162,6 +172,133 @@ impl RootKey {
     }
 }
 
+/// The root key version a wrapped key names in its header (unauthenticated:
+/// it only chooses which key to try).
+pub fn wrapped_root_version(wrapped: &[u8]) -> Option<u32> {
+    if wrapped.len() < 5 || wrapped[0] != WRAP_FORMAT {
+        return None;
+    }
+    Some(u32::from_be_bytes(wrapped[1..5].try_into().ok()?))
+}
+
+/// Whose key the region key is, in its wrapping's associated data: not a
+/// clinic id (those are `<region>_…`), so it cannot stand in for a clinic's.
+pub const REGION_KEY_OWNER: &str = "@region";
+
+/// Every root key version a region holds, oldest first; never empty. The
+/// newest wraps; each held version unwraps what it wrapped.
+#[derive(Debug, Clone)]
+pub struct RootKeyring {
+    keys: Vec<RootKey>,
+}
+
+impl RootKeyring {
+    /// One version.
+    pub fn single(key: RootKey) -> Self {
+        RootKeyring { keys: vec![key] }
+    }
+
+    /// Several versions of one region, each version once.
+    pub fn new(mut keys: Vec<RootKey>) -> Result<Self, &'static str> {
+        keys.sort_by_key(|k| k.version);
+        let first = keys.first().ok_or("no root key")?;
+        if keys.iter().any(|k| k.region != first.region) {
+            return Err("root keys of different regions");
+        }
+        if keys.windows(2).any(|w| w[0].version == w[1].version) {
+            return Err("a root key version appears twice");
+        }
+        if keys.iter().any(|k| k.version == 0) {
+            return Err("root key versions start at 1");
+        }
+        Ok(RootKeyring { keys })
+    }
+
+    /// Reads the text form: one or more `v<version>:<64 hex digits>`,
+    /// separated by newlines, spaces or commas (the key file; the `ROOT_KEY`
+    /// secret of the wasm hosts).
+    pub fn parse(region: &str, text: &str) -> Result<Self, &'static str> {
+        let keys = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .map(|t| RootKey::parse(region, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(keys)
+    }
+
+    /// The text form [`RootKeyring::parse`] reads, one version a line.
+    pub fn to_text(&self) -> String {
+        self.keys.iter().map(|k| k.to_text() + "\n").collect()
+    }
+
+    pub fn region(&self) -> &str {
+        &self.current().region
+    }
+
+    /// The newest version: the one that wraps.
+    pub fn current(&self) -> &RootKey {
+        // `new` and `single` never make an empty ring.
+        self.keys.last().expect("a keyring is never empty")
+    }
+
+    pub fn get(&self, version: u32) -> Option<&RootKey> {
+        self.keys.iter().find(|k| k.version == version)
+    }
+
+    pub fn versions(&self) -> Vec<u32> {
+        self.keys.iter().map(|k| k.version).collect()
+    }
+
+    /// Every held version, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &RootKey> {
+        self.keys.iter()
+    }
+
+    /// Wraps under the newest version.
+    pub fn wrap(&self, clinic: &str, dek: &DataKey, nonce: [u8; 12]) -> Vec<u8> {
+        self.current().wrap(clinic, dek, nonce)
+    }
+
+    /// Unwraps with the version the wrapped key names; a version not held
+    /// (retired, or newer than this ring) fails like a bad ciphertext.
+    pub fn unwrap(
+        &self,
+        clinic: &str,
+        dek_version: u32,
+        wrapped: &[u8],
+    ) -> Result<DataKey, CryptoError> {
+        let version = wrapped_root_version(wrapped).ok_or(CryptoError)?;
+        self.get(version)
+            .ok_or(CryptoError)?
+            .unwrap(clinic, dek_version, wrapped)
+    }
+
+    /// This ring with `key` added as the next version.
+    pub fn with_next(&self, key: KeyBytes) -> Self {
+        let current = self.current();
+        let mut keys = self.keys.clone();
+        keys.push(RootKey::new(&current.region, current.version + 1, key));
+        RootKeyring { keys }
+    }
+
+    /// This ring without `version`; the newest cannot be removed.
+    pub fn without(&self, version: u32) -> Result<Self, &'static str> {
+        if version == self.current().version {
+            return Err("the newest root key version wraps; it cannot be retired");
+        }
+        if self.get(version).is_none() {
+            return Err("no such root key version");
+        }
+        let keys = self
+            .keys
+            .iter()
+            .filter(|k| k.version != version)
+            .cloned()
+            .collect();
+        Ok(RootKeyring { keys })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +328,58 @@ mod tests {
         t[20] ^= 1;
         assert!(root().unwrap("pk_a", 1, &t).is_err());
         assert!(root().unwrap("pk_a", 1, &w[..w.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_keyring_wraps_with_the_newest_and_unwraps_with_the_named_version() {
+        let dek = DataKey {
+            version: 3,
+            key: KeyBytes::new([9; 32]),
+        };
+        let one = RootKeyring::single(root());
+        let old = one.wrap("pk_a", &dek, [1; 12]);
+        let two = one.with_next(KeyBytes::new([8; 32]));
+        assert_eq!(two.versions(), [1, 2]);
+        assert_eq!(two.current().version, 2);
+        let new = two.wrap("pk_a", &dek, [2; 12]);
+        assert_eq!(wrapped_root_version(&old), Some(1));
+        assert_eq!(wrapped_root_version(&new), Some(2));
+        assert_eq!(two.unwrap("pk_a", 3, &old).unwrap().key.expose(), &[9; 32]);
+        assert_eq!(two.unwrap("pk_a", 3, &new).unwrap().key.expose(), &[9; 32]);
+        // The old ring does not know v2; the retired ring no longer opens v1.
+        assert!(one.unwrap("pk_a", 3, &new).is_err());
+        let retired = two.without(1).unwrap();
+        assert!(retired.unwrap("pk_a", 3, &old).is_err());
+        assert!(retired.unwrap("pk_a", 3, &new).is_ok());
+        assert!(two.without(2).is_err(), "the newest stays");
+        assert!(two.without(7).is_err());
+        // A header naming v1 over v2's ciphertext does not open.
+        let mut forged = new.clone();
+        forged[1..5].copy_from_slice(&1u32.to_be_bytes());
+        assert!(two.unwrap("pk_a", 3, &forged).is_err());
+    }
+
+    #[test]
+    fn keyring_text_round_trip_and_refusals() {
+        let ring = RootKeyring::single(root()).with_next(KeyBytes::new([8; 32]));
+        let text = ring.to_text();
+        assert_eq!(text.lines().count(), 2);
+        let back = RootKeyring::parse("pk", &text).unwrap();
+        assert_eq!(back.versions(), [1, 2]);
+        assert_eq!(
+            back.current().derive("x").expose(),
+            ring.current().derive("x").expose()
+        );
+        let commas = text.trim().replace('\n', ",");
+        assert_eq!(
+            RootKeyring::parse("pk", &commas).unwrap().versions(),
+            [1, 2]
+        );
+        let v1 = RootKey::encode(1, &[7; 32]);
+        assert!(RootKeyring::parse("pk", &format!("{v1},{v1}")).is_err());
+        assert!(RootKeyring::parse("pk", "").is_err());
+        assert!(RootKeyring::parse("pk", &format!("{v1},v2:00")).is_err());
+        assert!(RootKeyring::parse("pk", "v0:".to_owned().as_str()).is_err());
     }
 
     #[test]

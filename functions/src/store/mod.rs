@@ -55,6 +55,16 @@ impl RowExt for Row {
     }
 }
 
+/// `<prefix> (?1, ?2, …)` with one parameter per value: a lookup of any of
+/// several blind-index terms.
+pub fn any_of(prefix: &str, values: Vec<Vec<u8>>) -> (String, Vec<Value>) {
+    let marks: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
+    (
+        format!("{prefix} ({})", marks.join(", ")),
+        values.into_iter().map(Value::Blob).collect(),
+    )
+}
+
 /// One schema step.
 pub struct Migration {
     pub version: i64,

@@ -5,6 +5,68 @@
 
 use super::Migration;
 
+/// The field-ciphertext columns of one table of a clinic database, and the
+/// column each value is bound to (the row id of its associated data).
+#[derive(Debug, Clone, Copy)]
+pub struct SealedColumns {
+    pub table: &'static str,
+    pub row_key: &'static str,
+    pub columns: &'static [&'static str],
+}
+
+/// Every field-ciphertext column of a clinic database that a data key
+/// rotation's sweep re-seals. The audit trail's `reason` and `ip` are the
+/// exception: they sit inside hash-chained, append-only rows and keep the
+/// key version that sealed them for good (so old data key versions are
+/// never destroyed while the clinic lives). A unit test holds this list to
+/// the schema: a new BLOB column must be listed here or among the known
+/// non-field blobs.
+pub const SEALED: &[SealedColumns] = &[
+    SealedColumns {
+        table: "clinic",
+        row_key: "id",
+        columns: &["name"],
+    },
+    SealedColumns {
+        table: "users",
+        row_key: "id",
+        columns: &["name", "email", "totp_secret", "totp_pending"],
+    },
+    SealedColumns {
+        table: "patients",
+        row_key: "id",
+        columns: &[
+            "name",
+            "dob",
+            "sex",
+            "phone",
+            "email",
+            "address",
+            "national_id",
+        ],
+    },
+    SealedColumns {
+        table: "conditions",
+        row_key: "id",
+        columns: &["display", "code", "onset", "status"],
+    },
+    SealedColumns {
+        table: "prescriptions",
+        row_key: "id",
+        columns: &["drug", "dose", "route", "frequency", "duration", "notes"],
+    },
+    SealedColumns {
+        table: "notes",
+        row_key: "id",
+        columns: &["kind", "text"],
+    },
+    SealedColumns {
+        table: "appointments",
+        row_key: "id",
+        columns: &["reason"],
+    },
+];
+
 /// The audit chain's table and its append-only triggers: the same in a
 /// clinic's database and, as the platform audit stream, in the directory.
 macro_rules! audit_table {
@@ -265,4 +327,77 @@ CREATE TABLE support_sessions (
             audit_table!()
         ),
     },
+    Migration {
+        version: 3,
+        // Key rotation: the region key (wrapped by the root key; see
+        // `region_key`), and how far each clinic's sweep has re-sealed its
+        // fields after a data key rotation (every field and search term is
+        // under `swept_version` or newer).
+        sql: r#"
+CREATE TABLE region_keys (
+    version INTEGER PRIMARY KEY,
+    root_version INTEGER NOT NULL,
+    wrapped BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+ALTER TABLE clinics ADD COLUMN swept_version INTEGER NOT NULL DEFAULT 1;
+"#,
+    },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(table, column)` of every BLOB column the clinic schema creates.
+    fn blob_columns() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut table = String::new();
+        for m in CLINIC {
+            for line in m.sql.lines().map(str::trim) {
+                if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
+                    table = rest.split_whitespace().next().unwrap_or("").to_owned();
+                } else if let Some((col, ty)) = line.split_once(' ') {
+                    if ty.starts_with("BLOB") {
+                        out.push((table.clone(), col.to_owned()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_sealed_column_of_the_schema_is_swept_or_known() {
+        let known_not_fields = [
+            ("users", "email_term"),
+            ("patient_terms", "term"),
+            ("audit", "prev_hash"),
+            ("audit", "hash"),
+            // append-only: sealed once, never re-sealed (see SEALED)
+            ("audit", "reason"),
+            ("audit", "ip"),
+        ];
+        let blobs = blob_columns();
+        assert!(blobs.len() > 20, "the parser found the schema's BLOBs");
+        for (table, column) in &blobs {
+            let swept = SEALED
+                .iter()
+                .any(|s| s.table == table && s.columns.contains(&column.as_str()));
+            let known = known_not_fields.contains(&(table.as_str(), column.as_str()));
+            assert!(
+                swept ^ known,
+                "{table}.{column}: list it in SEALED (or among the non-field blobs)"
+            );
+        }
+        for s in SEALED {
+            for c in s.columns {
+                assert!(
+                    blobs.contains(&(s.table.to_owned(), (*c).to_owned())),
+                    "{}.{c} is not a BLOB of the schema",
+                    s.table
+                );
+            }
+        }
+    }
+}

@@ -9,7 +9,7 @@
 //! The admin API must never be public: locally it listens on loopback, in
 //! production it sits behind an authenticated tunnel (`admin_token`).
 
-use crate::crypto::keys::RootKey;
+use crate::crypto::keys::RootKeyring;
 use crate::host::{DbError, Host};
 use crate::ids::ClinicId;
 
@@ -144,18 +144,23 @@ pub struct Platform {
 
 /// The [`Host`] of the wasm hosts (the Worker, the Spin component): a
 /// region's databases on its sqld through the platform's [`Transport`], the
-/// region's root key, and the platform's clock and randomness.
+/// region's root keys, and the platform's clock and randomness.
 pub struct SqldHost<T: Transport + Clone> {
     databases: SqldDatabases<T>,
-    root: RootKey,
+    root: std::sync::Arc<RootKeyring>,
     platform: Platform,
 }
 
 impl<T: Transport + Clone> SqldHost<T> {
-    pub fn new(transport: T, settings: SqldSettings, root: RootKey, platform: Platform) -> Self {
+    pub fn new(
+        transport: T,
+        settings: SqldSettings,
+        root: RootKeyring,
+        platform: Platform,
+    ) -> Self {
         SqldHost {
             databases: SqldDatabases::new(transport, settings),
-            root,
+            root: std::sync::Arc::new(root),
             platform,
         }
     }
@@ -190,8 +195,8 @@ impl<T: Transport + Clone + 'static> Host for SqldHost<T> {
         Ok(false)
     }
 
-    fn root_key(&self) -> &RootKey {
-        &self.root
+    fn root_keys(&self) -> std::sync::Arc<RootKeyring> {
+        self.root.clone()
     }
 
     fn now(&self) -> i64 {
