@@ -336,6 +336,22 @@ pub fn write(i: &Inputs) -> Result<()> {
                 mark(dr["rto_met"] == true)
             );
         }
+        let k = &scale["rotation"];
+        if k.is_object() {
+            let _ = writeln!(
+                md,
+                "| `amanah keys rotate-clinic` of that clinic: {} rows re-sealed, {} search indexes rebuilt | {:.1} s | | |",
+                k["resealed_rows"],
+                k["rebuilt_terms"],
+                f(&k["clinic_seconds"])
+            );
+            let _ = writeln!(
+                md,
+                "| `amanah keys rotate-root` of that region: {} keys re-wrapped | {:.2} s | | |",
+                k["rewrapped"],
+                f(&k["root_seconds"])
+            );
+        }
         let v = &scale["audit"];
         let _ = writeln!(
             md,

@@ -157,11 +157,52 @@ pub fn export(bin: &Path, work: &Path, patients: usize, appointments: usize) -> 
     let v = owner.api.get("/api/v1/audit/verify")?;
     let verify_s = t.elapsed().as_secs_f64();
     let drill = drill(bin, work)?;
+    let rotation = rotation(bin, work, &clinic)?;
     Ok(json!({
         "patients": patients, "appointments": appointments, "seed_seconds": seeded_s,
         "export": formats,
         "api_verify": {"entries": v["entries"], "ok": v["ok"], "seconds": verify_s},
         "drill": drill,
+        "rotation": rotation,
+    }))
+}
+
+/// Runs `amanah <args> --json --data-dir <the scale data>`, timed.
+fn timed_command(bin: &Path, work: &Path, args: &[&str]) -> Result<(Value, f64)> {
+    let t = Instant::now();
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .args(["--json", "--data-dir"])
+        .arg(work.join("export-data"))
+        .output()
+        .map_err(|e| format!("run amanah {}: {e}", args.join(" ")))?;
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "amanah {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v = serde_json::from_slice(&out.stdout).map_err(|e| format!("amanah output: {e}"))?;
+    Ok((v, secs))
+}
+
+/// Key rotation on the scale clinic's data, online beside its host: the
+/// clinic's data key rotated and swept (every row re-sealed, the search
+/// index rebuilt), then the region's root key rotated (every wrapped key
+/// re-wrapped).
+fn rotation(bin: &Path, work: &Path, clinic: &str) -> Result<Value> {
+    let (c, clinic_s) = timed_command(bin, work, &["keys", "rotate-clinic", "--clinic", clinic])?;
+    let (r, root_s) = timed_command(bin, work, &["keys", "rotate-root", "--region", "pk"])?;
+    eprintln!(
+        "amanah-bench: rotate-clinic {clinic_s:.1} s ({} rows re-sealed, {} indexes rebuilt), rotate-root {root_s:.2} s ({} keys)",
+        c["resealed_rows"], c["rebuilt_terms"], r["rewrapped"]
+    );
+    Ok(json!({
+        "clinic_seconds": clinic_s, "resealed_rows": c["resealed_rows"],
+        "rebuilt_terms": c["rebuilt_terms"], "left": c["left"],
+        "root_seconds": root_s, "rewrapped": r["rewrapped"],
     }))
 }
 

@@ -2,13 +2,17 @@
 //! token; only the exact token issued verifies (no malleable encoding).
 #![no_main]
 
-use amanah_functions::crypto::keys::{KeyBytes, RootKey};
+use amanah_functions::crypto::keys::{KeyBytes, RootKey, RootKeyring};
 use amanah_functions::token::{Subject, TokenKeys, TokenKind};
 
 const NOW: i64 = 1_795_392_000;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let keys = TokenKeys::new(&RootKey::new("pk", 1, KeyBytes::new([9; 32])));
+    let keys = TokenKeys::new(&RootKeyring::single(RootKey::new(
+        "pk",
+        1,
+        KeyBytes::new([9; 32]),
+    )));
     let subject = Subject {
         user: "usr_fuzz".into(),
         clinic: "pk_fuzzclinic".into(),
