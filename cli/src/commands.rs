@@ -10,8 +10,8 @@ use amanah_region_config::Region;
 use serde::Serialize;
 
 use crate::{
-    chosen_regions, AuditArgs, BackupArgs, DrillArgs, KeysStatusArgs, RestoreArgs, RetireRootArgs,
-    RotateClinicArgs, RotateRootArgs,
+    chosen_regions, AuditArgs, BackupArgs, DrillArgs, KeysStatusArgs, Remote, RestoreArgs,
+    RetireRootArgs, RotateClinicArgs, RotateRootArgs,
 };
 
 /// Prints `value` as JSON, or as the text `human` makes of it.
@@ -56,12 +56,43 @@ fn regions_with_data(names: &[String], data_dir: &Path) -> Result<Vec<Region>, S
     Ok(present)
 }
 
+/// Binds `$app` to the application over `$region`: on its sqld with
+/// `--sqld`, else on the files of `--data-dir`; then evaluates `$body`.
+macro_rules! on_region {
+    ($remote:expr, $place:expr, $region:expr, |$app:ident| $body:expr) => {
+        match &$remote.sqld {
+            Some(url) => {
+                let $app = amanah::sqld::open(url, &$place.key_dir(), $region).await?;
+                $body
+            }
+            None => {
+                let $app = ops::open_region(&$place.data_dir, &$place.key_dir(), $region)?;
+                $body
+            }
+        }
+    };
+}
+
+/// The regions a command covers: with `--sqld`, the one region named;
+/// else those of [`regions_with_data`].
+fn regions_of(names: &[String], remote: &Remote, data_dir: &Path) -> Result<Vec<Region>, String> {
+    if remote.sqld.is_none() {
+        return regions_with_data(names, data_dir);
+    }
+    match chosen_regions(names)?.as_slice() {
+        [one] if names.len() == 1 => Ok(vec![one.clone()]),
+        _ => Err("--sqld is one region's server: name that region (--regions pk)".into()),
+    }
+}
+
 pub async fn keys_status(args: KeysStatusArgs) -> Result<(), String> {
     let p = &args.place;
     let mut all = Vec::new();
-    for region in regions_with_data(&args.regions, &p.data_dir)? {
-        let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
-        all.push(keys::status(&app, &p.key_dir()).await?);
+    for region in regions_of(&args.regions, &args.remote, &p.data_dir)? {
+        let status = on_region!(args.remote, p, &region, |app| {
+            keys::status(&app, &p.key_dir()).await?
+        });
+        all.push(status);
     }
     emit(p.json, &all, |all| {
         let mut out = String::new();
@@ -158,8 +189,9 @@ pub async fn rotate_clinic(args: RotateClinicArgs) -> Result<(), String> {
     let p = &args.place;
     let clinic = clinic_id(&args.clinic)?;
     let region = one_region(clinic.region())?;
-    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
-    let r = keys::rotate_clinic(&app, &clinic, !args.no_sweep, args.batch, p.json).await?;
+    let r = on_region!(args.remote, p, &region, |app| {
+        keys::rotate_clinic(&app, &clinic, !args.no_sweep, args.batch, p.json).await?
+    });
     let result = emit(p.json, &r, |r| {
         let mut out = format!(
             "clinic {}: data key v{}{}",
@@ -177,7 +209,7 @@ pub async fn rotate_clinic(args: RotateClinicArgs) -> Result<(), String> {
                 r.resealed_rows, r.rebuilt_terms, r.left
             ));
         } else {
-            out.push_str("; not swept now: `amanah serve` re-seals the rest in the background\n");
+            out.push_str("; not swept now: the region's host re-seals the rest in the background (`amanah serve` every --purge-interval, the Worker on its cron, Spin on its purge call)\n");
         }
         out
     });
@@ -318,13 +350,14 @@ pub async fn audit(args: AuditArgs, sign: bool) -> Result<(), String> {
         _ => args.regions.clone(),
     };
     let mut reports = Vec::new();
-    for region in regions_with_data(&names, &p.data_dir)? {
-        let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
-        let report = if sign {
-            checkpoints::checkpoint(&app, &dir, p.json).await?
-        } else {
-            checkpoints::verify(&app, &dir, only.as_ref(), p.json).await?
-        };
+    for region in regions_of(&names, &args.remote, &p.data_dir)? {
+        let report = on_region!(args.remote, p, &region, |app| {
+            if sign {
+                checkpoints::checkpoint(&app, &dir, p.json).await?
+            } else {
+                checkpoints::verify(&app, &dir, only.as_ref(), p.json).await?
+            }
+        });
         reports.push(report);
     }
     emit(p.json, &reports, |reports| {

@@ -72,6 +72,17 @@ struct Place {
     json: bool,
 }
 
+/// A sqld region instead of the files of `--data-dir`.
+#[derive(clap::Args, Clone)]
+struct Remote {
+    /// The region's libSQL server (the Worker's and Spin's databases, e.g.
+    /// `http://127.0.0.1:8090`) instead of the files of `--data-dir`; root
+    /// keys still come from `--key-dir`. A bearer token, where the server
+    /// wants one, comes from `AMANAH_DB_AUTH_TOKEN`. Needs one region.
+    #[arg(long, value_name = "URL")]
+    sqld: Option<String>,
+}
+
 impl Place {
     fn key_dir(&self) -> PathBuf {
         self.key_dir
@@ -133,6 +144,8 @@ struct RotateClinicArgs {
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     batch: i64,
     #[command(flatten)]
+    remote: Remote,
+    #[command(flatten)]
     place: Place,
 }
 
@@ -141,6 +154,8 @@ struct KeysStatusArgs {
     /// Regions (default: every non-optional region of regions.toml).
     #[arg(long, value_delimiter = ',')]
     regions: Vec<String>,
+    #[command(flatten)]
+    remote: Remote,
     #[command(flatten)]
     place: Place,
 }
@@ -223,6 +238,8 @@ struct AuditArgs {
     /// Where checkpoints are kept (default: `<data-dir>/checkpoints`).
     #[arg(long)]
     checkpoint_dir: Option<PathBuf>,
+    #[command(flatten)]
+    remote: Remote,
     #[command(flatten)]
     place: Place,
 }

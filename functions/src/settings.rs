@@ -96,7 +96,7 @@ pub fn read(get: impl Fn(&str, Kind) -> Option<String>) -> Result<Settings, Stri
     let db = SqldSettings {
         url: required("DB_URL", Kind::Plain)?,
         auth_token: optional("DB_AUTH_TOKEN", Kind::Secret),
-        admin_url: required("DB_ADMIN_URL", Kind::Plain)?,
+        admin_url: Some(required("DB_ADMIN_URL", Kind::Plain)?),
         admin_token: optional("DB_ADMIN_TOKEN", Kind::Secret),
     };
     let mut config = Config::new(own, infos);
@@ -111,7 +111,7 @@ pub fn read(get: impl Fn(&str, Kind) -> Option<String>) -> Result<Settings, Stri
         None | Some("0") => {}
         Some("1") => {
             let all_local = is_loopback(&db.url)
-                && is_loopback(&db.admin_url)
+                && db.admin_url.as_deref().is_some_and(is_loopback)
                 && config
                     .regions
                     .iter()

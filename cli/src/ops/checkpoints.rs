@@ -15,13 +15,13 @@ use std::path::{Path, PathBuf};
 use amanah_functions::audit::Verification;
 use amanah_functions::checkpoint::Checkpoint;
 use amanah_functions::clock::rfc3339;
+use amanah_functions::host::Host;
 use amanah_functions::ids::ClinicId;
 use amanah_functions::ops::Chain;
 use amanah_functions::App;
 use serde::Serialize;
 
 use super::{now, progress};
-use crate::native_host::NativeHost;
 
 /// One chain, as found.
 #[derive(Debug, Clone, Serialize)]
@@ -73,8 +73,8 @@ fn load(path: &Path) -> (Vec<Checkpoint>, Vec<String>) {
 }
 
 /// Walks `chain` against its checkpoints.
-async fn examine(
-    app: &App<NativeHost>,
+async fn examine<H: Host>(
+    app: &App<H>,
     chain: &Chain,
     checkpoints: &[Checkpoint],
     mut problems: Vec<String>,
@@ -131,8 +131,8 @@ async fn examine(
 
 /// The chains of the region: the platform stream and every clinic the
 /// directory lists (purged ones only to report them), or one clinic.
-async fn chains(
-    app: &App<NativeHost>,
+async fn chains<H: Host>(
+    app: &App<H>,
     only: Option<&ClinicId>,
 ) -> Result<Vec<(Chain, bool)>, String> {
     let mut out = Vec::new();
@@ -158,8 +158,8 @@ async fn chains(
 }
 
 /// `amanah audit verify`.
-pub async fn verify(
-    app: &App<NativeHost>,
+pub async fn verify<H: Host>(
+    app: &App<H>,
     dir: &Path,
     only: Option<&ClinicId>,
     quiet: bool,
@@ -169,12 +169,12 @@ pub async fn verify(
 
 /// `amanah audit checkpoint`: verifies, then signs the head of every chain
 /// that passed.
-pub async fn checkpoint(app: &App<NativeHost>, dir: &Path, quiet: bool) -> Result<Report, String> {
+pub async fn checkpoint<H: Host>(app: &App<H>, dir: &Path, quiet: bool) -> Result<Report, String> {
     run(app, dir, None, true, quiet).await
 }
 
-async fn run(
-    app: &App<NativeHost>,
+async fn run<H: Host>(
+    app: &App<H>,
     dir: &Path,
     only: Option<&ClinicId>,
     sign: bool,
@@ -204,7 +204,12 @@ async fn run(
             bar.inc(1);
             continue;
         }
-        let (entries, head, problems) = examine(app, &chain, &checkpoints, problems).await?;
+        // One chain that cannot be read (its database unreachable, or gone
+        // under a purge running meanwhile) fails alone; the rest are
+        // still checked and checkpointed.
+        let (entries, head, problems) = examine(app, &chain, &checkpoints, problems)
+            .await
+            .unwrap_or_else(|e| (0, String::new(), vec![format!("unreadable: {e}")]));
         r.entries = entries;
         r.problems = problems;
         r.status = if !r.problems.is_empty() {

@@ -72,7 +72,7 @@ fn text(e: amanah_functions::error::ApiError) -> String {
     e.log_text()
 }
 
-pub async fn status(app: &App<NativeHost>, key_dir: &Path) -> Result<Status, String> {
+pub async fn status<H: Host>(app: &App<H>, key_dir: &Path) -> Result<Status, String> {
     let region = app.config().region.id.clone();
     let region_key = app.region_key().await.map_err(text)?;
     let ring = app.host().root_keys();
@@ -293,8 +293,8 @@ pub struct ClinicRotation {
 
 /// Rotates one clinic's data key, then (unless `sweep` is false) re-seals
 /// its fields under the new version.
-pub async fn rotate_clinic(
-    app: &App<NativeHost>,
+pub async fn rotate_clinic<H: Host>(
+    app: &App<H>,
     clinic: &ClinicId,
     sweep: bool,
     batch: i64,

@@ -21,8 +21,10 @@ pub struct SqldSettings {
     /// Base URL of the server's HTTP (Hrana) listener.
     pub url: String,
     pub auth_token: Option<String>,
-    /// Base URL of the admin API (namespace creation).
-    pub admin_url: String,
+    /// Base URL of the admin API (namespace creation). `None` for an
+    /// operator's connection, which creates and drops no namespace: its
+    /// directory must exist already.
+    pub admin_url: Option<String>,
     pub admin_token: Option<String>,
 }
 
@@ -56,7 +58,12 @@ impl<T: Transport + Clone> SqldDatabases<T> {
 
     /// Calls the admin API; returns the status and body.
     async fn admin(&self, method: &'static str, path: &str) -> Result<(u16, Vec<u8>), DbError> {
-        let url = format!("{}{path}", self.settings.admin_url.trim_end_matches('/'));
+        let Some(admin) = &self.settings.admin_url else {
+            return Err(DbError::Other(
+                "this connection to sqld has no admin API".into(),
+            ));
+        };
+        let url = format!("{}{path}", admin.trim_end_matches('/'));
         let mut headers = vec![("content-type", "application/json".to_owned())];
         if let Some(t) = &self.settings.admin_token {
             headers.push(("authorization", format!("Bearer {t}")));
@@ -101,8 +108,13 @@ impl<T: Transport + Clone> SqldDatabases<T> {
         self.conn(DIRECTORY)
     }
 
-    /// Creates the directory's namespace unless it exists.
+    /// Creates the directory's namespace unless it exists. Without an admin
+    /// API nothing is created: a missing directory shows as
+    /// [`DbError::NotFound`] on its first statement.
     pub async fn create_directory(&self) -> Result<(), DbError> {
+        if self.settings.admin_url.is_none() {
+            return Ok(());
+        }
         self.create_namespace(DIRECTORY, true).await
     }
 

@@ -1,0 +1,122 @@
+//! Operator commands on a sqld region (the Worker's and Spin's databases):
+//! the application over Hrana from this machine, with the region's root
+//! keys from the operator's copy of the key file (the one `cargo xtask
+//! deploy` turns into the hosts' `ROOT_KEY` secret).
+//!
+//! Plain HTTP only: sqld's listener is reached on loopback or through an
+//! authenticated tunnel, as its admin API is. A bearer token for
+//! `--auth-jwt-key-file` comes from `AMANAH_DB_AUTH_TOKEN`, never from an
+//! argument (arguments show in `ps`).
+
+use std::time::Duration;
+
+use amanah_functions::store::hrana::Transport;
+use amanah_functions::store::sqld::{Platform, SqldHost, SqldSettings};
+use amanah_functions::{App, Config};
+use amanah_region_config::Region;
+
+use crate::ops::{now, region_info};
+use crate::root_key;
+
+/// Hrana requests sent with `ureq` on a blocking thread.
+#[derive(Clone)]
+pub struct UreqTransport {
+    agent: ureq::Agent,
+}
+
+impl UreqTransport {
+    pub fn new() -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        UreqTransport { agent }
+    }
+}
+
+impl Default for UreqTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transport for UreqTransport {
+    fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<(u16, Vec<u8>), String>> + Send {
+        let agent = self.agent.clone();
+        let url = url.to_owned();
+        async move {
+            let call = move || -> Result<(u16, Vec<u8>), String> {
+                let mut req = ureq::http::Request::builder().method(method).uri(&url);
+                for (name, value) in headers {
+                    req = req.header(name, value);
+                }
+                let req = req.body(body).map_err(|e| e.to_string())?;
+                let mut resp = agent.run(req).map_err(|e| e.to_string())?;
+                let status = resp.status().as_u16();
+                let bytes = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(256 * 1024 * 1024)
+                    .read_to_vec()
+                    .map_err(|e| e.to_string())?;
+                Ok((status, bytes))
+            };
+            tokio::task::spawn_blocking(call)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    }
+}
+
+fn fill_random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the OS random source failed");
+}
+
+/// The application over region `region`'s sqld at `url`, with the root
+/// keys of `key_dir` (never created here). The directory must exist.
+pub async fn open(
+    url: &str,
+    key_dir: &std::path::Path,
+    region: &Region,
+) -> Result<App<SqldHost<UreqTransport>>, String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!(
+            "--sqld {url:?}: give the server's http:// URL (loopback, or a tunnel's local end)"
+        ));
+    };
+    if rest.is_empty() {
+        return Err("--sqld: the URL names no server".into());
+    }
+    let ring = root_key::load(key_dir, &region.id)?;
+    let settings = SqldSettings {
+        url: url.trim_end_matches('/').to_owned(),
+        auth_token: std::env::var("AMANAH_DB_AUTH_TOKEN").ok(),
+        // Operator commands never create or drop namespaces.
+        admin_url: None,
+        admin_token: None,
+    };
+    let platform = Platform { now, fill_random };
+    let host = SqldHost::new(UreqTransport::new(), settings, ring, platform);
+    let info = region_info(region, None);
+    let app = App::new(host, Config::new(info.clone(), vec![info]));
+    app.clinic_records().await.map_err(|e| match e.code {
+        amanah_functions::error::Code::Unavailable => format!(
+            "the sqld of region {} at {url} does not answer: {}",
+            region.id,
+            e.log_text()
+        ),
+        _ => format!(
+            "no directory of region {} on the sqld at {url}: {}",
+            region.id,
+            e.log_text()
+        ),
+    })?;
+    Ok(app)
+}
