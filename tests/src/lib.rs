@@ -882,6 +882,13 @@ impl Client {
         assert_eq!(r.body["ok"], true, "{}", r.body);
         r.body["entries"].as_i64().expect("entries")
     }
+
+    /// How many patients a search for `q` finds.
+    pub fn search_count(&self, q: &str) -> usize {
+        let r = self.get(&format!("/api/v1/patients?q={q}"));
+        assert_eq!(r.status, 200, "search: {}", r.body);
+        r.body["items"].as_array().expect("items").len()
+    }
 }
 
 /// The item of a list answer (`{"items": [...]}`) whose `key` is `value`.
@@ -1089,6 +1096,17 @@ pub mod operators {
         let d = Deployment::start_native(&[]);
         let data = d.data_dir.clone().expect("native data dir");
         Some((d, data, tempfile::tempdir().expect("temp dir")))
+    }
+
+    /// The chain named `name` in the reports of `amanah audit … --json`.
+    pub fn chain<'a>(reports: &'a Value, name: &str) -> &'a Value {
+        reports
+            .as_array()
+            .expect("reports")
+            .iter()
+            .flat_map(|r| r["chains"].as_array().expect("chains"))
+            .find(|c| c["chain"] == name)
+            .unwrap_or_else(|| panic!("no chain {name} in {reports}"))
     }
 
     /// What one `amanah` command did.

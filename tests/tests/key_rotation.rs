@@ -10,9 +10,7 @@
 use std::path::Path;
 
 use amanah_e2e::operators::{native, operator, Ran};
-use amanah_e2e::{
-    files_under, scalar_on_file, totp_code, unix_now, Client, Clinic, Deployment, PASSWORD,
-};
+use amanah_e2e::{files_under, scalar_on_file, totp_code, unix_now, Clinic, Deployment, PASSWORD};
 use amanah_functions::crypto::blind::{self, BlindIndex, TermKind};
 use amanah_functions::crypto::keys::RootKeyring;
 use amanah_functions::store::schema::SEALED;
@@ -61,12 +59,6 @@ fn hex_bytes(v: &Value) -> Vec<u8> {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
-}
-
-fn search_count(c: &Client, q: &str) -> usize {
-    let r = c.get(&format!("/api/v1/patients?q={q}"));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["items"].as_array().expect("items").len()
 }
 
 #[test]
@@ -226,7 +218,7 @@ fn root_rotation_is_online_resumes_after_a_crash_and_retires_the_old_version() {
         let nurse = c.login(nurse, PASSWORD);
         let r = nurse.get(&format!("/api/v1/patients/{pid}"));
         assert_eq!(r.status, 200, "{}", r.body);
-        assert_eq!(search_count(&nurse, "rotated"), 1);
+        assert_eq!(nurse.search_count("rotated"), 1);
     }
     let anon = d.client("pk");
     let r = anon.post(
@@ -388,7 +380,7 @@ fn a_clinic_key_rotates_lazily_and_the_sweep_reseals_and_reindexes() {
     assert_eq!(ck["sweep_unfinished"], true);
     assert!(sealed_under(&file, 1) > 10);
     for q in ["amina", "rehm", "03012223334", "35202-1111111-1", "bilal"] {
-        assert_eq!(search_count(&nurse, q), 1, "{q} before any re-seal");
+        assert_eq!(nurse.search_count(q), 1, "{q} before any re-seal");
     }
     assert_eq!(
         nurse.get(&format!("/api/v1/patients/{amina}/notes")).body["items"][0]["text"],
@@ -414,14 +406,14 @@ fn a_clinic_key_rotates_lazily_and_the_sweep_reseals_and_reindexes() {
     assert_eq!(bilal_name, "00000002");
     for q in ["bilal", "03025556667", "amina"] {
         assert_eq!(
-            search_count(&nurse, q),
+            nurse.search_count(q),
             1,
             "{q} with two versions in the index"
         );
     }
     let carol = nurse.create_patient(json!({"name": "Carol Amina", "dob": "2000-01-01"}));
     assert_eq!(
-        search_count(&nurse, "amina"),
+        nurse.search_count("amina"),
         2,
         "one term under v1, one under v2"
     );
@@ -473,7 +465,7 @@ fn a_clinic_key_rotates_lazily_and_the_sweep_reseals_and_reindexes() {
         ("3520211111111", 1),
         ("bilal", 1),
     ] {
-        assert_eq!(search_count(&nurse, q), n, "{q} after the sweep");
+        assert_eq!(nurse.search_count(q), n, "{q} after the sweep");
     }
     // The index itself is rebuilt: computed from the key file and the
     // directory as someone holding both could, Amina's terms and the
@@ -539,7 +531,7 @@ fn a_clinic_key_rotates_lazily_and_the_sweep_reseals_and_reindexes() {
         ),
         (Some(3), Some(false), Some(0))
     );
-    assert_eq!(search_count(&nurse, "amina"), 2);
+    assert_eq!(nurse.search_count("amina"), 2);
 
     // A clinic scheduled for deletion keeps its keys until the purge.
     let r = owner.post("/api/v1/clinic/deletion", json!({"password": PASSWORD}));
@@ -578,5 +570,5 @@ fn the_server_finishes_an_unswept_rotation_in_the_background() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(sealed_under(&file, 1), 0);
-    assert_eq!(search_count(&owner, "background"), 5);
+    assert_eq!(owner.search_count("background"), 5);
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use amanah_e2e::operators::{native, operator, Ran};
+use amanah_e2e::operators::{chain, native, operator, Ran};
 use amanah_e2e::{files_under, sql_on_file, Client, Clinic, Deployment, PASSWORD};
 use amanah_functions::checkpoint::Checkpoint;
 use amanah_functions::crypto::keys::KeyBytes;
@@ -372,16 +372,6 @@ fn tamper(d: &Deployment, clinic: &Clinic, sql: &str) {
         ],
     )
     .expect("tamper");
-}
-
-fn chain<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r["chains"].as_array().unwrap())
-        .find(|c| c["chain"] == name)
-        .unwrap_or_else(|| panic!("no chain {name} in {report}"))
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use amanah_e2e::operators::{operator, Ran};
+use amanah_e2e::operators::{chain, operator, Ran};
 use amanah_e2e::{Clinic, Deployment, PASSWORD};
 use amanah_functions::store::schema::SEALED;
 use serde_json::{json, Value};
@@ -73,12 +73,6 @@ fn sealed_under(d: &Deployment, clinic: &Clinic, version: u32) -> i64 {
         .sum()
 }
 
-fn search_count(c: &amanah_e2e::Client, q: &str) -> usize {
-    let r = c.get(&format!("/api/v1/patients?q={q}"));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["items"].as_array().expect("items").len()
-}
-
 #[test]
 fn a_sqld_clinic_key_rotates_and_the_hosts_scheduler_sweeps_it() {
     let Some((d, url, data)) = sqld_deployment() else {
@@ -119,8 +113,8 @@ fn a_sqld_clinic_key_rotates_and_the_hosts_scheduler_sweeps_it() {
     assert_eq!(mid["sweep_unfinished"], true);
 
     // Old and new values are found meanwhile; a new one is sealed under v2.
-    assert_eq!(search_count(&owner, "remote"), 3);
-    assert_eq!(search_count(&owner, "03007770001"), 1);
+    assert_eq!(owner.search_count("remote"), 3);
+    assert_eq!(owner.search_count("03007770001"), 1);
     let later = owner.create_patient(json!({"name": "Remote Latecomer", "dob": "1972-02-02"}));
     assert_eq!(
         int(
@@ -130,7 +124,7 @@ fn a_sqld_clinic_key_rotates_and_the_hosts_scheduler_sweeps_it() {
         ),
         1
     );
-    assert_eq!(search_count(&owner, "remote"), 4);
+    assert_eq!(owner.search_count("remote"), 4);
     assert!(sealed_under(&d, &clinic, 1) > 0);
 
     // The host's scheduler (Worker cron, Spin purge call) finishes it.
@@ -139,8 +133,8 @@ fn a_sqld_clinic_key_rotates_and_the_hosts_scheduler_sweeps_it() {
     assert_eq!(after["sweep_unfinished"], false, "{after}");
     assert_eq!(after["swept_version"], 2);
     assert_eq!(sealed_under(&d, &clinic, 1), 0);
-    assert_eq!(search_count(&owner, "remote"), 4);
-    assert_eq!(search_count(&owner, "03007770002"), 1);
+    assert_eq!(owner.search_count("remote"), 4);
+    assert_eq!(owner.search_count("03007770002"), 1);
     // The login finds the owner by the rebuilt email term, and opens the
     // re-sealed TOTP secret (a step on: the enrolment's code is used).
     clinic.advance(31);
@@ -155,16 +149,6 @@ fn a_sqld_clinic_key_rotates_and_the_hosts_scheduler_sweeps_it() {
             "SELECT count(*) FROM audit WHERE action IN ('clinic.key_rotate', 'clinic.key_sweep')"
         ) >= 2
     );
-}
-
-fn chain<'a>(reports: &'a Value, name: &str) -> &'a Value {
-    reports
-        .as_array()
-        .expect("reports")
-        .iter()
-        .flat_map(|r| r["chains"].as_array().expect("chains"))
-        .find(|c| c["chain"] == name)
-        .unwrap_or_else(|| panic!("no chain {name} in {reports}"))
 }
 
 #[test]
