@@ -834,15 +834,17 @@ impl Client {
         secret
     }
 
-    /// A POST that sets a test up, asked again (up to three times) while
+    /// A request that sets a test up, asked again (up to three times) while
     /// it answers 503, as the API tells clients to. A wasm host's call that
     /// meets a connection to sqld broken by a restart answers 503 once
-    /// (SECURITY.md, "Found, not fixed yet"); a persistent 503 still fails
-    /// the test, and a 503 writes nothing, so counts stay exact.
-    pub fn post_setup(&self, path: &str, body: Value) -> Resp {
+    /// (SECURITY.md, "Found, not fixed yet"), and so does one that waited
+    /// past sqld's busy timeout for the write lock ("database is locked")
+    /// beside many writers; a persistent 503 still fails the test, and a
+    /// 503 writes nothing (not even its audit entry), so counts stay exact.
+    pub fn send_setup(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
         let mut tries = 0;
         loop {
-            let r = self.post(path, body.clone());
+            let r = self.send(method.clone(), path, body.clone());
             tries += 1;
             if r.status != 503 || tries == 4 {
                 return r;
@@ -850,6 +852,11 @@ impl Client {
             eprintln!("{path} answered 503 ({}); asking again", r.body);
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
+    }
+
+    /// [`Self::send_setup`] of a POST.
+    pub fn post_setup(&self, path: &str, body: Value) -> Resp {
+        self.send_setup(Method::POST, path, Some(body))
     }
 
     /// Creates a patient; returns its id.

@@ -54,7 +54,9 @@ fn parallel_writers_keep_one_unbroken_chain() {
                     let id = c.create_patient(
                         json!({"name": format!("Parallel Person{t}x{i}"), "dob": "1990-01-01"}),
                     );
-                    assert_eq!(c.get(&format!("/api/v1/patients/{id}")).status, 200);
+                    let path = format!("/api/v1/patients/{id}");
+                    let r = c.send_setup(amanah_e2e::Method::GET, &path, None);
+                    assert_eq!(r.status, 200, "{}", r.body);
                 }
             })
         })
