@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use amanah_functions::crypto::keys::{RootKey, RootKeyring};
 use amanah_functions::host::{Conn, DbError, Host, Row, Value};
@@ -561,16 +560,19 @@ impl Host for NativeHost {
     }
 
     fn now(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
+        crate::ops::now()
     }
 
     fn fill_random(&self, buf: &mut [u8]) {
-        // Without an OS random source no key, nonce or id is safe to make.
-        getrandom::fill(buf).expect("the OS random source failed");
+        os_random(buf)
     }
+}
+
+/// Fills `buf` from the OS random source: this machine's randomness, for the
+/// native host and for operator commands on a sqld region.
+pub fn os_random(buf: &mut [u8]) {
+    // Without an OS random source no key, nonce or id is safe to make.
+    getrandom::fill(buf).expect("the OS random source failed");
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use amanah_functions::store::sqld::{Platform, SqldHost, SqldSettings};
 use amanah_functions::{App, Config};
 use amanah_region_config::Region;
 
+use crate::native_host::os_random;
 use crate::ops::{now, region_info};
 use crate::root_key;
 
@@ -75,10 +76,6 @@ impl Transport for UreqTransport {
     }
 }
 
-fn fill_random(buf: &mut [u8]) {
-    getrandom::fill(buf).expect("the OS random source failed");
-}
-
 /// The application over region `region`'s sqld at `url`, with the root
 /// keys of `key_dir` (never created here). The directory must exist.
 pub async fn open(
@@ -102,7 +99,10 @@ pub async fn open(
         admin_url: None,
         admin_token: None,
     };
-    let platform = Platform { now, fill_random };
+    let platform = Platform {
+        now,
+        fill_random: os_random,
+    };
     let host = SqldHost::new(UreqTransport::new(), settings, ring, platform);
     let info = region_info(region, None);
     let app = App::new(host, Config::new(info.clone(), vec![info]));

@@ -307,6 +307,30 @@ impl Deployment {
         }
     }
 
+    /// Counts the values of a clinic's database sealed under data key
+    /// `version` (the header's bytes 2..5), in every sealed column the key
+    /// sweep covers, read from the database itself (its file, or its sqld
+    /// namespace over Hrana) as someone with it would.
+    pub fn sealed_under(&self, clinic: &Clinic, version: u32) -> i64 {
+        let v = format!("X'{version:08x}'");
+        let mut n = 0;
+        for t in amanah_functions::store::schema::SEALED {
+            for c in t.columns {
+                let sql = format!(
+                    "SELECT count(*) FROM {} WHERE substr({c}, 2, 4) = {v}",
+                    t.table
+                );
+                n += self
+                    .scalar(&clinic.region, Some(clinic), &sql)
+                    .expect("a deployment whose databases can be read")
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{sql}: not a number"));
+            }
+        }
+        n
+    }
+
     /// Every file of a region's directory database (database, WAL, and for
     /// sqld its replication log).
     pub fn directory_files(&self, region: &str) -> Vec<PathBuf> {

@@ -13,7 +13,6 @@ use amanah_e2e::operators::{native, operator, Ran};
 use amanah_e2e::{files_under, scalar_on_file, totp_code, unix_now, Clinic, Deployment, PASSWORD};
 use amanah_functions::crypto::blind::{self, BlindIndex, TermKind};
 use amanah_functions::crypto::keys::RootKeyring;
-use amanah_functions::store::schema::SEALED;
 use serde_json::{json, Value};
 
 fn amanah(args: &[&str], data: &Path) -> Ran {
@@ -295,29 +294,6 @@ fn terms_of(file: &Path, patient: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Counts the values of a clinic database sealed under data key `version`
-/// (the header's bytes 2..5), in every sealed column the sweep covers, as
-/// someone reading the file sees them.
-fn sealed_under(file: &Path, version: u32) -> i64 {
-    let v = format!("X'{version:08x}'");
-    let mut n = 0;
-    for t in SEALED {
-        for c in t.columns {
-            n += scalar_on_file(
-                file,
-                &format!(
-                    "SELECT count(*) FROM {} WHERE substr({c}, 2, 4) = {v}",
-                    t.table
-                ),
-            )
-            .unwrap()
-            .as_i64()
-            .unwrap();
-        }
-    }
-    n
-}
-
 /// Restores `backup` into `target` with the keys of the live `data`.
 fn restore(backup: &Path, target: &Path, data: &Path) -> Ran {
     operator(
@@ -362,7 +338,7 @@ fn a_clinic_key_rotates_lazily_and_the_sweep_reseals_and_reindexes() {
         &[],
     );
     assert!(r.ok, "{}", r.stderr);
-    assert_eq!(sealed_under(&file, 2), 0);
+    assert_eq!(d.sealed_under(&clinic, 2), 0);
 
     // A new version, not swept: the clinic works on, under both.
     let r = rotate_clinic(&data, &clinic.id, &["--no-sweep"]);
@@ -378,7 +354,7 @@ fn a_clinic_key_rotates_lazily_and_the_sweep_reseals_and_reindexes() {
         (Some(2), Some(1))
     );
     assert_eq!(ck["sweep_unfinished"], true);
-    assert!(sealed_under(&file, 1) > 10);
+    assert!(d.sealed_under(&clinic, 1) > 10);
     for q in ["amina", "rehm", "03012223334", "35202-1111111-1", "bilal"] {
         assert_eq!(nurse.search_count(q), 1, "{q} before any re-seal");
     }
@@ -434,11 +410,11 @@ fn a_clinic_key_rotates_lazily_and_the_sweep_reseals_and_reindexes() {
     assert_eq!(r.json["left"], 0);
     assert!(r.json["resealed_rows"].as_u64().unwrap() >= 5, "{}", r.json);
     assert_eq!(
-        sealed_under(&file, 1),
+        d.sealed_under(&clinic, 1),
         0,
         "nothing under v1 but the audit trail"
     );
-    assert!(sealed_under(&file, 2) > 10);
+    assert!(d.sealed_under(&clinic, 2) > 10);
     assert_eq!(
         clinic_key(&key_status(&data), &clinic)["sweep_unfinished"],
         false
@@ -559,7 +535,6 @@ fn the_server_finishes_an_unswept_rotation_in_the_background() {
     }
     let r = rotate_clinic(&data, &clinic.id, &["--no-sweep"]);
     assert!(r.ok, "{}", r.stderr);
-    let file = d.db_file(&clinic).expect("clinic file");
     // Waits for the server's own timer (no clock is moved by this wait).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while clinic_key(&key_status(&data), &clinic)["sweep_unfinished"] == true {
@@ -569,6 +544,6 @@ fn the_server_finishes_an_unswept_rotation_in_the_background() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert_eq!(sealed_under(&file, 1), 0);
+    assert_eq!(d.sealed_under(&clinic, 1), 0);
     assert_eq!(owner.search_count("background"), 5);
 }

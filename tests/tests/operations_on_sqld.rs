@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use amanah_e2e::operators::{chain, operator, Ran};
 use amanah_e2e::{Clinic, Deployment, PASSWORD};
-use amanah_functions::store::schema::SEALED;
 use serde_json::{json, Value};
 
 /// The deployment, its pk sqld's URL and its data dir (where its key file
@@ -53,24 +52,6 @@ fn int(d: &Deployment, clinic: &Clinic, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .as_i64()
         .unwrap_or_else(|| panic!("{sql}: not a number"))
-}
-
-/// Values of the clinic's namespace sealed under data key `version` (the
-/// header's bytes 2..5) in every column the sweep covers, read over Hrana
-/// as someone with the database would.
-fn sealed_under(d: &Deployment, clinic: &Clinic, version: u32) -> i64 {
-    let v = format!("X'{version:08x}'");
-    SEALED
-        .iter()
-        .flat_map(|t| t.columns.iter().map(move |c| (t.table, c)))
-        .map(|(table, c)| {
-            int(
-                d,
-                clinic,
-                &format!("SELECT count(*) FROM {table} WHERE substr({c}, 2, 4) = {v}"),
-            )
-        })
-        .sum()
 }
 
 #[test]
@@ -125,14 +106,14 @@ fn a_sqld_clinic_key_rotates_and_the_hosts_scheduler_sweeps_it() {
         1
     );
     assert_eq!(owner.search_count("remote"), 4);
-    assert!(sealed_under(&d, &clinic, 1) > 0);
+    assert!(d.sealed_under(&clinic, 1) > 0);
 
     // The host's scheduler (Worker cron, Spin purge call) finishes it.
     d.run_purge("pk");
     let after = clinic_status(&url, &data, &clinic);
     assert_eq!(after["sweep_unfinished"], false, "{after}");
     assert_eq!(after["swept_version"], 2);
-    assert_eq!(sealed_under(&d, &clinic, 1), 0);
+    assert_eq!(d.sealed_under(&clinic, 1), 0);
     assert_eq!(owner.search_count("remote"), 4);
     assert_eq!(owner.search_count("03007770002"), 1);
     // The login finds the owner by the rebuilt email term, and opens the
