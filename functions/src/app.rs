@@ -25,6 +25,7 @@ use crate::crypto::keys::{DataKey, KeyBytes, RootKeyring};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::export;
 use crate::host::{Conn, DbError, Host, Value};
+use crate::idempotency;
 use crate::ids::ClinicId;
 use crate::rbac::{self, Role};
 use crate::routes::{self, Access, Route};
@@ -278,6 +279,10 @@ pub(crate) struct Ctx<'a, H: Host> {
     clock_for: Option<ClinicId>,
     /// The audit chain's head, read in this request's transaction.
     audit_head: Option<audit::Head>,
+    /// The client's idempotency key, on a route that takes one.
+    idempotency: Option<idempotency::Key>,
+    /// The answer is the stored one of an earlier request with the key.
+    pub replayed: bool,
 }
 
 /// What a request brings, as [`Ctx`] holds it.
@@ -314,6 +319,8 @@ impl<'a, H: Host> Ctx<'a, H> {
             set_cookies: Vec::new(),
             clock_for: None,
             audit_head: None,
+            idempotency: None,
+            replayed: false,
         }
     }
 
@@ -649,6 +656,7 @@ impl<H: Host> App<H> {
         api: bool,
     ) -> Response<Body> {
         let route = ctx.route;
+        let replayed = ctx.replayed && result.is_ok();
         let result = ctx.platform_audit(&result).await.and(result);
         let result = result.and_then(|reply| ctx.start_stream(reply));
         let mut resp = render(
@@ -670,6 +678,10 @@ impl<H: Host> App<H> {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().insert("x-impersonation", v);
             }
+        }
+        if replayed {
+            resp.headers_mut()
+                .insert(idempotency::REPLAYED, HeaderValue::from_static("true"));
         }
         resp
     }
@@ -753,6 +765,9 @@ impl<'a, H: Host> Ctx<'a, H> {
         }
         self.reason = access_reason(&self.headers)?;
         same_origin_only(&self.headers)?;
+        if idempotency::applies(self.route) {
+            self.idempotency = idempotency::Key::from_headers(&self.headers)?;
+        }
         if self.route.access == Access::Staff {
             self.staff = Some(crate::api::support::authenticate_staff(self).await?);
         }
@@ -792,6 +807,12 @@ impl<'a, H: Host> Ctx<'a, H> {
                 return Err(ApiError::conflict(
                     "this clinic is scheduled for deletion; an owner can cancel it",
                 ));
+            }
+        }
+        if let Some(key) = self.idempotency.clone() {
+            if let Some(reply) = self.replay(&key).await? {
+                self.replayed = true;
+                return Ok(reply);
             }
         }
         crate::api::dispatch(self).await
@@ -1098,6 +1119,12 @@ impl<'a, H: Host> Ctx<'a, H> {
         };
         let keep = result.is_ok() || self.keep_writes_on_error;
         let head = if keep { self.audit_head.take() } else { None };
+        if let (Ok(reply), Some(key), false) = (&result, &self.idempotency, self.replayed) {
+            if let Err(e) = self.remember(&db, key, reply).await {
+                let _ = db.execute("ROLLBACK", vec![]).await;
+                return Err(e);
+            }
+        }
         if !keep {
             let _ = db.execute("ROLLBACK", vec![]).await;
             if entry.is_some() {
@@ -1132,6 +1159,7 @@ impl<'a, H: Host> Ctx<'a, H> {
     /// What the audit trail records of a result; `None`: nothing (bad input).
     fn outcome(&self, result: &ApiResult<Reply>) -> Option<Outcome> {
         match result {
+            Ok(_) if self.replayed => Some(Outcome::Replayed),
             Ok(_) => Some(Outcome::Success),
             Err(e) => match e.code {
                 Code::Forbidden | Code::MfaEnrollmentRequired => Some(Outcome::Denied),

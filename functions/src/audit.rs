@@ -26,6 +26,9 @@ pub enum Outcome {
     Denied,
     NotFound,
     Failure,
+    /// A write's stored answer sent again for its idempotency key
+    /// ([`crate::idempotency`]): nothing was written again.
+    Replayed,
 }
 
 impl Outcome {
@@ -35,6 +38,7 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::NotFound => "not_found",
             Outcome::Failure => "failure",
+            Outcome::Replayed => "replayed",
         }
     }
 
@@ -44,6 +48,7 @@ impl Outcome {
             Outcome::Denied,
             Outcome::NotFound,
             Outcome::Failure,
+            Outcome::Replayed,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)

@@ -19,6 +19,7 @@ pub mod export;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod host;
+pub mod idempotency;
 pub mod ids;
 #[cfg(feature = "inject-forgot-clinic")]
 pub mod injected;

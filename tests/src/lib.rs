@@ -692,6 +692,10 @@ impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+    /// The answer is an earlier request's, returned for its idempotency key.
+    pub fn replayed(&self) -> bool {
+        self.header("idempotent-replayed") == Some("true")
+    }
     pub fn set_cookies(&self) -> Vec<String> {
         self.headers
             .get_all("set-cookie")
@@ -883,9 +887,40 @@ impl Client {
         self.send_setup(Method::POST, path, Some(body))
     }
 
-    /// Creates a patient; returns its id.
+    /// A POST with `Idempotency-Key: key`.
+    pub fn post_with_key(&self, path: &str, key: &str, body: &Value) -> Resp {
+        self.raw(
+            Method::POST,
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+            ],
+            Some(body.to_string().into_bytes()),
+        )
+    }
+
+    /// A write as a careful client makes it: under a fresh idempotency key,
+    /// asked again with the same key when the answer is a 503 or never
+    /// came (a 503 of a lost answer may hide a committed write; the key
+    /// makes the retry return that write instead of doing it twice).
+    pub fn post_once(&self, path: &str, body: Value) -> Resp {
+        let key = fresh_key();
+        let mut tries = 0;
+        loop {
+            let r = self.post_with_key(path, &key, &body);
+            tries += 1;
+            if !matches!(r.status, 0 | 503) || tries == 4 {
+                return r;
+            }
+            eprintln!("{path} answered {} ({}); asking again", r.status, r.body);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
+    /// Creates a patient ([`Self::post_once`]); returns its id.
     pub fn create_patient(&self, body: Value) -> String {
-        let r = self.post_setup("/api/v1/patients", body);
+        let r = self.post_once("/api/v1/patients", body);
         assert_eq!(r.status, 201, "create patient: {}", r.body);
         r.body["id"].as_str().expect("patient id").to_owned()
     }
@@ -920,6 +955,16 @@ impl Client {
         assert_eq!(r.status, 200, "search: {}", r.body);
         r.body["items"].as_array().expect("items").len()
     }
+}
+
+/// An idempotency key no other request of this test run uses.
+pub fn fresh_key() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("e2e-{}-{t:x}-{n}", std::process::id())
 }
 
 /// The item of a list answer (`{"items": [...]}`) whose `key` is `value`.

@@ -131,8 +131,12 @@ fn operation(id: RouteId, s: &mut Schemas) -> Operation {
             "Liveness and the region this instance serves",
             200,
             Some(json!({
-                "type": "object", "required": ["status", "region"],
-                "properties": { "status": { "const": "ok" }, "region": { "type": "string" } },
+                "type": "object", "required": ["status", "region", "root_versions"],
+                "properties": {
+                    "status": { "const": "ok" },
+                    "region": { "type": "string" },
+                    "root_versions": { "type": "array", "items": { "type": "integer", "minimum": 1 }, "description": "the root key versions this instance holds" },
+                },
             })),
         ),
         R::Regions => op(
@@ -466,8 +470,18 @@ fn build() -> Value {
         if route.path.contains("{id}") {
             parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
         }
+        let idempotent = crate::idempotency::applies(route);
+        if idempotent {
+            parameters.push(json!({
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": false,
+                "description": "a key of the client's choosing for this one write: sent again with the same request within 24 hours, the first answer comes back (marked `Idempotent-Replayed: true`) and nothing is written twice; with another request, 409",
+                "schema": { "type": "string", "minLength": 1, "maxLength": crate::idempotency::MAX_LEN, "pattern": "^[!-~]+$" }
+            }));
+        }
         let mut responses = serde_json::Map::new();
-        let success = match &op.response {
+        let mut success = match &op.response {
             Some((media, schema)) => {
                 let mut content = json!({ *media: { "schema": schema } });
                 if route.id == RouteId::Export {
@@ -477,6 +491,12 @@ fn build() -> Value {
             }
             None => json!({ "description": op.summary }),
         };
+        if idempotent {
+            success["headers"] = json!({ "Idempotent-Replayed": {
+                "description": "`true` when this is the stored answer of an earlier request with the same Idempotency-Key",
+                "schema": { "type": "string", "enum": ["true"] }
+            }});
+        }
         responses.insert(op.status.to_string(), success);
         for (status, why) in errors(route, &op) {
             responses.insert(

@@ -22,6 +22,8 @@ pub enum TermKind {
     Phone,
     NationalId,
     Email,
+    /// A client's idempotency key, with its user ([`crate::idempotency`]).
+    Idempotency,
 }
 
 impl TermKind {
@@ -32,6 +34,7 @@ impl TermKind {
             TermKind::Phone => b"phone",
             TermKind::NationalId => b"national-id",
             TermKind::Email => b"email",
+            TermKind::Idempotency => b"idempotency-key",
         }
     }
 }

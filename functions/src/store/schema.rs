@@ -65,6 +65,11 @@ pub const SEALED: &[SealedColumns] = &[
         row_key: "id",
         columns: &["reason"],
     },
+    SealedColumns {
+        table: "idempotency",
+        row_key: "id",
+        columns: &["reply"],
+    },
 ];
 
 /// The audit chain's table and its append-only triggers: the same in a
@@ -237,6 +242,22 @@ CREATE TABLE role_settings (
     updated_by TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
+"#,
+    },
+    Migration {
+        version: 5,
+        // Answers kept for clients' idempotency keys (`crate::idempotency`):
+        // the id a blind-index term of user and key, the answer field
+        // ciphertext; rows older than a day are dropped by the next write
+        // that keeps one.
+        sql: r#"
+CREATE TABLE idempotency (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    reply BLOB NOT NULL
+);
+CREATE INDEX idempotency_created ON idempotency(created_at);
 "#,
     },
 ];
