@@ -327,6 +327,8 @@ fn up(args: &[String]) -> Result<(), String> {
         .parse()
         .map_err(|_| "--port must be a port number".to_owned())?;
     let release = args.iter().any(|a| a == "--release");
+    // Every host builds wasm (the front end, the Worker, the component).
+    ensure_targets()?;
     let data = if Path::new(&data_dir).is_absolute() {
         PathBuf::from(&data_dir)
     } else {
