@@ -147,9 +147,39 @@ pub async fn keys_status(args: KeysStatusArgs) -> Result<(), String> {
 pub async fn rotate_root(args: RotateRootArgs) -> Result<(), String> {
     let p = &args.place;
     let region = one_region(&args.region)?;
-    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
-    let r = keys::rotate_root(&app, &p.key_dir(), args.batch, p.json).await?;
+    let r = match &args.remote.sqld {
+        Some(url) => {
+            let app = amanah::sqld::open(url, &p.key_dir(), &region).await?;
+            keys::rotate_root_remote(
+                &app,
+                &p.key_dir(),
+                &args.host_urls,
+                &amanah::sqld::host_root_versions,
+                args.batch,
+                p.json,
+            )
+            .await?
+        }
+        None => {
+            if !args.host_urls.is_empty() {
+                return Err(
+                    "--host-url goes with --sqld (a native region's hosts follow the key file)"
+                        .into(),
+                );
+            }
+            let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
+            keys::rotate_root(&app, &p.key_dir(), args.batch, p.json).await?
+        }
+    };
     emit(p.json, &r, |r| {
+        if args.remote.sqld.is_some() && r.added {
+            return format!(
+                "region {}: root key v{} added to {}; nothing is wrapped by it yet.\n  Redeploy the region's hosts so that their ROOT_KEY holds it, then run this command again to re-wrap.\n",
+                r.region,
+                r.version,
+                amanah::root_key::path(&p.key_dir(), &r.region).display()
+            );
+        }
         format!(
             "region {}: every key is wrapped by root key v{} ({} re-wrapped now{}){}\n",
             r.region,
@@ -175,12 +205,20 @@ pub async fn rotate_root(args: RotateRootArgs) -> Result<(), String> {
 pub async fn retire_root(args: RetireRootArgs) -> Result<(), String> {
     let p = &args.place;
     let region = one_region(&args.region)?;
-    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
-    let r = keys::retire_root(&app, &p.key_dir(), args.version).await?;
+    let r = on_region!(args.remote, p, &region, |app| {
+        keys::retire_root(&app, &p.key_dir(), args.version).await?
+    });
     emit(p.json, &r, |r| {
         format!(
-            "region {}: root key v{} retired; the key file holds {:?}\n",
-            r.region, r.retired, r.held
+            "region {}: root key v{} retired; the key file holds {:?}{}\n",
+            r.region,
+            r.retired,
+            r.held,
+            if args.remote.sqld.is_some() {
+                "; redeploy the region's hosts so that their ROOT_KEY drops it"
+            } else {
+                ""
+            }
         )
     })
 }

@@ -99,10 +99,12 @@ enum KeysCommand {
     Status(KeysStatusArgs),
     /// Adds a root key version and re-wraps every clinic data key and the
     /// region key under it, online. Run again after an interruption: it
-    /// resumes.
+    /// resumes. With `--sqld`, two runs with a redeploy between them: the
+    /// first adds the version to the key file, the second (once every
+    /// `--host-url` holds it) re-wraps.
     RotateRoot(RotateRootArgs),
     /// Removes an old root key version from the key file once it wraps
-    /// nothing.
+    /// nothing (with `--sqld`: redeploy the hosts afterwards).
     RetireRoot(RetireRootArgs),
     /// Gives a clinic a new data key version, then re-seals its fields and
     /// rebuilds its search index under it.
@@ -116,6 +118,13 @@ struct RotateRootArgs {
     /// Wrapped keys re-wrapped per transaction.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     batch: i64,
+    /// With `--sqld`: a host of the region (its http:// URL; repeat for
+    /// each). Re-wrapping starts only once every one says (`/healthz`) it
+    /// holds the new root version.
+    #[arg(long = "host-url", value_name = "URL")]
+    host_urls: Vec<String>,
+    #[command(flatten)]
+    remote: Remote,
     #[command(flatten)]
     place: Place,
 }
@@ -127,6 +136,8 @@ struct RetireRootArgs {
     /// The root key version to remove (never the newest).
     #[arg(long)]
     version: u32,
+    #[command(flatten)]
+    remote: Remote,
     #[command(flatten)]
     place: Place,
 }

@@ -120,3 +120,38 @@ pub async fn open(
     })?;
     Ok(app)
 }
+
+/// The root key versions the host at `url` holds, as its `GET /healthz`
+/// says. Plain HTTP, as for `--sqld` (loopback or a tunnel's local end).
+pub fn host_root_versions(url: &str) -> Result<Vec<u32>, String> {
+    if !url.starts_with("http://") {
+        return Err(format!(
+            "--host-url {url:?}: give the host's http:// URL (loopback, or a tunnel's local end)"
+        ));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let health = format!("{}/healthz", url.trim_end_matches('/'));
+    let mut resp = agent
+        .get(&health)
+        .call()
+        .map_err(|e| format!("{health}: {e}"))?;
+    if resp.status() != 200 {
+        return Err(format!("{health} answered {}", resp.status()));
+    }
+    let body: serde_json::Value = resp
+        .body_mut()
+        .read_json()
+        .map_err(|e| format!("{health}: {e}"))?;
+    body["root_versions"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .map(|v| v.as_u64().and_then(|n| u32::try_from(n).ok()))
+                .collect::<Option<Vec<u32>>>()
+        })
+        .ok_or_else(|| format!("{health} names no root_versions (a host older than this command?)"))
+}

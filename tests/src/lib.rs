@@ -254,6 +254,51 @@ impl Deployment {
         self.purge_token.as_deref()
     }
 
+    /// Restarts the hosts of a Worker or Spin deployment that `cargo xtask
+    /// up` runs, their secrets read again (`ROOT_KEY` from the key file), as
+    /// a production redeploy does; returns once every region answers again.
+    /// The same file protocol as `cargo xtask redeploy`.
+    pub fn redeploy(&self) {
+        let data = self
+            .data_dir
+            .as_ref()
+            .expect("a deployment with a data dir");
+        assert!(
+            matches!(self.layout, Layout::Sqld(_)),
+            "only a Worker or Spin deployment is redeployed"
+        );
+        let nonce = fresh_key();
+        let done = data.join("redeploy.done");
+        let _ = std::fs::remove_file(&done);
+        std::fs::write(data.join("redeploy.request"), &nonce).expect("ask for a redeploy");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        loop {
+            if let Ok(answer) = std::fs::read_to_string(&done) {
+                if let Some(rest) = answer.trim().strip_prefix(&nonce) {
+                    assert_eq!(rest.trim(), "ok", "redeploy: {answer}");
+                    return;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no answer to the redeploy"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// The root key versions a region's host says it holds (`/healthz`).
+    pub fn host_root_versions(&self, region: &str) -> Vec<u64> {
+        let r = self.client(region).get("/healthz");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["root_versions"]
+            .as_array()
+            .expect("root_versions")
+            .iter()
+            .map(|v| v.as_u64().expect("a version"))
+            .collect()
+    }
+
     /// The libSQL server of a region, in a [`Layout::Sqld`] deployment.
     pub fn sqld(&self, region: &str) -> Option<&SqldRegion> {
         match &self.layout {

@@ -196,9 +196,76 @@ pub fn up<H: WasmHost>(
         stop(&mut regions);
         return Err(e);
     }
-    let outcome = watch::<H>(&mut regions);
+    let outcome = watch(host, &data, &mut regions, test_hooks);
     stop(&mut regions);
     outcome
+}
+
+/// Where a redeploy is asked for (its text: a nonce of the asker's), and
+/// where the deployment answers (`<nonce> ok` or `<nonce> error: …`).
+pub const REDEPLOY_REQUEST: &str = "redeploy.request";
+pub const REDEPLOY_DONE: &str = "redeploy.done";
+
+/// `cargo xtask redeploy`: asks the deployment running on `data` to start
+/// its hosts again, as a production redeploy would (the secrets read again:
+/// `ROOT_KEY` from the key file), and waits for the answer.
+pub fn redeploy(data: &Path) -> Result<(), String> {
+    let nonce = random_hex()?;
+    let done = data.join(REDEPLOY_DONE);
+    let _ = fs::remove_file(&done);
+    write_private(&data.join(REDEPLOY_REQUEST), &nonce)?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Ok(answer) = fs::read_to_string(&done) {
+            if let Some(rest) = answer.trim().strip_prefix(&nonce) {
+                return match rest.trim() {
+                    "ok" => Ok(()),
+                    other => Err(format!("redeploy failed: {other}")),
+                };
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!(
+        "no deployment answered a redeploy under {} (is `cargo xtask up` running on it?)",
+        data.display()
+    ))
+}
+
+/// Stops each region's host and starts it again, one region after another.
+fn restart_servers<H: WasmHost>(
+    host: &mut H,
+    data: &Path,
+    regions: &mut [RegionProc],
+    test_hooks: bool,
+) -> Result<(), String> {
+    let region_urls: Vec<String> = regions
+        .iter()
+        .map(|r| format!("{}={}", r.id, r.url()))
+        .collect();
+    let region_urls = region_urls.join(",");
+    for r in regions.iter_mut() {
+        if let Some(w) = r.server.take() {
+            stop_server(w);
+        }
+        wait_port_free(r.port)?;
+        let (child, log) = host.start(data, r, &region_urls, test_hooks)?;
+        r.server = Some(child);
+        wait_healthy(&r.url(), Duration::from_secs(90))
+            .map_err(|e| format!("{e}; see {}", log.display()))?;
+    }
+    Ok(())
+}
+
+fn wait_port_free(port: u16) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("port {port} is still taken after its host stopped"))
 }
 
 fn start_servers<H: WasmHost>(
@@ -286,9 +353,27 @@ fn own_process_group() -> Option<u32> {
 }
 
 /// Waits until a host process exits (sqld may be stopped and restarted by
-/// tests on purpose).
-fn watch<H: WasmHost>(regions: &mut [RegionProc]) -> Result<(), String> {
+/// tests on purpose); redeploys when asked (see [`redeploy`]).
+fn watch<H: WasmHost>(
+    host: &mut H,
+    data: &Path,
+    regions: &mut [RegionProc],
+    test_hooks: bool,
+) -> Result<(), String> {
+    let request = data.join(REDEPLOY_REQUEST);
     loop {
+        if let Ok(nonce) = fs::read_to_string(&request) {
+            let _ = fs::remove_file(&request);
+            eprintln!("xtask: redeploying the {} hosts", H::NAME);
+            let result = restart_servers(host, data, regions, test_hooks);
+            let answer = match &result {
+                Ok(()) => format!("{} ok\n", nonce.trim()),
+                Err(e) => format!("{} error: {e}\n", nonce.trim()),
+            };
+            write_private(&data.join(REDEPLOY_DONE), &answer)?;
+            result?;
+            eprintln!("xtask: redeployed");
+        }
         for r in regions.iter_mut() {
             if let Some(w) = r.server.as_mut() {
                 if let Ok(Some(status)) = w.try_wait() {
@@ -304,21 +389,26 @@ fn watch<H: WasmHost>(regions: &mut [RegionProc]) -> Result<(), String> {
     }
 }
 
+/// SIGTERM, 5 s to exit, then SIGKILL.
+fn stop_server(mut w: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &w.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = w.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = w.kill();
+    let _ = w.wait();
+}
+
 fn stop(regions: &mut [RegionProc]) {
     for r in regions.iter_mut() {
-        if let Some(mut w) = r.server.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &w.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = w.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = w.kill();
-            let _ = w.wait();
+        if let Some(w) = r.server.take() {
+            stop_server(w);
         }
         let _ = r.sqld.kill();
         let _ = r.sqld.wait();

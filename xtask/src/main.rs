@@ -47,6 +47,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("up") => up(&args[1..]),
+        Some("redeploy") => redeploy(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         Some("frontend-build") => tools::ensure()
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage:
   cargo xtask up [--host native|worker|spin] [--data-dir DIR] [--port PORT] [--release]
+  cargo xtask redeploy [--data-dir DIR]
   cargo xtask frontend-build
   cargo xtask edge-build
   cargo xtask spin-build
@@ -317,6 +319,20 @@ fn test_on(host: &str) -> Result<(), String> {
     let result = run(&format!("end-to-end suite against the {host} host"), c);
     deploy::stop_tree(child);
     result
+}
+
+/// Restarts the hosts of the Worker or Spin deployment running on
+/// `--data-dir` (as `up` started it), their secrets read again.
+fn redeploy(args: &[String]) -> Result<(), String> {
+    let data_dir = flag_value(args, "--data-dir")?.unwrap_or_else(|| "data".into());
+    let data = if Path::new(&data_dir).is_absolute() {
+        PathBuf::from(&data_dir)
+    } else {
+        root().join(&data_dir)
+    };
+    deploy::redeploy(&data)?;
+    eprintln!("xtask: the hosts on {} are redeployed", data.display());
+    Ok(())
 }
 
 fn up(args: &[String]) -> Result<(), String> {

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use amanah_functions::crypto::keys::RootKeyring;
 use amanah_functions::host::Host;
 use amanah_functions::ids::ClinicId;
 use amanah_functions::App;
@@ -156,6 +157,27 @@ fn crash_point(batches: usize) {
     let _ = batches;
 }
 
+/// The region's root keyring and how many keys each root version wraps,
+/// refused if any version in use is missing from the key file. The region
+/// key is made first if missing, so that a rotation re-wraps it with the rest.
+async fn held_versions_in_use<H: Host>(
+    app: &App<H>,
+    key_dir: &Path,
+) -> Result<(std::sync::Arc<RootKeyring>, BTreeMap<u32, i64>), String> {
+    let region = &app.config().region.id;
+    app.region_key().await.map_err(text)?;
+    let ring = app.host().root_keys();
+    let in_use = app.root_versions_in_use().await.map_err(text)?;
+    if let Some(lost) = in_use.keys().find(|v| ring.get(**v).is_none()) {
+        return Err(format!(
+            "keys of region {region} are wrapped by root key v{lost}, which {} does not hold: \
+             put that version back in the key file before rotating",
+            root_key::path(key_dir, region).display()
+        ));
+    }
+    Ok((ring, in_use))
+}
+
 /// Rotates the region's root key, or finishes an unfinished rotation.
 pub async fn rotate_root(
     app: &App<NativeHost>,
@@ -164,17 +186,7 @@ pub async fn rotate_root(
     quiet: bool,
 ) -> Result<RootRotation, String> {
     let region = app.config().region.id.clone();
-    // Made now if missing, so that it is re-wrapped with the rest.
-    app.region_key().await.map_err(text)?;
-    let ring = app.host().root_keys();
-    let in_use = app.root_versions_in_use().await.map_err(text)?;
-    if let Some(lost) = in_use.keys().find(|v| ring.get(**v).is_none()) {
-        return Err(format!(
-            "keys of region {region} are wrapped by root key v{lost}, which {} does not hold: \
-             put that version back in the key file before rotating",
-            root_key::path(key_dir, &region).display()
-        ));
-    }
+    let (ring, in_use) = held_versions_in_use(app, key_dir).await?;
     let unfinished = in_use.keys().any(|v| *v != ring.current().version);
     let added = !unfinished;
     let expected = ring.current().version + u32::from(added);
@@ -191,6 +203,33 @@ pub async fn rotate_root(
             "the key file changed under this run (newest root version v{newest}, expected v{expected}); run rotate-root again"
         ));
     }
+    let rewrapped = rewrap_all(app, newest, batch, quiet).await?;
+    let scrubbed = app.host().scrub(None).await.map_err(|e| e.to_string())?;
+    Ok(RootRotation {
+        region,
+        version: newest,
+        added,
+        rewrapped,
+        retirable: older_than(&ring, newest),
+        scrubbed,
+    })
+}
+
+fn older_than(ring: &RootKeyring, newest: u32) -> Vec<u32> {
+    ring.versions()
+        .into_iter()
+        .filter(|v| *v != newest)
+        .collect()
+}
+
+/// Re-wraps, a batch per transaction, every key wrapped by another root
+/// version than `newest`; fails if any is left.
+async fn rewrap_all<H: Host>(
+    app: &App<H>,
+    newest: u32,
+    batch: i64,
+    quiet: bool,
+) -> Result<usize, String> {
     let stale: i64 = app
         .root_versions_in_use()
         .await
@@ -219,18 +258,73 @@ pub async fn rotate_root(
             "some keys are still wrapped by an older root version ({left:?}); run rotate-root again"
         ));
     }
-    let scrubbed = app.host().scrub(None).await.map_err(|e| e.to_string())?;
+    Ok(rewrapped)
+}
+
+/// The root versions each of a region's hosts says it holds
+/// (`GET /healthz`).
+pub type HostVersions = dyn Fn(&str) -> Result<Vec<u32>, String> + Sync;
+
+/// Root rotation of a sqld region, whose hosts (Worker, Spin) hold the root
+/// keys as a deployed secret and learn a new version only from a redeploy.
+/// So it takes two runs with a redeploy between them:
+///
+/// 1. everything is wrapped by the key file's newest version: a version is
+///    added to the key file and nothing else is done (redeploy the hosts
+///    from the file now);
+/// 2. something is wrapped by an older version: every host named must say
+///    it holds the newest (`hosts`), then every key is re-wrapped under it.
+///    An interrupted run resumes the same way.
+///
+/// Nothing is ever wrapped under a version a running host lacks.
+pub async fn rotate_root_remote<H: Host>(
+    app: &App<H>,
+    key_dir: &Path,
+    hosts: &[String],
+    host_versions: &HostVersions,
+    batch: i64,
+    quiet: bool,
+) -> Result<RootRotation, String> {
+    let region = app.config().region.id.clone();
+    if hosts.is_empty() {
+        return Err(format!(
+            "--host-url: name every host of region {region} (repeat the flag), so that the \
+             rotation can check each holds the new root version before anything is wrapped by it"
+        ));
+    }
+    let (ring, in_use) = held_versions_in_use(app, key_dir).await?;
+    let newest = ring.current().version;
+    if in_use.keys().all(|v| *v == newest) {
+        let next = ring.with_next(root_key::random_key()?);
+        root_key::write(key_dir, &next)?;
+        return Ok(RootRotation {
+            region,
+            version: next.current().version,
+            added: true,
+            rewrapped: 0,
+            retirable: Vec::new(),
+            scrubbed: false,
+        });
+    }
+    for url in hosts {
+        let held = host_versions(url)?;
+        if !held.contains(&newest) {
+            return Err(format!(
+                "the host at {url} holds root key versions {held:?}, not v{newest}: redeploy \
+                 region {region}'s hosts from the key file first (nothing was re-wrapped)"
+            ));
+        }
+    }
+    let rewrapped = rewrap_all(app, newest, batch, quiet).await?;
     Ok(RootRotation {
         region,
         version: newest,
-        added,
+        added: false,
         rewrapped,
-        retirable: ring
-            .versions()
-            .into_iter()
-            .filter(|v| *v != newest)
-            .collect(),
-        scrubbed,
+        retirable: older_than(&ring, newest),
+        // A sqld keeps old pages in its log; retiring the old version is
+        // what makes them useless.
+        scrubbed: false,
     })
 }
 
@@ -245,8 +339,8 @@ pub struct Retirement {
 
 /// Removes root key `version` from the region's key file, if nothing it
 /// wraps is left.
-pub async fn retire_root(
-    app: &App<NativeHost>,
+pub async fn retire_root<H: Host>(
+    app: &App<H>,
     key_dir: &Path,
     version: u32,
 ) -> Result<Retirement, String> {

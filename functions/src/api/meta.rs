@@ -6,8 +6,15 @@ use crate::app::{Ctx, Reply};
 use crate::error::ApiResult;
 use crate::host::Host;
 
+/// Liveness, the region, and the root key versions this instance holds
+/// (numbers only: an operator's `keys rotate-root --sqld` checks that a
+/// redeploy gave every host the new version before wrapping under it).
 pub(crate) fn health<H: Host>(ctx: &Ctx<'_, H>) -> ApiResult<Reply> {
-    Reply::ok(json!({ "status": "ok", "region": ctx.app.config().region.id }))
+    Reply::ok(json!({
+        "status": "ok",
+        "region": ctx.app.config().region.id,
+        "root_versions": ctx.app.host().root_keys().versions(),
+    }))
 }
 
 pub(crate) fn regions<H: Host>(ctx: &Ctx<'_, H>) -> ApiResult<Reply> {
