@@ -263,10 +263,11 @@ pub async fn rotate_clinic(args: RotateClinicArgs) -> Result<(), String> {
 pub async fn backup(args: BackupArgs) -> Result<(), String> {
     let p = &args.place;
     let region = one_region(&args.region)?;
-    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
-    let (_, report) = backup::run(&app, &args.out, args.since.as_deref(), p.json).await?;
+    let (_, report) = on_region!(args.remote, p, &region, |app| {
+        backup::run(&app, &args.out, args.since.as_deref(), p.json).await?
+    });
     emit(p.json, &report, |r| {
-        format!(
+        let mut out = format!(
             "backup {} of region {} in {}: {} clinic(s), {} carried over, {} bytes, {:.1} s\n",
             r.id,
             r.region,
@@ -275,7 +276,13 @@ pub async fn backup(args: BackupArgs) -> Result<(), String> {
             r.carried_over,
             r.bytes,
             r.seconds
-        )
+        );
+        for c in &r.without_database {
+            out.push_str(&format!(
+                "  warning: clinic {c} is in the directory but has no database (a sign-up in flight or one that failed; if it is older, its database is lost)\n"
+            ));
+        }
+        out
     })
 }
 
@@ -300,12 +307,30 @@ pub async fn restore(args: RestoreArgs) -> Result<(), String> {
         }
     }
     let region = one_region(&claimed)?;
-    let key_dir = args
-        .key_dir
-        .clone()
-        .unwrap_or_else(|| args.keys_from.join("keys"));
-    let keys = ops::open_region(&args.keys_from, &key_dir, &region)?;
-    let report = restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?;
+    let (report, key_dir) = match &args.remote.sqld {
+        // The key store is the region's directory on its libSQL server.
+        Some(url) => {
+            if args.keys_from.is_some() {
+                return Err("--keys-from names a data dir; with --sqld the server's directory is the key store".into());
+            }
+            let key_dir = args.key_dir.clone().ok_or(
+                "--key-dir: with --sqld, name the directory of the region's root key file",
+            )?;
+            let keys = amanah::sqld::open(url, &key_dir, &region).await?;
+            let r = restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?;
+            (r, key_dir)
+        }
+        None => {
+            let keys_from = args.keys_from.clone().unwrap_or_else(|| "data".into());
+            let key_dir = args
+                .key_dir
+                .clone()
+                .unwrap_or_else(|| keys_from.join("keys"));
+            let keys = ops::open_region(&keys_from, &key_dir, &region)?;
+            let r = restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?;
+            (r, key_dir)
+        }
+    };
     emit(args.json, &report, |r| {
         let mut out = format!(
             "restored backup {} (taken {}) of region {} into {} in {:.1} s: {} clinic(s), platform audit {} entries; all verified\n",
@@ -326,6 +351,11 @@ pub async fn restore(args: RestoreArgs) -> Result<(), String> {
         for u in &r.unreadable {
             out.push_str(&format!("  {} not restored: {}\n", u.id, u.why));
         }
+        for c in &r.without_database {
+            out.push_str(&format!(
+                "  {c} not restored: it had no database when the backup was taken\n"
+            ));
+        }
         out.push_str(&format!(
             "serve it with: amanah serve --data-dir {} --key-dir {}\n",
             r.data_dir.display(),
@@ -338,8 +368,15 @@ pub async fn restore(args: RestoreArgs) -> Result<(), String> {
 pub async fn drill(args: DrillArgs) -> Result<(), String> {
     let p = &args.place;
     let region = one_region(&args.region)?;
-    let app = ops::open_region(&p.data_dir, &p.key_dir(), &region)?;
-    let report = drill::run(&app, &args.scratch, p.json).await?;
+    let only = args.clinic.as_deref().map(clinic_id).transpose()?;
+    if let Some(c) = &only {
+        if c.region() != region.id {
+            return Err(ops::region_refusal(c.region(), &region.id));
+        }
+    }
+    let report = on_region!(args.remote, p, &region, |app| {
+        drill::run(&app, &args.scratch, only.as_ref(), p.json).await?
+    });
     let file = args
         .report
         .clone()

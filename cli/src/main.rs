@@ -119,7 +119,7 @@ struct RotateRootArgs {
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     batch: i64,
     /// With `--sqld`: a host of the region (its http:// URL; repeat for
-    /// each). Re-wrapping starts only once every one says (`/healthz`) it
+    /// each). Re-wrapping starts only once every one says (`/healthz/keys`) it
     /// holds the new root version.
     #[arg(long = "host-url", value_name = "URL")]
     host_urls: Vec<String>,
@@ -183,6 +183,8 @@ struct BackupArgs {
     #[arg(long)]
     since: Option<PathBuf>,
     #[command(flatten)]
+    remote: Remote,
+    #[command(flatten)]
     place: Place,
 }
 
@@ -205,12 +207,17 @@ struct RestoreArgs {
     #[arg(long)]
     data_dir: PathBuf,
     /// The live data dir whose directory is the region's key store (clinic
-    /// data keys are never in backups).
-    #[arg(long, default_value = "data")]
-    keys_from: PathBuf,
-    /// Where region root keys live (default: `<keys-from>/keys`).
+    /// data keys are never in backups); default `data`.
+    #[arg(long)]
+    keys_from: Option<PathBuf>,
+    /// Where region root keys live (default: `<keys-from>/keys`; required
+    /// with `--sqld`).
     #[arg(long)]
     key_dir: Option<PathBuf>,
+    /// With `--sqld`, the key store is the directory on the region's
+    /// libSQL server; the restore still goes into `--data-dir`'s files.
+    #[command(flatten)]
+    remote: Remote,
     #[arg(long)]
     json: bool,
 }
@@ -225,6 +232,12 @@ struct DrillArgs {
     /// Where the result is written as JSON (default: `<scratch>/drill.json`).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Restore only this clinic (with the directory); the backup is still
+    /// the whole region's.
+    #[arg(long)]
+    clinic: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
     #[command(flatten)]
     place: Place,
 }

@@ -121,7 +121,7 @@ pub async fn open(
     Ok(app)
 }
 
-/// The root key versions the host at `url` holds, as its `GET /healthz`
+/// The root key versions the host at `url` holds, as its `GET /healthz/keys`
 /// says. Plain HTTP, as for `--sqld` (loopback or a tunnel's local end).
 pub fn host_root_versions(url: &str) -> Result<Vec<u32>, String> {
     if !url.starts_with("http://") {
@@ -134,7 +134,7 @@ pub fn host_root_versions(url: &str) -> Result<Vec<u32>, String> {
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into();
-    let health = format!("{}/healthz", url.trim_end_matches('/'));
+    let health = format!("{}/healthz/keys", url.trim_end_matches('/'));
     let mut resp = agent
         .get(&health)
         .call()

@@ -6,6 +6,8 @@
 //! progress, output) live in the `amanah` binary; every SQL statement on
 //! the schemas stays in this crate.
 
+pub mod copy;
+
 use std::collections::BTreeMap;
 
 use crate::app::App;

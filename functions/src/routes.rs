@@ -10,6 +10,7 @@ use crate::rbac::Permission;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteId {
     Health,
+    HealthKeys,
     Regions,
     OpenApi,
     SignUp,
@@ -120,6 +121,7 @@ use RouteId as R;
 /// Every route.
 pub const ROUTES: &[Route] = &[
     r(Method::GET, "/healthz", R::Health, Public, None),
+    r(Method::GET, "/healthz/keys", R::HealthKeys, Public, None),
     r(Method::GET, "/api/v1/regions", R::Regions, Public, None),
     r(
         Method::GET,

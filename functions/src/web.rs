@@ -20,7 +20,7 @@ const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; sty
 img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
 
-/// Whether a path is the application's (the API, `/healthz`, test hooks,
+/// Whether a path is the application's (the API, `/healthz[/keys]`, test hooks,
 /// internal triggers) rather than a file of the front end. Every host routes
 /// by this one rule.
 pub fn is_app_path(path: &str) -> bool {
@@ -28,6 +28,7 @@ pub fn is_app_path(path: &str) -> bool {
         || path.starts_with("/__test/")
         || path.starts_with("/internal/")
         || path == "/healthz"
+        || path == "/healthz/keys"
 }
 
 /// Adds the headers every response carries; `no-store` on every API answer.

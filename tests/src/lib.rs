@@ -287,9 +287,9 @@ impl Deployment {
         }
     }
 
-    /// The root key versions a region's host says it holds (`/healthz`).
+    /// The root key versions a region's host says it holds (`/healthz/keys`).
     pub fn host_root_versions(&self, region: &str) -> Vec<u64> {
-        let r = self.client(region).get("/healthz");
+        let r = self.client(region).get("/healthz/keys");
         assert_eq!(r.status, 200, "{}", r.body);
         r.body["root_versions"]
             .as_array()
@@ -992,6 +992,23 @@ impl Client {
         assert_eq!(r.status, 200, "verify: {}", r.body);
         assert_eq!(r.body["ok"], true, "{}", r.body);
         r.body["entries"].as_i64().expect("entries")
+    }
+
+    /// The id of every patient this client can list, page after page.
+    pub fn patient_ids(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut path = "/api/v1/patients?limit=200".to_owned();
+        loop {
+            let r = self.get(&path);
+            assert_eq!(r.status, 200, "list patients: {}", r.body);
+            for p in r.body["items"].as_array().expect("items") {
+                out.push(p["id"].as_str().expect("id").to_owned());
+            }
+            match r.body["next_cursor"].as_str() {
+                Some(cur) => path = format!("/api/v1/patients?limit=200&cursor={cur}"),
+                None => return out,
+            }
+        }
     }
 
     /// How many patients a search for `q` finds.

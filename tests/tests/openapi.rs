@@ -126,6 +126,7 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
     };
 
     ok(get(&anon, "/healthz"), 200);
+    ok(get(&anon, "/healthz/keys"), 200);
     ok(get(&anon, "/api/v1/regions"), 200);
     ok(get(&anon, "/api/v1/openapi.json"), 200);
 

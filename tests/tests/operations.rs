@@ -32,22 +32,6 @@ fn nurse(clinic: &Clinic, owner: &Client, email: &str) {
     clinic.add_staff(owner, "nurse", email);
 }
 
-fn patient_ids(c: &Client) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut path = "/api/v1/patients?limit=200".to_owned();
-    loop {
-        let r = c.get(&path);
-        assert_eq!(r.status, 200, "{}", r.body);
-        for p in r.body["items"].as_array().expect("items") {
-            out.push(p["id"].as_str().expect("id").to_owned());
-        }
-        match r.body["next_cursor"].as_str() {
-            Some(cur) => path = format!("/api/v1/patients?limit=200&cursor={cur}"),
-            None => return out,
-        }
-    }
-}
-
 #[test]
 fn backups_restore_whole_incremental_by_time_and_by_clinic() {
     let Some((d, data, work)) = native() else {
@@ -149,7 +133,7 @@ fn backups_restore_whole_incremental_by_time_and_by_clinic() {
         ..a.clone()
     };
     let nurse_a = a_there.login("nurse@backup-a.pk", PASSWORD);
-    let mut got = patient_ids(&nurse_a);
+    let mut got = nurse_a.patient_ids();
     got.sort();
     let mut want = a_patients[..3].to_vec();
     want.sort();
@@ -296,7 +280,7 @@ fn a_backup_taken_during_writes_restores_consistently() {
         ..clinic.clone()
     };
     let nurse = there.login("nurse@busy.pk", PASSWORD);
-    let got = patient_ids(&nurse);
+    let got = nurse.patient_ids();
     // Everything acknowledged before the backup began is there; nothing is
     // there that was not written; every patient opens and is findable.
     for id in &before {
@@ -553,4 +537,59 @@ fn backups_of_a_purged_clinic_stay_unreadable() {
             file.display()
         );
     }
+}
+
+#[test]
+fn a_clinic_without_a_database_is_named_and_the_rest_is_backed_up() {
+    let Some((d, data, work)) = native() else {
+        return;
+    };
+    let (a, owner, _) = d.ready_clinic("pk", "Whole Clinic", "owner@whole.pk");
+    owner.create_patient(json!({"name": "Kept Person", "dob": "1980-08-08"}));
+    // A sign-up that stopped between the directory and the database.
+    let orphan = "pk_aaaaaaaaaaaaaaaaaaaaaaaaaa";
+    sql_on_file(
+        &data.join("pk").join("directory.db"),
+        &[&format!(
+            "INSERT INTO clinics (id, status, created_at, key_version) VALUES ('{orphan}', 'active', 0, 1)"
+        )],
+    )
+    .expect("orphan directory row");
+    let out = work.path().join("b");
+    let r = amanah(
+        &["backup", "--region", "pk"],
+        &[("--out", &out), ("--data-dir", &data)],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.json["clinics"], 1, "{}", r.json);
+    assert_eq!(r.json["without_database"], json!([orphan]));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["without_database"], json!([orphan]));
+    // The text report warns.
+    let text = std::process::Command::new(amanah_e2e::amanah_bin())
+        .args(["backup", "--region", "pk", "--out"])
+        .arg(work.path().join("b2"))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("run amanah");
+    assert!(text.status.success());
+    let said = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        said.contains(&format!("warning: clinic {orphan}")),
+        "{said}"
+    );
+    let target = work.path().join("r");
+    let r = amanah(
+        &["restore"],
+        &[
+            ("--from", &out),
+            ("--data-dir", &target),
+            ("--keys-from", &data),
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.json["restored"][0]["id"], a.id.as_str());
+    assert_eq!(r.json["without_database"], json!([orphan]));
 }

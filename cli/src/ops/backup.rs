@@ -2,9 +2,10 @@
 //! region and of its directory, each sealed as a whole ([`super::seal`]),
 //! with a manifest of checksums, audit heads and row counts.
 //!
-//! - Each database is copied with `VACUUM INTO`, which reads one
-//!   transaction's view: writes that go on meanwhile are either wholly in
-//!   the copy or not at all. Backups run online, beside `amanah serve`.
+//! - Each database is copied as one transaction's view ([`super::snapshot`]:
+//!   `VACUUM INTO` natively, a read transaction over Hrana on a libSQL
+//!   server): writes that go on meanwhile are either wholly in the copy or
+//!   not at all. Backups run online, beside the running hosts.
 //! - A clinic's file is sealed with a key derived from its data key, so the
 //!   purge (which destroys that key) leaves every backup of it unreadable.
 //!   For the same reason the directory's copy is emptied of wrapped keys
@@ -22,12 +23,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use amanah_functions::clock::rfc3339;
-use amanah_functions::host::Host;
+use amanah_functions::host::{DbError, Host};
 use amanah_functions::ops::{self, ClinicRecord};
-use amanah_functions::{App, Conn};
+use amanah_functions::App;
 
 use super::manifest::{self, ClinicSnapshot, Manifest, SealedFile};
 use super::seal::{self, hex};
+use super::snapshot::{exists, scratch_file, Db, Snapshot};
 use super::{now, progress, remove_db_files};
 use crate::native_host::NativeHost;
 
@@ -39,6 +41,8 @@ pub struct BackupReport {
     pub region: String,
     pub clinics: usize,
     pub carried_over: usize,
+    /// Clinics of the directory that had no database (nothing to back up).
+    pub without_database: Vec<String>,
     pub bytes: u64,
     pub seconds: f64,
 }
@@ -70,21 +74,10 @@ fn create_out(out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `VACUUM INTO` a new file.
-async fn snapshot_into<C: Conn>(conn: &C, to: &Path) -> Result<(), String> {
-    let path = to
-        .to_str()
-        .ok_or("the backup path is not UTF-8")?
-        .to_owned();
-    conn.execute("VACUUM INTO ?1", vec![path.into()])
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("snapshot failed: {e}"))
-}
-
-/// Backs up `app`'s region (the live data dir) into `out`.
-pub async fn run(
-    app: &App<NativeHost>,
+/// Backs up `app`'s region (the live data dir, or a libSQL server's
+/// namespaces) into `out`.
+pub async fn run<H: Snapshot>(
+    app: &App<H>,
     out: &Path,
     since: Option<&Path>,
     quiet: bool,
@@ -124,7 +117,7 @@ pub async fn run(
     // The directory first: it lists the clinics to copy.
     let dir_copy = scratch_region.join("directory.db");
     let live_dir = app.host().directory().await.map_err(|e| e.to_string())?;
-    snapshot_into(&live_dir, &dir_copy).await?;
+    H::snapshot(&live_dir, &scratch, Db::Directory).await?;
     drop(live_dir);
     let (clinics, platform_head) = {
         let conn = scratch
@@ -156,9 +149,12 @@ pub async fn run(
     let wanted: Vec<&ClinicRecord> = clinics.iter().filter(|c| c.status != "purged").collect();
     let bar = progress(wanted.len() as u64, "clinics", quiet);
     let mut snapshots = Vec::with_capacity(wanted.len());
+    let mut without_database = Vec::new();
     for c in wanted {
-        let snap = clinic(app, &scratch, c, out, &id, earlier.as_ref()).await?;
-        snapshots.push(snap);
+        match clinic(app, &scratch, c, out, &id, earlier.as_ref()).await? {
+            Some(snap) => snapshots.push(snap),
+            None => without_database.push(c.id.as_str().to_owned()),
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -183,6 +179,7 @@ pub async fn run(
         platform_audit_seq: platform_head.0,
         platform_audit_head: platform_head.1,
         clinics: snapshots,
+        without_database,
     };
     manifest::write(out, &manifest, &manifest_key)?;
     let report = BackupReport {
@@ -191,6 +188,7 @@ pub async fn run(
         region,
         clinics: manifest.clinics.len(),
         carried_over: manifest.clinics.iter().filter(|c| c.carried_over).count(),
+        without_database: manifest.without_database.clone(),
         bytes: manifest.directory.bytes
             + manifest.clinics.iter().map(|c| c.sealed.bytes).sum::<u64>(),
         seconds: started.elapsed().as_secs_f64(),
@@ -199,22 +197,28 @@ pub async fn run(
 }
 
 /// One clinic: carried over from the earlier backup if its chain has not
-/// moved, else snapshotted, counted and sealed.
-async fn clinic(
-    app: &App<NativeHost>,
+/// moved, else snapshotted, counted and sealed; `None` if it has no
+/// database (see [`Manifest::without_database`]).
+async fn clinic<H: Snapshot>(
+    app: &App<H>,
     scratch: &App<NativeHost>,
     c: &ClinicRecord,
     out: &Path,
     id: &str,
     earlier: Option<&(PathBuf, Manifest)>,
-) -> Result<ClinicSnapshot, String> {
+) -> Result<Option<ClinicSnapshot>, String> {
     let name = format!("clinics/{}.db.sealed", c.id.as_str());
     let fail = |what: &str, e: String| format!("clinic {}: {what}: {e}", c.id.as_str());
-    let live = app
-        .host()
-        .open_clinic(&c.id)
+    let live = match app.host().open_clinic(&c.id).await {
+        Err(DbError::NotFound) => return Ok(None),
+        other => other.map_err(|e| fail("cannot open its database", e.to_string()))?,
+    };
+    if !exists(&live)
         .await
-        .map_err(|e| fail("cannot open its database", e.to_string()))?;
+        .map_err(|e| fail("cannot open its database", e))?
+    {
+        return Ok(None);
+    }
     if let Some((dir, m)) = earlier {
         let head = ops::audit_head(&live)
             .await
@@ -234,12 +238,12 @@ async fn clinic(
             let mut snap = before.clone();
             snap.carried_over = true;
             snap.sealed.file = name;
-            return Ok(snap);
+            return Ok(Some(snap));
         }
     }
-    let copy = scratch_path(scratch, c);
+    let copy = scratch_file(scratch, Db::Clinic(&c.id));
     let taken_at = rfc3339(now());
-    snapshot_into(&live, &copy)
+    H::snapshot(&live, scratch, Db::Clinic(&c.id))
         .await
         .map_err(|e| fail("snapshot", e))?;
     drop(live);
@@ -277,7 +281,7 @@ async fn clinic(
     )
     .map_err(|e| fail("cannot seal it", e.to_string()))?;
     remove_db_files(&copy);
-    Ok(ClinicSnapshot {
+    Ok(Some(ClinicSnapshot {
         id: c.id.as_str().to_owned(),
         status: c.status.clone(),
         key_version,
@@ -293,13 +297,5 @@ async fn clinic(
             sha256: sealed.sha256,
             plain_sha256: sealed.plain_sha256,
         },
-    })
-}
-
-/// Where the scratch host keeps a clinic's snapshot.
-fn scratch_path(scratch: &App<NativeHost>, c: &ClinicRecord) -> PathBuf {
-    scratch
-        .host()
-        .region_dir()
-        .join(format!("{}.db", c.id.as_str()))
+    }))
 }

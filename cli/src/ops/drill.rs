@@ -10,18 +10,22 @@
 //!   clinic snapshot). With hourly backups a disaster loses at most the
 //!   writes since the last backup, so the schedule holds RPO only while a
 //!   backup takes less than its interval: both are reported.
+//! - On a libSQL server (`--sqld`) the backup reads the server's
+//!   namespaces and the restore goes into the scratch data dir's files, as
+//!   everywhere: the RTO is that of a restore into files.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use amanah_functions::clock::{parse_rfc3339, rfc3339};
+use amanah_functions::ids::ClinicId;
 use amanah_functions::App;
 use serde::Serialize;
 
 use super::backup::{self, BackupReport};
 use super::now;
 use super::restore::{self, RestoreReport};
-use crate::native_host::NativeHost;
+use super::snapshot::Snapshot;
 
 /// The promises drills measure.
 pub const RPO_TARGET_SECONDS: f64 = 3600.0;
@@ -30,6 +34,9 @@ pub const RTO_TARGET_SECONDS: f64 = 900.0;
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillReport {
     pub region: String,
+    /// What was backed up: the region's `files`, or its `sqld`. The restore
+    /// always goes into a scratch data dir's files.
+    pub source: String,
     pub at: String,
     pub ok: bool,
     pub clinics: usize,
@@ -49,10 +56,13 @@ pub struct DrillReport {
     pub restore: RestoreReport,
 }
 
-/// Runs the drill in `scratch` (its `backup/` and `restore/` are replaced).
-pub async fn run(
-    app: &App<NativeHost>,
+/// Runs the drill in `scratch` (its `backup/` and `restore/` are replaced):
+/// the whole region is backed up, and restored whole or, with `only`, that
+/// clinic with the directory.
+pub async fn run<H: Snapshot>(
+    app: &App<H>,
     scratch: &Path,
+    only: Option<&ClinicId>,
     quiet: bool,
 ) -> Result<DrillReport, String> {
     let backup_dir: PathBuf = scratch.join("backup");
@@ -65,7 +75,7 @@ pub async fn run(
     let (manifest, backup_report) = backup::run(app, &backup_dir, None, quiet).await?;
     let restore_started_unix = now();
     let restore_started = Instant::now();
-    let restore_report = restore::run(&backup_dir, &restore_dir, app, None, quiet).await?;
+    let restore_report = restore::run(&backup_dir, &restore_dir, app, only, quiet).await?;
     let rto = restore_started.elapsed().as_secs_f64();
     let oldest = manifest
         .clinics
@@ -95,6 +105,7 @@ pub async fn run(
     let rto_met = rto <= RTO_TARGET_SECONDS;
     Ok(DrillReport {
         region: app.config().region.id.clone(),
+        source: H::STORE.to_owned(),
         at: rfc3339(now()),
         ok: rpo_met && rto_met,
         clinics: restore_report.restored.len(),

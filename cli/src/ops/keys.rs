@@ -262,7 +262,7 @@ async fn rewrap_all<H: Host>(
 }
 
 /// The root versions each of a region's hosts says it holds
-/// (`GET /healthz`).
+/// (`GET /healthz/keys`).
 pub type HostVersions = dyn Fn(&str) -> Result<Vec<u32>, String> + Sync;
 
 /// Root rotation of a sqld region, whose hosts (Worker, Spin) hold the root

@@ -68,6 +68,13 @@ pub struct Manifest {
     pub platform_audit_seq: i64,
     pub platform_audit_head: String,
     pub clinics: Vec<ClinicSnapshot>,
+    /// Clinics the directory lists whose database did not exist when the
+    /// backup reached them: a sign-up in flight, or one that failed before
+    /// its database was made. Nothing of theirs was ever written, so there
+    /// is nothing to restore; they are named so that a lost database is
+    /// never passed over silently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without_database: Vec<String>,
 }
 
 fn mac(key: &KeyBytes, bytes: &[u8]) -> Hmac<Sha256> {

@@ -1,7 +1,10 @@
-//! Operator commands on a region's embedded libSQL files (the native host's
-//! data dir): key status, backups and restores, restore drills, and audit
-//! checkpoints. Each module is one command; what they ask of the
-//! application (every SQL statement) is `amanah_functions::ops`.
+//! Operator commands on a region's databases: the native host's embedded
+//! libSQL files, or (with `--sqld`) the libSQL server of a Worker or Spin
+//! region: key status and rotation, backups and restores, restore drills,
+//! and audit checkpoints. Each module is one command; what they ask of the
+//! application (every SQL statement) is `amanah_functions::ops`. A backup
+//! of either kind restores into files (`restore`), which `amanah serve`
+//! serves.
 //!
 //! Long work shows a progress bar on standard error when it is a terminal,
 //! never with `--json`, whose one JSON document on standard output is for
@@ -14,6 +17,7 @@ pub mod keys;
 pub mod manifest;
 pub mod restore;
 pub mod seal;
+pub mod snapshot;
 
 use std::path::Path;
 

@@ -45,6 +45,8 @@ pub struct RestoreReport {
     pub data_dir: PathBuf,
     pub restored: Vec<RestoredClinic>,
     pub unreadable: Vec<Unreadable>,
+    /// Clinics the backup found without a database (nothing to restore).
+    pub without_database: Vec<String>,
     pub platform_audit_entries: i64,
     pub seconds: f64,
 }
@@ -64,11 +66,12 @@ fn check_target(target: &Path, region: &str) -> Result<(), String> {
 }
 
 /// Restores the backup at `from` into `target`, with the keys of the key
-/// store `keys` (an application over the live directory of the region).
-pub async fn run(
+/// store `keys` (an application over the live directory of the region: its
+/// files, or its libSQL server).
+pub async fn run<K: Host>(
     from: &Path,
     target: &Path,
-    keys: &App<NativeHost>,
+    keys: &App<K>,
     only: Option<&ClinicId>,
     quiet: bool,
 ) -> Result<RestoreReport, String> {
@@ -133,6 +136,7 @@ pub async fn run(
         data_dir: target.to_path_buf(),
         restored: Vec::new(),
         unreadable: Vec::new(),
+        without_database: m.without_database.clone(),
         platform_audit_entries: 0,
         seconds: 0.0,
     };
@@ -177,11 +181,11 @@ pub async fn run(
 }
 
 /// One clinic; `None` if its key is gone.
-async fn clinic(
+async fn clinic<K: Host>(
     from: &Path,
     m: &Manifest,
     s: &ClinicSnapshot,
-    keys: &App<NativeHost>,
+    keys: &App<K>,
     restored: &App<NativeHost>,
 ) -> Result<Option<RestoredClinic>, String> {
     let id = ClinicId::parse(&s.id).ok_or("not a clinic id")?;

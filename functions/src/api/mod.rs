@@ -29,6 +29,7 @@ pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> 
     use RouteId as R;
     match ctx.route.id {
         R::Health => meta::health(ctx),
+        R::HealthKeys => meta::health_keys(ctx),
         R::Regions => meta::regions(ctx),
         R::OpenApi => meta::openapi(ctx),
         R::SignUp => clinics::sign_up(ctx).await,

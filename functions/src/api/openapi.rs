@@ -131,11 +131,21 @@ fn operation(id: RouteId, s: &mut Schemas) -> Operation {
             "Liveness and the region this instance serves",
             200,
             Some(json!({
-                "type": "object", "required": ["status", "region", "root_versions"],
+                "type": "object", "required": ["status", "region"],
                 "properties": {
                     "status": { "const": "ok" },
                     "region": { "type": "string" },
-                    "root_versions": { "type": "array", "items": { "type": "integer", "minimum": 1 }, "description": "the root key versions this instance holds" },
+                },
+            })),
+        ),
+        R::HealthKeys => op(
+            "The root key versions this instance holds (numbers, never keys), for an operator's root rotation",
+            200,
+            Some(json!({
+                "type": "object", "required": ["region", "root_versions"],
+                "properties": {
+                    "region": { "type": "string" },
+                    "root_versions": { "type": "array", "items": { "type": "integer", "minimum": 1 } },
                 },
             })),
         ),
