@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use amanah::ops::{self, backup, checkpoints, drill, keys, manifest, restore};
+use amanah::ops::{self, backup, checkpoints, drill, keys, manifest, publish, restore};
 use amanah_functions::clock::parse_rfc3339;
 use amanah_functions::ids::ClinicId;
 use amanah_region_config::Region;
@@ -307,30 +307,51 @@ pub async fn restore(args: RestoreArgs) -> Result<(), String> {
         }
     }
     let region = one_region(&claimed)?;
-    let (report, key_dir) = match &args.remote.sqld {
-        // The key store is the region's directory on its libSQL server.
-        Some(url) => {
-            if args.keys_from.is_some() {
-                return Err("--keys-from names a data dir; with --sqld the server's directory is the key store".into());
-            }
-            let key_dir = args.key_dir.clone().ok_or(
-                "--key-dir: with --sqld, name the directory of the region's root key file",
-            )?;
-            let keys = amanah::sqld::open(url, &key_dir, &region).await?;
-            let r = restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?;
-            (r, key_dir)
-        }
-        None => {
-            let keys_from = args.keys_from.clone().unwrap_or_else(|| "data".into());
-            let key_dir = args
-                .key_dir
-                .clone()
-                .unwrap_or_else(|| keys_from.join("keys"));
-            let keys = ops::open_region(&keys_from, &key_dir, &region)?;
-            let r = restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?;
-            (r, key_dir)
+    if args.remote.sqld.is_some() && args.keys_from.is_some() {
+        return Err(
+            "--keys-from names a data dir; with --sqld the server's directory is the key store"
+                .into(),
+        );
+    }
+    let keys_from = args.keys_from.clone().unwrap_or_else(|| "data".into());
+    let key_dir = match (&args.key_dir, &args.remote.sqld) {
+        (Some(k), _) => k.clone(),
+        (None, None) => keys_from.join("keys"),
+        (None, Some(_)) => {
+            return Err(
+                "--key-dir: with --sqld, name the directory of the region's root key file".into(),
+            )
         }
     };
+    // The destination server, checked fresh before anything is written.
+    let into = match (&args.into_sqld, &args.into_admin) {
+        (Some(url), Some(admin)) => {
+            let app = amanah::sqld::open_fresh(url, admin, &key_dir, &region)?;
+            publish::check_fresh(&app, url).await?;
+            Some((url, app))
+        }
+        _ => None,
+    };
+    let mut report = match &args.remote.sqld {
+        // The key store is the region's directory on its libSQL server.
+        Some(url) => {
+            let keys = amanah::sqld::open(url, &key_dir, &region).await?;
+            restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?
+        }
+        None => {
+            let keys = ops::open_region(&keys_from, &key_dir, &region)?;
+            restore::run(&from, &args.data_dir, &keys, only.as_ref(), args.json).await?
+        }
+    };
+    if let Some((url, into)) = &into {
+        let staged = ops::open_region(&args.data_dir, &key_dir, &region)?;
+        let clinics = report
+            .restored
+            .iter()
+            .map(|c| clinic_id(&c.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        report.published = Some(publish::run(&staged, into, url, &clinics, args.json).await?);
+    }
     emit(args.json, &report, |r| {
         let mut out = format!(
             "restored backup {} (taken {}) of region {} into {} in {:.1} s: {} clinic(s), platform audit {} entries; all verified\n",
@@ -356,11 +377,21 @@ pub async fn restore(args: RestoreArgs) -> Result<(), String> {
                 "  {c} not restored: it had no database when the backup was taken\n"
             ));
         }
-        out.push_str(&format!(
-            "serve it with: amanah serve --data-dir {} --key-dir {}\n",
-            r.data_dir.display(),
-            key_dir.display()
-        ));
+        match &r.published {
+            Some(p) => out.push_str(&format!(
+                "copied into the libSQL server at {}: {} namespaces, {} rows, verified there; \
+                 point the region's hosts at it (the root key of {} is unchanged)\n",
+                p.url,
+                p.namespaces,
+                p.rows,
+                key_dir.display()
+            )),
+            None => out.push_str(&format!(
+                "serve it with: amanah serve --data-dir {} --key-dir {}\n",
+                r.data_dir.display(),
+                key_dir.display()
+            )),
+        }
         out
     })
 }

@@ -218,6 +218,15 @@ struct RestoreArgs {
     /// libSQL server; the restore still goes into `--data-dir`'s files.
     #[command(flatten)]
     remote: Remote,
+    /// Then copy the restored, verified files into this fresh libSQL
+    /// server (a sqld region's replacement): a namespace per clinic and the
+    /// directory, checked there. Refused if it holds region data already.
+    #[arg(long, value_name = "URL", requires = "into_admin")]
+    into_sqld: Option<String>,
+    /// The admin API of `--into-sqld`, which creates its namespaces (a
+    /// bearer token, where it wants one, from `AMANAH_DB_ADMIN_TOKEN`).
+    #[arg(long, value_name = "URL", requires = "into_sqld")]
+    into_admin: Option<String>,
     #[arg(long)]
     json: bool,
 }

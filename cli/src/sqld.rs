@@ -83,29 +83,7 @@ pub async fn open(
     key_dir: &std::path::Path,
     region: &Region,
 ) -> Result<App<SqldHost<UreqTransport>>, String> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(format!(
-            "--sqld {url:?}: give the server's http:// URL (loopback, or a tunnel's local end)"
-        ));
-    };
-    if rest.is_empty() {
-        return Err("--sqld: the URL names no server".into());
-    }
-    let ring = root_key::load(key_dir, &region.id)?;
-    let settings = SqldSettings {
-        url: url.trim_end_matches('/').to_owned(),
-        auth_token: std::env::var("AMANAH_DB_AUTH_TOKEN").ok(),
-        // Operator commands never create or drop namespaces.
-        admin_url: None,
-        admin_token: None,
-    };
-    let platform = Platform {
-        now,
-        fill_random: os_random,
-    };
-    let host = SqldHost::new(UreqTransport::new(), settings, ring, platform);
-    let info = region_info(region, None);
-    let app = App::new(host, Config::new(info.clone(), vec![info]));
+    let app = connect(http_url("--sqld", url)?, None, key_dir, region)?;
     app.clinic_records().await.map_err(|e| match e.code {
         amanah_functions::error::Code::Unavailable => format!(
             "the sqld of region {} at {url} does not answer: {}",
@@ -121,14 +99,60 @@ pub async fn open(
     Ok(app)
 }
 
+/// The application over a *fresh* libSQL server for region `region` (a
+/// restore's destination): no directory is needed, and namespaces are
+/// created through the admin API at `admin_url` (a bearer token, where it
+/// wants one, from `AMANAH_DB_ADMIN_TOKEN`).
+pub fn open_fresh(
+    url: &str,
+    admin_url: &str,
+    key_dir: &std::path::Path,
+    region: &Region,
+) -> Result<App<SqldHost<UreqTransport>>, String> {
+    let admin = http_url("--into-admin", admin_url)?;
+    connect(http_url("--into-sqld", url)?, Some(admin), key_dir, region)
+}
+
+/// `url` if it is a plain-HTTP URL naming a server; else why not, naming
+/// the option it came from.
+fn http_url<'a>(flag: &str, url: &'a str) -> Result<&'a str, String> {
+    match url.strip_prefix("http://") {
+        Some(rest) if !rest.trim_end_matches('/').is_empty() => Ok(url),
+        Some(_) => Err(format!("{flag}: the URL names no server")),
+        None => Err(format!(
+            "{flag} {url:?}: give the server's http:// URL (loopback, or a tunnel's local end)"
+        )),
+    }
+}
+
+/// The application over the server at `url` (checked by [`http_url`]),
+/// root keys from `key_dir`; with `admin_url`, it may create namespaces.
+fn connect(
+    url: &str,
+    admin_url: Option<&str>,
+    key_dir: &std::path::Path,
+    region: &Region,
+) -> Result<App<SqldHost<UreqTransport>>, String> {
+    let ring = root_key::load(key_dir, &region.id)?;
+    let settings = SqldSettings {
+        url: url.trim_end_matches('/').to_owned(),
+        auth_token: std::env::var("AMANAH_DB_AUTH_TOKEN").ok(),
+        admin_url: admin_url.map(|u| u.trim_end_matches('/').to_owned()),
+        admin_token: admin_url.and_then(|_| std::env::var("AMANAH_DB_ADMIN_TOKEN").ok()),
+    };
+    let platform = Platform {
+        now,
+        fill_random: os_random,
+    };
+    let host = SqldHost::new(UreqTransport::new(), settings, ring, platform);
+    let info = region_info(region, None);
+    Ok(App::new(host, Config::new(info.clone(), vec![info])))
+}
+
 /// The root key versions the host at `url` holds, as its `GET /healthz/keys`
 /// says. Plain HTTP, as for `--sqld` (loopback or a tunnel's local end).
 pub fn host_root_versions(url: &str) -> Result<Vec<u32>, String> {
-    if !url.starts_with("http://") {
-        return Err(format!(
-            "--host-url {url:?}: give the host's http:// URL (loopback, or a tunnel's local end)"
-        ));
-    }
+    http_url("--host-url", url)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))

@@ -105,6 +105,61 @@ pub struct SqldRegion {
     pub args: Vec<String>,
 }
 
+/// Another, empty libSQL server (the deployment's `sqld` binary, its own
+/// temporary data dir and ports), stopped when dropped: the replacement
+/// server a restore goes into.
+pub struct FreshSqld {
+    pub url: String,
+    pub admin_url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl FreshSqld {
+    pub fn start(bin: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port()
+        };
+        let (http, admin) = (port(), port());
+        let child = Command::new(bin)
+            .arg("--db-path")
+            .arg(dir.path().join("sqld"))
+            .args(["--http-listen-addr", &format!("127.0.0.1:{http}")])
+            .args(["--admin-listen-addr", &format!("127.0.0.1:{admin}")])
+            .args(["--enable-namespaces", "--no-welcome"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sqld");
+        let server = FreshSqld {
+            url: format!("http://127.0.0.1:{http}"),
+            admin_url: format!("http://127.0.0.1:{admin}"),
+            child,
+            _dir: dir,
+        };
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", admin)).is_ok()
+            {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the fresh sqld did not listen within 15 s");
+    }
+}
+
+impl Drop for FreshSqld {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Deployment {
     fn drop(&mut self) {
         // A failing test shows the server's last errors (no personal data
@@ -1017,6 +1072,103 @@ impl Client {
         assert_eq!(r.status, 200, "search: {}", r.body);
         r.body["items"].as_array().expect("items").len()
     }
+}
+
+/// Patients created one after another on another thread until stopped:
+/// the load a backup is taken under. Names are `<name><i>`, phones
+/// `<phone_prefix> <i>` (seven digits).
+pub struct BackgroundWrites {
+    acknowledged: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl BackgroundWrites {
+    pub fn start(owner: &Client, name: &'static str, phone_prefix: &'static str) -> Self {
+        use std::sync::atomic::Ordering;
+        let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (owner, acknowledged, stop) = (owner.clone(), acknowledged.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let r = owner.post(
+                        "/api/v1/patients",
+                        json!({"name": format!("{name}{i}"), "dob": "1970-01-01", "phone": format!("{phone_prefix} {i:07}")}),
+                    );
+                    if r.status == 201 {
+                        let id = r.body["id"].as_str().expect("id").to_owned();
+                        acknowledged.lock().expect("writes").push(id);
+                    }
+                }
+            })
+        };
+        BackgroundWrites {
+            acknowledged,
+            stop,
+            thread,
+        }
+    }
+
+    /// Waits until `n` creates were answered 201; returns every one so far.
+    pub fn after(&self, n: usize) -> Vec<String> {
+        loop {
+            let done = self.acknowledged.lock().expect("writes").clone();
+            if done.len() >= n {
+                return done;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Stops the writer; every id it was answered 201 for.
+    pub fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the writer thread");
+        let all = self.acknowledged.lock().expect("writes").clone();
+        all
+    }
+}
+
+/// What a copy restored from a backup taken under [`BackgroundWrites`]
+/// must hold, as `nurse` of the restored copy sees it: every patient
+/// acknowledged `before` the backup began, none that was never
+/// acknowledged (`all`), and every `step`th one opens and is found by its
+/// phone. Returns the restored patients' ids.
+pub fn check_restored_writes(
+    nurse: &Client,
+    before: &[String],
+    all: &[String],
+    step: usize,
+) -> Vec<String> {
+    let got = nurse.patient_ids();
+    for id in before {
+        assert!(
+            got.contains(id),
+            "{id} acknowledged before the backup, missing"
+        );
+    }
+    for id in &got {
+        assert!(all.contains(id), "{id} restored but never acknowledged");
+    }
+    for (i, id) in got.iter().enumerate().step_by(step) {
+        let p = nurse.get(&format!("/api/v1/patients/{id}"));
+        assert_eq!(p.status, 200, "{}", p.body);
+        let phone = p.body["phone"].as_str().expect("phone").replace(' ', "");
+        let found = nurse.get(&format!("/api/v1/patients?q={phone}"));
+        assert!(
+            found.body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .any(|x| x["id"] == **id),
+            "patient {i} not found by phone in the restored copy: {}",
+            found.body
+        );
+    }
+    got
 }
 
 /// An idempotency key no other request of this test run uses.

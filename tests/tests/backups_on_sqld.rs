@@ -1,22 +1,25 @@
 //! Backups, restores and the drill of a sqld region (the Worker's and
 //! Spin's databases), run from this machine with `--sqld` beside the
 //! running host: a backup taken while a clinic writes restores consistently
-//! into files that `amanah serve` serves, the backup holds no plaintext, and
+//! into files that `amanah serve` serves, and into a fresh libSQL server
+//! (refused over one that holds data); the backup holds no plaintext, and
 //! the drill over the server measures and verifies.
 //!
 //! One test alone in its file: the backup copies every clinic of the
 //! region, so no other test of this binary signs clinics up meanwhile.
 //! On the native host the same commands are tested in `operations.rs`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use amanah_e2e::operators::operator;
-use amanah_e2e::{files_under, Clinic, Deployment, PASSWORD};
+use amanah_e2e::{
+    check_restored_writes, files_under, scalar_on_sqld, BackgroundWrites, Clinic, Deployment,
+    FreshSqld, PASSWORD,
+};
 use serde_json::json;
 
 #[test]
-fn a_sqld_region_backs_up_during_writes_restores_into_files_and_drills() {
+fn a_sqld_region_backs_up_during_writes_restores_into_files_and_a_fresh_server() {
     let d = Deployment::start();
     let Some(url) = d.sqld("pk").map(|s| s.url.clone()) else {
         eprintln!("skipped: this deployment keeps its databases in files");
@@ -28,40 +31,17 @@ fn a_sqld_region_backs_up_during_writes_restores_into_files_and_drills() {
     let (clinic, owner, _) = d.ready_clinic("pk", "Sqld Backup Clinic", "owner@sqld-backup.pk");
     clinic.add_staff(&owner, "nurse", "nurse@sqld-backup.pk");
 
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (owner, acknowledged, stop) = (owner.clone(), acknowledged.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let r = owner.post(
-                    "/api/v1/patients",
-                    json!({"name": format!("Remote Writer{i}"), "dob": "1970-01-01", "phone": format!("0301 {i:07}")}),
-                );
-                if r.status == 201 {
-                    let id = r.body["id"].as_str().unwrap().to_owned();
-                    acknowledged.lock().unwrap().push(id);
-                }
-            }
-        })
-    };
-    while acknowledged.lock().unwrap().len() < 10 {
-        std::thread::yield_now();
-    }
-    let before: Vec<String> = acknowledged.lock().unwrap().clone();
+    let writes = BackgroundWrites::start(&owner, "Remote Writer", "0301");
+    let before = writes.after(10);
     let out = work.path().join("b");
     let r = operator(
         &["backup", "--region", "pk", "--sqld", &url],
         &[("--out", &out), ("--data-dir", &data)],
         &[],
     );
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    let all = writes.stop();
     assert!(r.ok, "{}", r.stderr);
     assert!(r.json["clinics"].as_u64().unwrap() >= 1, "{}", r.json);
-    let all: Vec<String> = acknowledged.lock().unwrap().clone();
     assert!(all.len() > before.len(), "writes went on during the backup");
     for file in files_under(&out) {
         let bytes = std::fs::read(&file).unwrap();
@@ -113,60 +93,95 @@ fn a_sqld_region_backs_up_during_writes_restores_into_files_and_drills() {
         ..clinic.clone()
     };
     let nurse = there.login("nurse@sqld-backup.pk", PASSWORD);
-    let got = nurse.patient_ids();
-    for id in &before {
-        assert!(
-            got.contains(id),
-            "{id} acknowledged before the backup, missing"
-        );
-    }
-    for id in &got {
-        assert!(all.contains(id), "{id} restored but never acknowledged");
-    }
+    let got = check_restored_writes(&nurse, &before, &all, 5);
     assert_eq!(rows["patients"], got.len() as i64);
-    for id in got.iter().step_by(5) {
-        let p = nurse.get(&format!("/api/v1/patients/{id}"));
-        assert_eq!(p.status, 200, "{}", p.body);
-        let phone = p.body["phone"].as_str().unwrap().replace(' ', "");
-        let found = nurse.get(&format!("/api/v1/patients?q={phone}"));
-        assert!(
-            found.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|x| x["id"] == **id),
-            "not found by phone in the restored copy: {}",
-            found.body
-        );
-    }
     drop(restored);
+
+    // `amanah drill` of this clinic on the server at `server`: its report.
+    let drill = |server: &str, scratch: &Path| {
+        let r = operator(
+            &[
+                "drill",
+                "--region",
+                "pk",
+                "--clinic",
+                clinic.id.as_str(),
+                "--sqld",
+                server,
+            ],
+            &[
+                ("--scratch", scratch),
+                ("--data-dir", work.path()),
+                ("--key-dir", &keys),
+            ],
+            &[],
+        );
+        assert!(r.ok, "drill of {server}: {}", r.stderr);
+        r.json
+    };
+
+    // The region's server lost: the same backup into a fresh libSQL server,
+    // a namespace per clinic and the directory, checked there.
+    let bin = d.sqld("pk").expect("sqld").bin.clone();
+    let fresh = FreshSqld::start(&bin);
+    let into = |data_dir: &Path| {
+        operator(
+            &[
+                "restore",
+                "--clinic",
+                clinic.id.as_str(),
+                "--sqld",
+                &url,
+                "--into-sqld",
+                &fresh.url,
+                "--into-admin",
+                &fresh.admin_url,
+            ],
+            &[
+                ("--from", &out),
+                ("--data-dir", data_dir),
+                ("--key-dir", &keys),
+            ],
+            &[],
+        )
+    };
+    let r = into(&work.path().join("staged"));
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.json["published"]["namespaces"], 2, "{}", r.json);
+    assert_eq!(
+        scalar_on_sqld(
+            &fresh.url,
+            clinic.id.as_str(),
+            "SELECT count(*) FROM patients"
+        ),
+        Ok(json!(got.len()))
+    );
+    // A second restore into it is refused before it writes anything.
+    let again = work.path().join("staged-again");
+    let refused = into(&again);
+    assert!(!refused.ok, "a restore over live data: {}", refused.json);
+    assert!(
+        refused.stderr.contains("fresh server"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!again.exists(), "a refused restore writes nothing");
+    // The new server is a whole region: its directory holds the clinic's
+    // keys, and a drill of it backs up, restores and verifies.
+    let drilled = drill(&fresh.url, &work.path().join("fresh-drill"));
+    assert_eq!(drilled["ok"], true, "{drilled}");
+    assert_eq!(drilled["clinics"], 1, "{drilled}");
+    drop(fresh);
 
     // The drill over the server: backup, restore into scratch files, verify.
     let scratch = work.path().join("drill");
-    let r = operator(
-        &[
-            "drill",
-            "--region",
-            "pk",
-            "--clinic",
-            clinic.id.as_str(),
-            "--sqld",
-            &url,
-        ],
-        &[("--scratch", &scratch), ("--data-dir", &data)],
-        &[],
-    );
-    assert!(r.ok, "{}", r.stderr);
-    assert_eq!(r.json["ok"], true, "{}", r.json);
-    assert_eq!(r.json["source"], "sqld");
-    assert_eq!(r.json["clinics"], 1);
-    assert!(
-        r.json["rows"].as_i64().unwrap() as usize > all.len(),
-        "{}",
-        r.json
-    );
+    let r = drill(&url, &scratch);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["source"], "sqld");
+    assert_eq!(r["clinics"], 1);
+    assert!(r["rows"].as_i64().unwrap() as usize > all.len(), "{r}");
     for k in ["rpo_seconds", "rto_seconds", "backup_seconds"] {
-        assert!(r.json[k].as_f64().is_some(), "{k}: {}", r.json);
+        assert!(r[k].as_f64().is_some(), "{k}: {r}");
     }
     assert!(scratch.join("drill.json").exists());
 }

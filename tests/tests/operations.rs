@@ -8,11 +8,12 @@
 //! Native host only: the commands work on the embedded files.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use amanah_e2e::operators::{chain, native, operator, Ran};
-use amanah_e2e::{files_under, sql_on_file, Client, Clinic, Deployment, PASSWORD};
+use amanah_e2e::{
+    check_restored_writes, files_under, sql_on_file, BackgroundWrites, Client, Clinic, Deployment,
+    PASSWORD,
+};
 use amanah_functions::checkpoint::Checkpoint;
 use amanah_functions::crypto::keys::KeyBytes;
 use amanah_functions::region_key::RegionKey;
@@ -21,6 +22,18 @@ use serde_json::{json, Value};
 /// Runs `amanah <args> --json`.
 fn amanah(args: &[&str], paths: &[(&str, &Path)]) -> Ran {
     operator(args, paths, &[])
+}
+
+/// `amanah restore <args> --from F --data-dir TO --keys-from KEYS --json`.
+fn restore(args: &[&str], from: &Path, to: &Path, keys_from: &Path) -> Ran {
+    amanah(
+        &[&["restore"], args].concat(),
+        &[
+            ("--from", from),
+            ("--data-dir", to),
+            ("--keys-from", keys_from),
+        ],
+    )
 }
 
 fn data_of(d: &Deployment) -> PathBuf {
@@ -115,14 +128,7 @@ fn backups_restore_whole_incremental_by_time_and_by_clinic() {
         serde_json::from_slice(&std::fs::read(b1.join("manifest.json")).unwrap()).unwrap();
     let at = m1["started_at"].as_str().unwrap();
     let r1 = work.path().join("r1");
-    let r = amanah(
-        &["restore", "--at", at],
-        &[
-            ("--from", &backups),
-            ("--data-dir", &r1),
-            ("--keys-from", &data),
-        ],
-    );
+    let r = restore(&["--at", at], &backups, &r1, &data);
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(r.json["backup_id"], m1["id"]);
     assert_eq!(r.json["restored"].as_array().unwrap().len(), 2);
@@ -156,40 +162,25 @@ fn backups_restore_whole_incremental_by_time_and_by_clinic() {
 
     // The newest backup (b2 is incremental: B's file carried over), one clinic.
     let r2 = work.path().join("r2");
-    let r = amanah(
-        &["restore", "--clinic", &b.id],
-        &[
-            ("--from", &backups),
-            ("--data-dir", &r2),
-            ("--keys-from", &data),
-        ],
-    );
+    let r = restore(&["--clinic", &b.id], &backups, &r2, &data);
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(r.json["restored"].as_array().unwrap().len(), 1);
     assert_eq!(r.json["restored"][0]["id"], b.id.as_str());
     assert!(r2.join("pk").join(format!("{}.db", b.id)).exists());
     assert!(!r2.join("pk").join(format!("{}.db", a.id)).exists());
-    let r = amanah(
-        &["restore"],
-        &[("--from", &b2), ("--data-dir", &r2), ("--keys-from", &data)],
-    );
+    let r = restore(&[], &b2, &r2, &data);
     assert!(!r.ok && r.stderr.contains("fresh data dir"), "{}", r.stderr);
-    let r = amanah(
-        &["restore", "--at", "2000-01-01T00:00:00Z"],
-        &[
-            ("--from", &backups),
-            ("--data-dir", &work.path().join("r4")),
-            ("--keys-from", &data),
-        ],
+    let r = restore(
+        &["--at", "2000-01-01T00:00:00Z"],
+        &backups,
+        &work.path().join("r4"),
+        &data,
     );
     assert!(!r.ok && r.stderr.contains("at or before"), "{}", r.stderr);
 
     // Region placement is immutable.
     let r3 = work.path().join("r3");
-    let r = amanah(
-        &["restore", "--region", "ae"],
-        &[("--from", &b2), ("--data-dir", &r3), ("--keys-from", &data)],
-    );
+    let r = restore(&["--region", "ae"], &b2, &r3, &data);
     assert!(!r.ok, "a pk backup restored into ae");
     assert!(
         r.stderr.contains("region placement is immutable"),
@@ -205,14 +196,7 @@ fn backups_restore_whole_incremental_by_time_and_by_clinic() {
         text.replacen("\"patients\": 4", "\"patients\": 5", 1),
     )
     .unwrap();
-    let r = amanah(
-        &["restore"],
-        &[
-            ("--from", &b2),
-            ("--data-dir", &work.path().join("r5")),
-            ("--keys-from", &data),
-        ],
-    );
+    let r = restore(&[], &b2, &work.path().join("r5"), &data);
     assert!(
         !r.ok && r.stderr.contains("does not match its MAC"),
         "{}",
@@ -227,50 +211,20 @@ fn a_backup_taken_during_writes_restores_consistently() {
     };
     let (clinic, owner, _) = d.ready_clinic("pk", "Busy Clinic", "owner@busy.pk");
     nurse(&clinic, &owner, "nurse@busy.pk");
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (owner, acknowledged, stop) = (owner.clone(), acknowledged.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let r = owner.post(
-                    "/api/v1/patients",
-                    json!({"name": format!("Writer Patient{i}"), "dob": "1970-01-01", "phone": format!("0300 {i:07}")}),
-                );
-                if r.status == 201 {
-                    let id = r.body["id"].as_str().unwrap().to_owned();
-                    acknowledged.lock().unwrap().push(id);
-                }
-            }
-        })
-    };
-    while acknowledged.lock().unwrap().len() < 20 {
-        std::thread::yield_now();
-    }
-    let before: Vec<String> = acknowledged.lock().unwrap().clone();
+    let writes = BackgroundWrites::start(&owner, "Writer Patient", "0300");
+    let before = writes.after(20);
     let out = work.path().join("b");
     let r = amanah(
         &["backup", "--region", "pk"],
         &[("--out", &out), ("--data-dir", &data)],
     );
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    let all = writes.stop();
     assert!(r.ok, "{}", r.stderr);
-    let all: Vec<String> = acknowledged.lock().unwrap().clone();
     assert!(all.len() > before.len(), "writes went on during the backup");
 
     // The restore checks checksums, the chain and the row counts itself.
     let target = work.path().join("r");
-    let r = amanah(
-        &["restore"],
-        &[
-            ("--from", &out),
-            ("--data-dir", &target),
-            ("--keys-from", &data),
-        ],
-    );
+    let r = restore(&[], &out, &target, &data);
     assert!(r.ok, "{}", r.stderr);
     let rows = &r.json["restored"][0]["rows"];
     let restored =
@@ -280,34 +234,10 @@ fn a_backup_taken_during_writes_restores_consistently() {
         ..clinic.clone()
     };
     let nurse = there.login("nurse@busy.pk", PASSWORD);
-    let got = nurse.patient_ids();
     // Everything acknowledged before the backup began is there; nothing is
     // there that was not written; every patient opens and is findable.
-    for id in &before {
-        assert!(
-            got.contains(id),
-            "{id} acknowledged before the backup, missing"
-        );
-    }
-    for id in &got {
-        assert!(all.contains(id), "{id} restored but never acknowledged");
-    }
+    let got = check_restored_writes(&nurse, &before, &all, 7);
     assert_eq!(rows["patients"], got.len() as i64);
-    for (i, id) in got.iter().enumerate().step_by(7) {
-        let p = nurse.get(&format!("/api/v1/patients/{id}"));
-        assert_eq!(p.status, 200, "{}", p.body);
-        let phone = p.body["phone"].as_str().unwrap().replace(' ', "");
-        let found = nurse.get(&format!("/api/v1/patients?q={phone}"));
-        assert!(
-            found.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|x| x["id"] == **id),
-            "patient {i} not found by phone in the restored copy: {}",
-            found.body
-        );
-    }
 }
 
 #[test]
@@ -507,14 +437,7 @@ fn backups_of_a_purged_clinic_stay_unreadable() {
     assert_eq!(k["key_version"], Value::Null);
 
     let target = work.path().join("r");
-    let r = amanah(
-        &["restore"],
-        &[
-            ("--from", &b),
-            ("--data-dir", &target),
-            ("--keys-from", &data),
-        ],
-    );
+    let r = restore(&[], &b, &target, &data);
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(r.json["unreadable"][0]["id"], gone.id.as_str());
     assert!(r.json["unreadable"][0]["why"]
@@ -581,14 +504,7 @@ fn a_clinic_without_a_database_is_named_and_the_rest_is_backed_up() {
         "{said}"
     );
     let target = work.path().join("r");
-    let r = amanah(
-        &["restore"],
-        &[
-            ("--from", &out),
-            ("--data-dir", &target),
-            ("--keys-from", &data),
-        ],
-    );
+    let r = restore(&[], &out, &target, &data);
     assert!(r.ok, "{}", r.stderr);
     assert_eq!(r.json["restored"][0]["id"], a.id.as_str());
     assert_eq!(r.json["without_database"], json!([orphan]));

@@ -221,4 +221,15 @@ fn sqld_commands_refuse_what_they_cannot_do() {
     );
     assert!(!r.ok);
     assert!(!empty.path().join("keys").exists());
+    // A restore into a fresh server needs its admin API, which makes the
+    // namespaces; without it nothing is tried.
+    let target = empty.path().join("r");
+    let r = operator(
+        &["restore", "--into-sqld", &url],
+        &[("--from", empty.path()), ("--data-dir", &target)],
+        &[],
+    );
+    assert!(!r.ok);
+    assert!(r.stderr.contains("--into-admin"), "{}", r.stderr);
+    assert!(!target.exists());
 }

@@ -15,6 +15,7 @@ pub mod checkpoints;
 pub mod drill;
 pub mod keys;
 pub mod manifest;
+pub mod publish;
 pub mod restore;
 pub mod seal;
 pub mod snapshot;

@@ -47,6 +47,9 @@ pub struct RestoreReport {
     pub unreadable: Vec<Unreadable>,
     /// Clinics the backup found without a database (nothing to restore).
     pub without_database: Vec<String>,
+    /// With `--into-sqld`: the fresh libSQL server the restore went on to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<super::publish::Published>,
     pub platform_audit_entries: i64,
     pub seconds: f64,
 }
@@ -137,6 +140,7 @@ pub async fn run<K: Host>(
         restored: Vec::new(),
         unreadable: Vec::new(),
         without_database: m.without_database.clone(),
+        published: None,
         platform_audit_entries: 0,
         seconds: 0.0,
     };

@@ -1,8 +1,10 @@
-//! A whole database copied over a connection, for a backup of a database
-//! the operator cannot reach as a file (a libSQL server's namespace): the
-//! schema and every row read inside one read transaction of the source, so
-//! the copy is one moment's view as `VACUUM INTO` gives natively, and
-//! written into an empty destination in one write transaction.
+//! A whole database copied over a connection, where the operator cannot
+//! reach one side as a file (a libSQL server's namespace): a backup of a
+//! server's database into a local file, and a restored file into a fresh
+//! server. The schema and every row are read inside one read transaction
+//! of the source, so the copy is one moment's view as `VACUUM INTO` gives
+//! natively, and written into an empty destination in one write
+//! transaction, a page of rows per round trip.
 //!
 //! Each table's rows are counted in the same read transaction and the copy
 //! fails unless it wrote exactly that many: a copy is never silently short.
@@ -110,7 +112,13 @@ async fn copy_rows<S: Conn, D: Conn>(src: &S, dst: &D, table: &str) -> ApiResult
         let marks: Vec<String> = (1..=width).map(|i| format!("?{i}")).collect();
         let insert = format!("INSERT INTO {t} VALUES ({})", marks.join(", "));
         let page = rows.len() as i64;
+        // A page's inserts travel together: queued, then sent with its last.
+        let mut rows = rows.into_iter();
+        let last = rows.next_back();
         for row in rows {
+            dst.execute_later(&insert, row).await?;
+        }
+        if let Some(row) = last {
             dst.execute(&insert, row).await?;
         }
         written += page;
