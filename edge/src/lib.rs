@@ -9,6 +9,7 @@
 //! environment per region. Everything that is not `/api/…` is the front end,
 //! served from the static assets binding with the same security headers.
 
+mod checkpoints;
 mod db;
 mod settings;
 
@@ -42,6 +43,10 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
             return Ok(web::error_response(&ApiError::unavailable("configuration")));
         }
     };
+    if path == "/__test/checkpoints" && app.config().test_hooks {
+        let query = req.uri().query().unwrap_or("").to_owned();
+        return Ok(test_checkpoints(app, &env, &query).await);
+    }
     let (mut parts, body) = req.into_parts();
     let ip = parts
         .headers
@@ -73,8 +78,9 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
 }
 
 /// The cron trigger: the purge of everything whose grace period has ended
-/// (see `amanah_functions::purge`), then the key sweep. Failures are logged without personal
-/// data and retried on the next trigger.
+/// (see `amanah_functions::purge`), then the key sweep, then the audit
+/// checkpoint. Failures are logged without personal data and retried on
+/// the next trigger.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let app = match APP.get_or_init(|| settings::app(&env)) {
@@ -101,6 +107,72 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Err(e) => {
             worker::console_error!("{}", serde_json::json!({"key_sweep_error": e.log_text()}))
         }
+    }
+    checkpoint(app, &env).await;
+}
+
+/// The hourly audit checkpoint: every chain of the region checked against
+/// the checkpoints in the `AUDIT_CHECKPOINTS` bucket and, if it passes, its
+/// head signed into it. A chain that fails is logged (its id and the kind
+/// of problem, no content) and not checkpointed over.
+async fn checkpoint(app: &App<EdgeHost>, env: &Env) {
+    let Ok(bucket) = env.bucket(checkpoints::BINDING) else {
+        worker::console_error!(
+            "{}",
+            serde_json::json!({"audit_checkpoint_error": "no AUDIT_CHECKPOINTS binding"})
+        );
+        return;
+    };
+    let store = checkpoints::R2Checkpoints(worker::send::SendWrapper(bucket));
+    let run = amanah_functions::ops::checkpoints::run(app, &store, None, true, &|_| {}).await;
+    match run {
+        Ok(r) => {
+            let failed: Vec<_> = r
+                .chains
+                .iter()
+                .filter(|c| !c.problems.is_empty())
+                .map(|c| serde_json::json!({"chain": c.chain, "problems": c.problems}))
+                .collect();
+            let signed = r.chains.iter().filter(|c| c.signed).count();
+            let line = serde_json::json!({"audit_checkpoint": {"chains": r.chains.len(), "signed": signed, "failed": failed}});
+            if failed.is_empty() {
+                worker::console_log!("{line}");
+            } else {
+                worker::console_error!("{line}");
+            }
+        }
+        Err(e) => worker::console_error!("{}", serde_json::json!({"audit_checkpoint_error": e})),
+    }
+}
+
+/// `GET /__test/checkpoints?chain=C` (test hooks only): the checkpoints the
+/// bucket keeps of a chain, as stored, for a test to verify independently.
+async fn test_checkpoints(app: &App<EdgeHost>, env: &Env, query: &str) -> Reply {
+    use amanah_functions::ops::checkpoints::CheckpointStore;
+    let chain = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("chain="))
+        .unwrap_or("");
+    let loaded = match env.bucket(checkpoints::BINDING) {
+        Ok(bucket) => {
+            checkpoints::R2Checkpoints(worker::send::SendWrapper(bucket))
+                .load(&app.config().region.id, chain)
+                .await
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match loaded {
+        Ok(texts) => {
+            let body = serde_json::to_vec(&texts).unwrap_or_default();
+            let mut r = http::Response::new(Body::full(Bytes::from(body)));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            web::secure_headers(r.headers_mut(), true);
+            r
+        }
+        Err(e) => web::error_response(&ApiError::internal(e)),
     }
 }
 

@@ -6,6 +6,7 @@
 //! progress, output) live in the `amanah` binary; every SQL statement on
 //! the schemas stays in this crate.
 
+pub mod checkpoints;
 pub mod copy;
 
 use std::collections::BTreeMap;

@@ -376,6 +376,22 @@ impl Deployment {
         }
     }
 
+    /// Drops the audit table's append-only triggers and runs `sql` on a
+    /// clinic's database, as someone with the database itself could (to cut
+    /// the chain short, edit an entry, …).
+    pub fn tamper_audit(&self, clinic: &Clinic, sql: &str) {
+        self.clinic_sql(
+            clinic,
+            &[
+                "DROP TRIGGER IF EXISTS audit_no_delete",
+                "DROP TRIGGER IF EXISTS audit_no_update",
+                sql,
+            ],
+        )
+        .expect("this deployment's databases are reachable")
+        .expect("tamper with the audit table");
+    }
+
     /// Runs statements directly on a clinic's database, as someone with
     /// access to the database itself (not the API) could; `None` where this
     /// deployment's databases cannot be reached.

@@ -36,10 +36,6 @@ fn restore(args: &[&str], from: &Path, to: &Path, keys_from: &Path) -> Ran {
     )
 }
 
-fn data_of(d: &Deployment) -> PathBuf {
-    d.data_dir.clone().expect("native data dir")
-}
-
 /// A nurse of the clinic (no TOTP), for reading a restored copy.
 fn nurse(clinic: &Clinic, owner: &Client, email: &str) {
     clinic.add_staff(owner, "nurse", email);
@@ -273,21 +269,6 @@ fn the_drill_backs_up_restores_verifies_and_reports() {
     assert!(again.ok, "{}", again.stderr);
 }
 
-/// Removes the append-only triggers and runs `sql` on a clinic's file, as
-/// someone with the file would.
-fn tamper(d: &Deployment, clinic: &Clinic, sql: &str) {
-    let file = data_of(d).join("pk").join(format!("{}.db", clinic.id));
-    sql_on_file(
-        &file,
-        &[
-            "DROP TRIGGER IF EXISTS audit_no_delete",
-            "DROP TRIGGER IF EXISTS audit_no_update",
-            sql,
-        ],
-    )
-    .expect("tamper");
-}
-
 #[test]
 fn checkpoints_catch_truncation_rewrites_edits_and_forgeries() {
     let Some((d, data, cp)) = native() else {
@@ -331,8 +312,7 @@ fn checkpoints_catch_truncation_rewrites_edits_and_forgeries() {
 
     // Truncation: the last entries deleted. The chain still links up by
     // itself (the API's own check passes); only the checkpoint shows it.
-    tamper(
-        &d,
+    d.tamper_audit(
         &t,
         &format!("DELETE FROM audit WHERE seq > {}", signed_at - 2),
     );
@@ -358,8 +338,7 @@ fn checkpoints_catch_truncation_rewrites_edits_and_forgeries() {
     assert_eq!(chain(&c.json, &e.id)["signed"], true);
 
     // An edited entry.
-    tamper(
-        &d,
+    d.tamper_audit(
         &e,
         "UPDATE audit SET action = 'tampered.action' WHERE seq = 2",
     );

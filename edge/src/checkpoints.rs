@@ -1,0 +1,111 @@
+//! Audit checkpoints in the Worker's object store binding
+//! (`AUDIT_CHECKPOINTS`, an R2 bucket per region): one object per
+//! checkpoint, `<region>/<chain>/<seq>-<unix time>.json`, written only if
+//! no object of that name exists (R2's `onlyIf`), so the Worker never
+//! replaces one it kept. In production the bucket also carries an R2 bucket
+//! lock rule, so not even a leaked API token deletes a checkpoint before
+//! its retention ends. What is checked and signed is
+//! [`amanah_functions::ops::checkpoints`].
+
+use amanah_functions::checkpoint::Checkpoint;
+use amanah_functions::ops::checkpoints::CheckpointStore;
+use worker::send::{SendFuture, SendWrapper};
+use worker::{Bucket, Conditional};
+
+/// The binding's name in `wrangler.toml`.
+pub const BINDING: &str = "AUDIT_CHECKPOINTS";
+
+/// A region's checkpoints in its R2 bucket.
+pub struct R2Checkpoints(pub SendWrapper<Bucket>);
+
+fn prefix(region: &str, chain: &str) -> String {
+    format!("{region}/{chain}/")
+}
+
+impl CheckpointStore for R2Checkpoints {
+    fn describe(&self) -> String {
+        format!("r2:{BINDING}")
+    }
+
+    fn load(
+        &self,
+        region: &str,
+        chain: &str,
+    ) -> impl std::future::Future<Output = Result<Vec<String>, String>> + Send {
+        let prefix = prefix(region, chain);
+        SendFuture::new(async move {
+            let mut keys = Vec::new();
+            let mut cursor = None;
+            loop {
+                let mut list = self.0 .0.list().prefix(prefix.clone());
+                if let Some(c) = cursor.take() {
+                    list = list.cursor(c);
+                }
+                let page = list.execute().await.map_err(|e| e.to_string())?;
+                keys.extend(page.objects().into_iter().map(|o| o.key()));
+                match (page.truncated(), page.cursor()) {
+                    (true, Some(c)) => cursor = Some(c),
+                    _ => break,
+                }
+            }
+            // Oldest first: the sequence number is zero-padded, then the time.
+            keys.sort();
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                let object = self.0 .0.get(&key).execute().await;
+                let Some(object) = object.map_err(|e| e.to_string())? else {
+                    continue;
+                };
+                let text = match object.body() {
+                    Some(b) => b.text().await.map_err(|e| e.to_string())?,
+                    None => String::new(),
+                };
+                out.push(text);
+            }
+            Ok(out)
+        })
+    }
+
+    fn append(
+        &self,
+        region: &str,
+        c: &Checkpoint,
+        text: &str,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send {
+        let at = amanah_functions::clock::parse_rfc3339(&c.at).unwrap_or(0);
+        let key = format!("{}{:012}-{at:012}.json", prefix(region, &c.chain), c.seq);
+        let text = text.to_owned();
+        SendFuture::new(async move {
+            let only_if_new = Conditional {
+                etag_does_not_match: Some("*".into()),
+                ..Conditional::default()
+            };
+            let put = self
+                .0
+                 .0
+                .put(&key, text.clone().into_bytes())
+                .only_if(only_if_new)
+                .execute()
+                .await
+                .map_err(|e| e.to_string())?;
+            if put.is_some() {
+                return Ok(());
+            }
+            // The name is taken: the same checkpoint again (two runs in one
+            // second sign the same head identically) is kept already;
+            // anything else under the name is not replaced.
+            let existing = match self.0 .0.get(&key).execute().await {
+                Ok(Some(o)) => match o.body() {
+                    Some(b) => b.text().await.ok(),
+                    None => None,
+                },
+                _ => None,
+            };
+            if existing.as_deref() == Some(text.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("another checkpoint is kept as {key}"))
+            }
+        })
+    }
+}
