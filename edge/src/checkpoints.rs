@@ -16,7 +16,16 @@ use worker::{Bucket, Conditional};
 pub const BINDING: &str = "AUDIT_CHECKPOINTS";
 
 /// A region's checkpoints in its R2 bucket.
-pub struct R2Checkpoints(pub SendWrapper<Bucket>);
+pub struct R2Checkpoints(SendWrapper<Bucket>);
+
+impl R2Checkpoints {
+    /// The Worker's `AUDIT_CHECKPOINTS` binding.
+    pub fn from_env(env: &worker::Env) -> Result<Self, String> {
+        env.bucket(BINDING)
+            .map(|b| R2Checkpoints(SendWrapper(b)))
+            .map_err(|_| format!("no {BINDING} binding"))
+    }
+}
 
 fn prefix(region: &str, chain: &str) -> String {
     format!("{region}/{chain}/")

@@ -116,14 +116,13 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 /// head signed into it. A chain that fails is logged (its id and the kind
 /// of problem, no content) and not checkpointed over.
 async fn checkpoint(app: &App<EdgeHost>, env: &Env) {
-    let Ok(bucket) = env.bucket(checkpoints::BINDING) else {
-        worker::console_error!(
-            "{}",
-            serde_json::json!({"audit_checkpoint_error": "no AUDIT_CHECKPOINTS binding"})
-        );
-        return;
+    let store = match checkpoints::R2Checkpoints::from_env(env) {
+        Ok(store) => store,
+        Err(e) => {
+            worker::console_error!("{}", serde_json::json!({"audit_checkpoint_error": e}));
+            return;
+        }
     };
-    let store = checkpoints::R2Checkpoints(worker::send::SendWrapper(bucket));
     let run = amanah_functions::ops::checkpoints::run(app, &store, None, true, &|_| {}).await;
     match run {
         Ok(r) => {
@@ -153,25 +152,12 @@ async fn test_checkpoints(app: &App<EdgeHost>, env: &Env, query: &str) -> Reply 
         .split('&')
         .find_map(|kv| kv.strip_prefix("chain="))
         .unwrap_or("");
-    let loaded = match env.bucket(checkpoints::BINDING) {
-        Ok(bucket) => {
-            checkpoints::R2Checkpoints(worker::send::SendWrapper(bucket))
-                .load(&app.config().region.id, chain)
-                .await
-        }
-        Err(e) => Err(e.to_string()),
+    let loaded = match checkpoints::R2Checkpoints::from_env(env) {
+        Ok(store) => store.load(&app.config().region.id, chain).await,
+        Err(e) => Err(e),
     };
     match loaded {
-        Ok(texts) => {
-            let body = serde_json::to_vec(&texts).unwrap_or_default();
-            let mut r = http::Response::new(Body::full(Bytes::from(body)));
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            web::secure_headers(r.headers_mut(), true);
-            r
-        }
+        Ok(texts) => web::json_response(http::StatusCode::OK, &serde_json::json!(texts)),
         Err(e) => web::error_response(&ApiError::internal(e)),
     }
 }

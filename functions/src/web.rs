@@ -2,7 +2,7 @@
 //! cookies, and the headers every response carries.
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::Response;
+use http::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult, Code};
@@ -63,21 +63,28 @@ pub fn secure_headers(h: &mut HeaderMap, api: bool) {
     }
 }
 
-/// An error as a complete response (for hosts that refuse a request before
-/// handing it over, such as an oversized body).
-pub fn error_response(e: &ApiError) -> Response<crate::body::Body> {
-    let mut r = Response::new(crate::body::Body::full(e.body().to_string()));
-    *r.status_mut() = e.code.status();
+/// A JSON answer with every API header, for what a host answers itself
+/// outside the application (its scheduler's trigger, a test hook).
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<crate::body::Body> {
+    let mut r = Response::new(crate::body::Body::full(body.to_string()));
+    *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    secure_headers(r.headers_mut(), true);
+    r
+}
+
+/// An error as a complete response (for hosts that refuse a request before
+/// handing it over, such as an oversized body).
+pub fn error_response(e: &ApiError) -> Response<crate::body::Body> {
+    let mut r = json_response(e.code.status(), &e.body());
     if let Some(s) = e.retry_after {
         if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
     }
-    secure_headers(r.headers_mut(), true);
     r
 }
 

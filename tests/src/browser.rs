@@ -6,13 +6,14 @@
 //! small tokio runtime of its own. Dropping it ends the session and the
 //! driver.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{cookies::Cookie, wd::Capabilities, Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+
+use crate::free_port;
 
 /// Where Debian puts them.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -25,13 +26,6 @@ pub struct Browser {
     driver: Child,
     /// ChromeDriver's own URL, for the one command sent around fantoccini.
     driver_url: String,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Browser {

@@ -115,16 +115,18 @@ pub struct FreshSqld {
     _dir: tempfile::TempDir,
 }
 
+/// A loopback port free at the moment of asking.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 impl FreshSqld {
     pub fn start(bin: &Path) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port()
-        };
-        let (http, admin) = (port(), port());
+        let (http, admin) = (free_port(), free_port());
         let child = Command::new(bin)
             .arg("--db-path")
             .arg(dir.path().join("sqld"))

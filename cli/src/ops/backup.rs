@@ -112,10 +112,9 @@ pub async fn run<H: Snapshot>(
         .map_err(|e| format!("cannot create a work directory in {}: {e}", out.display()))?;
     // The snapshots are opened by a second host over the work directory.
     let scratch = super::open_region_host(work.path(), &root, &region)?;
-    let scratch_region = work.path().join(&region);
 
     // The directory first: it lists the clinics to copy.
-    let dir_copy = scratch_region.join("directory.db");
+    let dir_copy = scratch_file(&scratch, Db::Directory);
     let live_dir = app.host().directory().await.map_err(|e| e.to_string())?;
     H::snapshot(&live_dir, &scratch, Db::Directory).await?;
     drop(live_dir);

@@ -15,7 +15,7 @@
 use amanah_functions::audit::Verification;
 use amanah_functions::host::{Conn, DbError, Host};
 use amanah_functions::ids::ClinicId;
-use amanah_functions::ops::copy::copy_database;
+use amanah_functions::ops::copy::{copy_database, table_count};
 use amanah_functions::ops::{self, Chain};
 use amanah_functions::store::hrana::Transport;
 use amanah_functions::store::sqld::SqldHost;
@@ -42,17 +42,7 @@ async fn tables<C: Conn>(conn: &C) -> Result<Option<i64>, String> {
     if !exists(conn).await? {
         return Ok(None);
     }
-    let rows = conn
-        .query(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-            vec![],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    match rows.first().and_then(|r| r.first()) {
-        Some(amanah_functions::host::Value::Integer(n)) => Ok(Some(*n)),
-        _ => Ok(Some(0)),
-    }
+    table_count(conn).await.map(Some).map_err(|e| e.log_text())
 }
 
 /// Refuses a server that already holds region data: checked before a
@@ -82,6 +72,7 @@ pub async fn run<T: Transport + Clone + 'static>(
     clinics: &[ClinicId],
     quiet: bool,
 ) -> Result<Published, String> {
+    // Again, right before writing: the restore into files took a while.
     check_fresh(into, url).await?;
     for id in clinics {
         let conn = into.host().open_clinic(id).await.map_err(text)?;

@@ -132,13 +132,7 @@ async fn purge(app: &App<SpinHost>, parts: &http::request::Parts) -> http::Respo
                 "key_sweep": {"swept": s.swept, "resealed_rows": s.resealed_rows, "failed": s.failed},
             });
             log(&report);
-            let mut resp = http::Response::new(Body::full(report.to_string()));
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            web::secure_headers(resp.headers_mut(), true);
-            resp
+            web::json_response(http::StatusCode::OK, &report)
         }
         Err(e) => {
             log(&serde_json::json!({"purge_error": e.log_text()}));

@@ -21,6 +21,7 @@ use crate::clock::rfc3339;
 use crate::host::Host;
 use crate::ids::ClinicId;
 use crate::ops::Chain;
+use crate::region_key::RegionKey;
 
 /// Where a region's checkpoints are kept: append-only, outside every
 /// clinic database.
@@ -116,7 +117,7 @@ pub async fn run<H: Host, S: CheckpointStore>(
         // One chain that cannot be read (its database unreachable, or gone
         // under a purge running meanwhile) fails alone; the rest are
         // still checked and checkpointed.
-        let (entries, head, problems) = examine(app, &chain, &checkpoints, problems)
+        let (entries, head, problems) = examine(app, &region_key, &chain, &checkpoints, problems)
             .await
             .unwrap_or_else(|e| (0, String::new(), vec![format!("unreadable: {e}")]));
         r.entries = entries;
@@ -180,14 +181,14 @@ fn parse(loaded: Result<Vec<String>, String>) -> (Vec<Checkpoint>, Vec<String>) 
 /// Walks `chain` against its checkpoints.
 async fn examine<H: Host>(
     app: &App<H>,
+    region_key: &RegionKey,
     chain: &Chain,
     checkpoints: &[Checkpoint],
     mut problems: Vec<String>,
 ) -> Result<(i64, String, Vec<String>), String> {
-    let region_key = app.region_key().await.map_err(|e| e.log_text())?;
     let mut trusted = Vec::new();
     for (i, c) in checkpoints.iter().enumerate() {
-        match c.check(&region_key) {
+        match c.check(region_key) {
             Ok(()) if c.chain == chain.name() => trusted.push(c),
             Ok(()) => problems.push(format!(
                 "checkpoint {} was signed for another chain ({})",

@@ -31,6 +31,17 @@ fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// How many tables a database holds (a copy's destination must hold none).
+pub async fn table_count<C: Conn>(conn: &C) -> ApiResult<i64> {
+    let rows = conn
+        .query(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            vec![],
+        )
+        .await?;
+    Ok(rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0))
+}
+
 /// Copies every table, its rows, and then its indexes and triggers from
 /// `src` into `dst`, which must hold no table yet. Returns the rows copied
 /// by table.
@@ -56,13 +67,7 @@ async fn copy_in_read_tx<S: Conn, D: Conn>(src: &S, dst: &D) -> ApiResult<BTreeM
             later.push(sql);
         }
     }
-    let existing = dst
-        .query(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-            vec![],
-        )
-        .await?;
-    if existing.first().map(|r| r.int(0)).transpose()?.unwrap_or(0) != 0 {
+    if table_count(dst).await? != 0 {
         return Err(ApiError::internal(
             "the copy's destination already holds tables",
         ));
