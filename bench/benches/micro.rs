@@ -201,7 +201,9 @@ mod native {
         let clinic = ClinicId::generate("pk", [5; 16]);
         let conn = rt.block_on(async {
             let conn = host.create_clinic(&clinic).await.expect("clinic db");
-            store::migrate(&conn, schema::CLINIC).await.expect("schema");
+            store::migrate(&conn, schema::clinic())
+                .await
+                .expect("schema");
             conn
         });
         let mut nonce = counter_nonces();

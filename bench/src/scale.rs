@@ -263,7 +263,7 @@ pub fn audit_verify(work: &Path, entries: u64) -> Result<Value> {
     );
     rt.block_on(async {
         let conn = host.create_clinic(&clinic).await.map_err(|e| e.to_string())?;
-        store::migrate(&conn, schema::CLINIC)
+        store::migrate(&conn, schema::clinic())
             .await
             .map_err(|e| e.to_string())?;
         let started = Instant::now();

@@ -3,16 +3,134 @@
 
 use std::path::Path;
 
+use amanah::native_host::NativeHost;
 use amanah::ops::{self, backup, checkpoints, drill, keys, manifest, publish, restore};
+use amanah::root_key;
 use amanah_functions::clock::parse_rfc3339;
 use amanah_functions::ids::ClinicId;
-use amanah_region_config::Region;
+use amanah_functions::{App, Config, RegionInfo};
+use amanah_region_config::{Region, Regions};
 use serde::Serialize;
 
-use crate::{
-    chosen_regions, AuditArgs, BackupArgs, DrillArgs, KeysStatusArgs, Remote, RestoreArgs,
-    RetireRootArgs, RotateClinicArgs, RotateRootArgs,
+use crate::args::{
+    AuditArgs, BackupArgs, DrillArgs, KeysStatusArgs, MaintainArgs, Remote, RestoreArgs,
+    RetireRootArgs, RotateClinicArgs, RotateRootArgs, StaffAddArgs,
 };
+
+pub(crate) fn info(r: &Region, url: Option<String>) -> RegionInfo {
+    amanah::ops::region_info(r, url)
+}
+
+/// The regions named on the command line, or every default one.
+pub(crate) fn chosen_regions(names: &[String]) -> Result<Vec<Region>, String> {
+    let all = Regions::builtin();
+    if names.is_empty() {
+        Ok(all.default_enabled())
+    } else {
+        all.select(names).map_err(|e| e.to_string())
+    }
+}
+
+/// One region's host on the data directory, with its root key (created on
+/// first use).
+pub(crate) fn region_host(
+    data_dir: &Path,
+    key_dir: &Path,
+    region: &Region,
+) -> Result<NativeHost, String> {
+    let (ring, created) = root_key::load_or_create(key_dir, &region.id)?;
+    let key_path = root_key::path(key_dir, &region.id);
+    if created {
+        tracing::info!(region = region.id, path = %key_path.display(), "created region root key (0600)");
+    } else {
+        tracing::info!(region = region.id, path = %key_path.display(), versions = ?ring.versions(), "using region root keys");
+    }
+    let keys = root_key::KeyFile::follow(key_dir, &region.id)?;
+    NativeHost::with_keys(&region.id, data_dir.to_path_buf(), keys)
+        .map_err(|e| format!("cannot create the data directory for {}: {e}", region.id))
+}
+
+/// `amanah maintain`: the region's scheduled work, once per region.
+pub async fn maintain(args: MaintainArgs) -> Result<(), String> {
+    let key_dir = args
+        .key_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys"));
+    let mut problems = 0;
+    for region in chosen_regions(&args.regions)? {
+        let host = region_host(&args.data_dir, &key_dir, &region)?
+            .with_checkpoint_dir(args.checkpoint_dir.clone());
+        let mut config = Config::new(info(&region, None), vec![info(&region, None)]);
+        config.test_hooks = args.insecure_test_hooks;
+        let app = App::new(host, config);
+        let r = amanah_functions::jobs::maintain(&app)
+            .await
+            .map_err(|e| format!("maintain of {} failed: {}", region.id, e.log_text()))?;
+        match &r.purge {
+            Ok(p) => println!(
+                "purged region={} clinics={} patients={} failed={} unscrubbed={}",
+                region.id, p.clinics, p.patients, p.failed, p.unscrubbed
+            ),
+            Err(e) => println!("purge region={} error={e}", region.id),
+        }
+        match &r.sweep {
+            Ok(s) => println!(
+                "key sweep region={} swept={} resealed_rows={} failed={}",
+                region.id, s.swept, s.resealed_rows, s.failed
+            ),
+            Err(e) => println!("key sweep region={} error={e}", region.id),
+        }
+        match &r.checkpoints {
+            None => {}
+            Some(Ok(c)) => println!(
+                "audit checkpoint region={} chains={} signed={} failed={}",
+                region.id,
+                c.chains,
+                c.signed,
+                c.failed.len()
+            ),
+            Some(Err(e)) => println!("audit checkpoint region={} error={e}", region.id),
+        }
+        problems += usize::from(!r.ok());
+    }
+    if problems > 0 {
+        return Err(format!(
+            "{problems} region(s) had problems (a clinic not purged, a sweep or a chain failed); see above"
+        ));
+    }
+    Ok(())
+}
+
+pub async fn staff_add(args: StaffAddArgs) -> Result<(), String> {
+    let region = chosen_regions(std::slice::from_ref(&args.region))?
+        .pop()
+        .ok_or("no such region")?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let key_dir = args
+        .key_dir
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys"));
+    let host = region_host(&args.data_dir, &key_dir, &region)?;
+    let app = App::new(
+        host,
+        Config::new(info(&region, None), vec![info(&region, None)]),
+    );
+    let staff = app
+        .add_staff(&args.role, &args.email, password)
+        .await
+        .map_err(|e| match e.field {
+            Some(f) => format!("{f}: {}", e.message),
+            None => e.log_text(),
+        })?;
+    println!("id={}", staff.id);
+    println!("totp_secret={}", staff.totp_secret);
+    println!("otpauth_uri={}", staff.otpauth_uri);
+    Ok(())
+}
 
 /// Prints `value` as JSON, or as the text `human` makes of it.
 fn emit<T: Serialize>(

@@ -23,6 +23,8 @@ pub struct NativeHost {
     dir: PathBuf,
     root: crate::root_key::KeyFile,
     databases: Mutex<HashMap<PathBuf, Arc<Pool>>>,
+    /// Where the scheduled work signs audit checkpoints (`--checkpoint-dir`).
+    checkpoints: Option<crate::ops::checkpoints::Directory>,
 }
 
 /// Idle connections of one database file, reused across requests.
@@ -388,7 +390,15 @@ impl NativeHost {
             dir,
             root,
             databases: Mutex::new(HashMap::new()),
+            checkpoints: None,
         })
+    }
+
+    /// The same host, signing the scheduled work's audit checkpoints into
+    /// `dir` (one JSON-lines file per chain under `<dir>/<region>/`).
+    pub fn with_checkpoint_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.checkpoints = dir.map(crate::ops::checkpoints::Directory);
+        self
     }
 
     /// The region's directory of files, `<data>/<region>`.
@@ -491,6 +501,11 @@ fn poisoned<T>(_: T) -> DbError {
 
 impl Host for NativeHost {
     type Conn = LocalConn;
+    type Checkpoints = crate::ops::checkpoints::Directory;
+
+    fn checkpoints(&self) -> Option<&Self::Checkpoints> {
+        self.checkpoints.as_ref()
+    }
 
     async fn directory(&self) -> Result<LocalConn, DbError> {
         self.connect(self.dir.join("directory.db")).await
@@ -592,7 +607,9 @@ mod tests {
     async fn clinic(h: &NativeHost) -> (ClinicId, LocalConn) {
         let id = ClinicId::generate("pk", [2; 16]);
         let conn = h.create_clinic(&id).await.expect("create");
-        store::migrate(&conn, schema::CLINIC).await.expect("schema");
+        store::migrate(&conn, schema::clinic())
+            .await
+            .expect("schema");
         (id, conn)
     }
 

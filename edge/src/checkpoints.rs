@@ -6,10 +6,10 @@
 //! replaces one it kept. In production the bucket also carries an R2 bucket
 //! lock rule, so not even a leaked API token deletes a checkpoint before
 //! its retention ends. What is checked and signed is
-//! [`amanah_functions::ops::checkpoints`].
+//! [`amanah_functions::jobs::checkpoints`].
 
 use amanah_functions::checkpoint::Checkpoint;
-use amanah_functions::ops::checkpoints::CheckpointStore;
+use amanah_functions::jobs::checkpoints::CheckpointStore;
 use worker::send::{SendFuture, SendWrapper};
 use worker::{Bucket, Conditional, Include};
 

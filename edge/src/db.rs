@@ -12,6 +12,8 @@ use futures_util::future::{select, Either};
 use amanah_functions::crypto::keys::RootKeyring;
 use amanah_functions::store::hrana::Transport;
 use amanah_functions::store::sqld::{Platform, SqldHost, SqldSettings};
+
+use crate::checkpoints::R2Checkpoints;
 use worker::send::SendFuture;
 use worker::{js_sys, Delay, Fetch, Headers, Method, Request, RequestInit};
 
@@ -63,10 +65,11 @@ impl Transport for FetchTransport {
     }
 }
 
-/// The Worker's [`Host`]: the region's sqld through `fetch`.
-pub type EdgeHost = SqldHost<FetchTransport>;
+/// The Worker's [`Host`]: the region's sqld through `fetch`, its audit
+/// checkpoints in the `AUDIT_CHECKPOINTS` bucket.
+pub type EdgeHost = SqldHost<FetchTransport, R2Checkpoints>;
 
-pub fn host(db: SqldSettings, timeout: Duration, root: RootKeyring) -> EdgeHost {
+pub fn host(db: SqldSettings, timeout: Duration, root: RootKeyring) -> SqldHost<FetchTransport> {
     SqldHost::new(
         FetchTransport { timeout },
         db,

@@ -43,10 +43,6 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
             return Ok(web::error_response(&ApiError::unavailable("configuration")));
         }
     };
-    if path == "/__test/checkpoints" && app.config().test_hooks {
-        let query = req.uri().query().unwrap_or("").to_owned();
-        return Ok(test_checkpoints(app, &env, &query).await);
-    }
     let (mut parts, body) = req.into_parts();
     let ip = parts
         .headers
@@ -77,9 +73,9 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
     }))
 }
 
-/// The cron trigger: the purge of everything whose grace period has ended
-/// (see `amanah_functions::purge`), then the key sweep, then the audit
-/// checkpoint. Failures are logged without personal data and retried on
+/// The cron trigger: the region's scheduled work (`amanah_functions::jobs`:
+/// purge, key sweep, audit checkpoints into the `AUDIT_CHECKPOINTS`
+/// bucket). Failures are logged without personal data and tried again on
 /// the next trigger.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -90,75 +86,10 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    match app.purge().await {
-        Ok(r) => worker::console_log!(
-            "{}",
-            serde_json::json!({"purge": {"clinics": r.clinics, "patients": r.patients, "failed": r.failed, "unscrubbed": r.unscrubbed}})
-        ),
-        Err(e) => worker::console_error!("{}", serde_json::json!({"purge_error": e.log_text()})),
-    }
-    // The background sweep after a clinic key rotation (see
-    // `amanah_functions::rekey`): nothing to do unless one is unfinished.
-    match app.sweep_due().await {
-        Ok(r) => worker::console_log!(
-            "{}",
-            serde_json::json!({"key_sweep": {"swept": r.swept, "resealed_rows": r.resealed_rows, "failed": r.failed}})
-        ),
-        Err(e) => {
-            worker::console_error!("{}", serde_json::json!({"key_sweep_error": e.log_text()}))
-        }
-    }
-    checkpoint(app, &env).await;
-}
-
-/// The hourly audit checkpoint: every chain of the region checked against
-/// the checkpoints in the `AUDIT_CHECKPOINTS` bucket and, if it passes, its
-/// head signed into it. A chain that fails is logged (its id and the kind
-/// of problem, no content) and not checkpointed over.
-async fn checkpoint(app: &App<EdgeHost>, env: &Env) {
-    let store = match checkpoints::R2Checkpoints::from_env(env) {
-        Ok(store) => store,
-        Err(e) => {
-            worker::console_error!("{}", serde_json::json!({"audit_checkpoint_error": e}));
-            return;
-        }
-    };
-    let run = amanah_functions::ops::checkpoints::run(app, &store, None, true, &|_| {}).await;
-    match run {
-        Ok(r) => {
-            let failed: Vec<_> = r
-                .chains
-                .iter()
-                .filter(|c| !c.problems.is_empty())
-                .map(|c| serde_json::json!({"chain": c.chain, "problems": c.problems}))
-                .collect();
-            let signed = r.chains.iter().filter(|c| c.signed).count();
-            let line = serde_json::json!({"audit_checkpoint": {"chains": r.chains.len(), "signed": signed, "failed": failed}});
-            if failed.is_empty() {
-                worker::console_log!("{line}");
-            } else {
-                worker::console_error!("{line}");
-            }
-        }
-        Err(e) => worker::console_error!("{}", serde_json::json!({"audit_checkpoint_error": e})),
-    }
-}
-
-/// `GET /__test/checkpoints?chain=C` (test hooks only): the checkpoints the
-/// bucket keeps of a chain, as stored, for a test to verify independently.
-async fn test_checkpoints(app: &App<EdgeHost>, env: &Env, query: &str) -> Reply {
-    use amanah_functions::ops::checkpoints::CheckpointStore;
-    let chain = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("chain="))
-        .unwrap_or("");
-    let loaded = match checkpoints::R2Checkpoints::from_env(env) {
-        Ok(store) => store.load(&app.config().region.id, chain).await,
-        Err(e) => Err(e),
-    };
-    match loaded {
-        Ok(texts) => web::json_response(http::StatusCode::OK, &serde_json::json!(texts)),
-        Err(e) => web::error_response(&ApiError::internal(e)),
+    match amanah_functions::jobs::maintain(app).await {
+        Ok(r) if r.ok() => worker::console_log!("{}", r.to_json()),
+        Ok(r) => worker::console_error!("{}", r.to_json()),
+        Err(e) => worker::console_error!("{}", serde_json::json!({"maintain_error": e.log_text()})),
     }
 }
 

@@ -15,5 +15,9 @@ pub fn app(env: &Env) -> Result<App<EdgeHost>, String> {
         Kind::Plain => env.var(name).ok().map(|v| v.to_string()),
         Kind::Secret => env.secret(name).ok().map(|v| v.to_string()),
     })?;
-    Ok(App::new(db::host(s.db, s.db_timeout, s.root), s.config))
+    let checkpoints = crate::checkpoints::R2Checkpoints::from_env(env).ok();
+    Ok(App::new(
+        db::host(s.db, s.db_timeout, s.root).with_checkpoints(checkpoints),
+        s.config,
+    ))
 }

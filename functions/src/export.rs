@@ -1,6 +1,7 @@
 //! The clinic's data taken out: `GET /api/v1/export?format=csv|json`.
 //!
-//! [`TABLES`] says what leaves and how each column is shown; the export reads
+//! [`crate::records`] says what leaves and how each column is shown (each
+//! table's description: exported or not, each column's kind); the export reads
 //! them a page at a time inside one read transaction (a consistent snapshot
 //! however long the download takes), decrypts each sealed column with the
 //! clinic's key, and hands each page's output to the client before reading
@@ -23,7 +24,14 @@ use crate::clock;
 use crate::crypto::field::{Field, FieldCipher};
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Row, Value};
+use crate::records::{self, Column, Kind, Table};
 use crate::store::RowExt;
+
+/// The tables that leave, in order.
+fn tables() -> &'static [&'static Table] {
+    static TABLES: std::sync::OnceLock<Vec<&'static Table>> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| records::exported().collect())
+}
 
 /// What the client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,173 +93,6 @@ impl Plan {
     }
 }
 
-/// How a column is shown.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Text,
-    Int,
-    Bool,
-    /// Seconds since the epoch, shown as RFC 3339.
-    Time,
-    /// Field ciphertext, decrypted with the table's row key.
-    Sealed,
-    /// Bytes shown as lowercase hex (audit hashes).
-    Hex,
-}
-
-struct Column {
-    name: &'static str,
-    kind: Kind,
-}
-
-const fn col(name: &'static str, kind: Kind) -> Column {
-    Column { name, kind }
-}
-
-/// One exported table.
-struct Table {
-    name: &'static str,
-    /// The column a sealed value is bound to (see [`FieldCipher`]).
-    row_key: &'static str,
-    columns: &'static [Column],
-}
-
-use Kind::{Bool, Hex, Int, Sealed, Text, Time};
-
-/// Everything a clinic holds, in dependency order.
-const TABLES: &[Table] = &[
-    Table {
-        name: "clinic",
-        row_key: "id",
-        columns: &[
-            col("id", Text),
-            col("name", Sealed),
-            col("region", Text),
-            col("created_at", Time),
-        ],
-    },
-    Table {
-        name: "users",
-        row_key: "id",
-        columns: &[
-            col("id", Text),
-            col("name", Sealed),
-            col("email", Sealed),
-            col("role", Text),
-            col("active", Bool),
-            col("mfa_enabled", Bool),
-            col("created_at", Time),
-            col("updated_at", Time),
-        ],
-    },
-    Table {
-        name: "role_settings",
-        row_key: "role",
-        columns: &[
-            col("role", Text),
-            col("permissions", Text),
-            col("updated_by", Text),
-            col("updated_at", Time),
-        ],
-    },
-    Table {
-        name: "patients",
-        row_key: "id",
-        columns: &[
-            col("id", Text),
-            col("name", Sealed),
-            col("dob", Sealed),
-            col("sex", Sealed),
-            col("phone", Sealed),
-            col("email", Sealed),
-            col("address", Sealed),
-            col("national_id", Sealed),
-            col("created_by", Text),
-            col("created_at", Time),
-            col("updated_at", Time),
-            col("deleted_at", Time),
-            col("purge_after", Time),
-        ],
-    },
-    Table {
-        name: "conditions",
-        row_key: "id",
-        columns: &[
-            col("id", Text),
-            col("patient_id", Text),
-            col("display", Sealed),
-            col("code", Sealed),
-            col("onset", Sealed),
-            col("status", Sealed),
-            col("author_id", Text),
-            col("created_at", Time),
-        ],
-    },
-    Table {
-        name: "prescriptions",
-        row_key: "id",
-        columns: &[
-            col("id", Text),
-            col("patient_id", Text),
-            col("drug", Sealed),
-            col("dose", Sealed),
-            col("route", Sealed),
-            col("frequency", Sealed),
-            col("duration", Sealed),
-            col("notes", Sealed),
-            col("author_id", Text),
-            col("created_at", Time),
-        ],
-    },
-    Table {
-        name: "notes",
-        row_key: "id",
-        columns: &[
-            col("id", Text),
-            col("patient_id", Text),
-            col("kind", Sealed),
-            col("text", Sealed),
-            col("author_id", Text),
-            col("created_at", Time),
-        ],
-    },
-    Table {
-        name: "appointments",
-        row_key: "id",
-        columns: &[
-            col("id", Text),
-            col("patient_id", Text),
-            col("practitioner_id", Text),
-            col("start_at", Time),
-            col("end_at", Time),
-            col("status", Text),
-            col("reason", Sealed),
-            col("created_by", Text),
-            col("created_at", Time),
-            col("updated_at", Time),
-        ],
-    },
-    Table {
-        name: "audit",
-        row_key: "seq",
-        columns: &[
-            col("seq", Int),
-            col("at", Text),
-            col("actor", Text),
-            col("role", Text),
-            col("on_behalf_of", Text),
-            col("action", Text),
-            col("resource", Text),
-            col("patient_id", Text),
-            col("reason", Sealed),
-            col("ip", Sealed),
-            col("outcome", Text),
-            col("prev_hash", Hex),
-            col("hash", Hex),
-        ],
-    },
-];
-
 /// Rows read per round trip: bounds the memory one page takes.
 pub const PAGE_ROWS: i64 = 100;
 
@@ -264,44 +105,50 @@ enum Cell {
     Text(String),
 }
 
-impl Table {
-    fn select(&self) -> String {
-        let cols: Vec<&str> = self.columns.iter().map(|c| c.name).collect();
-        format!(
-            "SELECT rowid, CAST({} AS TEXT), {} FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-            self.row_key,
-            cols.join(", "),
-            self.name
-        )
-    }
+/// The columns of `table` an export shows.
+fn shown(table: &Table) -> Vec<&Column> {
+    table.exported_columns().collect()
+}
 
-    /// A row as shown; `row` is `[rowid, row key, columns…]`.
-    fn cells(&self, cipher: &FieldCipher, row: &Row) -> ApiResult<Vec<Cell>> {
-        let key = row.opt_text(1)?.unwrap_or_default();
-        self.columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let i = i + 2;
-                if row.get(i) == Some(&Value::Null) {
-                    return Ok(Cell::Null);
+fn select(table: &Table) -> String {
+    let cols: Vec<&str> = shown(table).iter().map(|c| c.name).collect();
+    format!(
+        "SELECT rowid, CAST({} AS TEXT), {} FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        table.row_key,
+        cols.join(", "),
+        table.name
+    )
+}
+
+/// A row as shown; `row` is `[rowid, row key, columns…]`.
+fn cells(table: &Table, cipher: &FieldCipher, row: &Row) -> ApiResult<Vec<Cell>> {
+    let key = row.opt_text(1)?.unwrap_or_default();
+    shown(table)
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let i = i + 2;
+            if row.get(i) == Some(&Value::Null) {
+                return Ok(Cell::Null);
+            }
+            Ok(match c.kind {
+                Kind::Text => Cell::Text(row.text(i)?),
+                Kind::Int => Cell::Int(row.int(i)?),
+                Kind::Bool => Cell::Bool(row.int(i)? != 0),
+                Kind::Time => Cell::Text(clock::rfc3339(row.int(i)?)),
+                Kind::Hex => Cell::Text(data_encoding::HEXLOWER.encode(&row.blob(i)?)),
+                Kind::Sealed | Kind::SealedOnce => {
+                    let pt = cipher.open(Field::new(table.name, c.name), &key, &row.blob(i)?)?;
+                    Cell::Text(String::from_utf8(pt).map_err(|_| {
+                        ApiError::internal(format!("{}.{} is not UTF-8", table.name, c.name))
+                    })?)
                 }
-                Ok(match c.kind {
-                    Text => Cell::Text(row.text(i)?),
-                    Int => Cell::Int(row.int(i)?),
-                    Bool => Cell::Bool(row.int(i)? != 0),
-                    Time => Cell::Text(clock::rfc3339(row.int(i)?)),
-                    Hex => Cell::Text(data_encoding::HEXLOWER.encode(&row.blob(i)?)),
-                    Sealed => {
-                        let pt = cipher.open(Field::new(self.name, c.name), &key, &row.blob(i)?)?;
-                        Cell::Text(String::from_utf8(pt).map_err(|_| {
-                            ApiError::internal(format!("{}.{} is not UTF-8", self.name, c.name))
-                        })?)
-                    }
-                })
+                Kind::SealedSecret | Kind::Secret => {
+                    return Err(ApiError::internal("a secret column in an export"))
+                }
             })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 /// A `Write` whose bytes the export takes out after each page.
@@ -385,7 +232,7 @@ impl<C: Conn> Export<C> {
 
     /// The next piece of output, or `None` when everything is out.
     async fn next(&mut self) -> ApiResult<Option<Bytes>> {
-        if self.table == TABLES.len() {
+        if self.table == tables().len() {
             return Ok(None);
         }
         if !self.started {
@@ -394,21 +241,21 @@ impl<C: Conn> Export<C> {
             self.begin_document()?;
             self.begin_table()?;
         }
-        let table = &TABLES[self.table];
+        let table = tables()[self.table];
         let rows = self
             .conn
-            .query(&table.select(), vec![self.after.into(), PAGE_ROWS.into()])
+            .query(&select(table), vec![self.after.into(), PAGE_ROWS.into()])
             .await?;
         for row in &rows {
             self.after = row.int(0)?;
-            let cells = table.cells(&self.cipher, row)?;
+            let cells = cells(table, &self.cipher, row)?;
             self.write_row(table, &cells)?;
         }
         if (rows.len() as i64) < PAGE_ROWS {
             self.end_table()?;
             self.table += 1;
             self.after = 0;
-            if self.table == TABLES.len() {
+            if self.table == tables().len() {
                 self.end_document()?;
                 // A read transaction: nothing to keep, so how it ends is moot.
                 let _ = self.conn.execute("COMMIT", vec![]).await;
@@ -435,7 +282,7 @@ impl<C: Conn> Export<C> {
     }
 
     fn begin_table(&mut self) -> ApiResult<()> {
-        let table = &TABLES[self.table];
+        let table = tables()[self.table];
         match &mut self.sink {
             Sink::Zip(zip) => {
                 let options = zip::write::SimpleFileOptions::default()
@@ -443,7 +290,7 @@ impl<C: Conn> Export<C> {
                     .last_modified_time(zip_time(self.plan.exported_at));
                 zip.start_file(format!("{}.csv", table.name), options)
                     .map_err(io_err)?;
-                let header: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+                let header: Vec<&str> = shown(table).iter().map(|c| c.name).collect();
                 let line = csv_line(header.iter().map(|h| Some(*h)))?;
                 zip.write_all(&line).map_err(io_err)?;
             }
@@ -476,7 +323,7 @@ impl<C: Conn> Export<C> {
                 let sep = if *first_row { "{" } else { ",{" };
                 *first_row = false;
                 self.spool.write_all(sep.as_bytes()).map_err(io_err)?;
-                for (i, (c, cell)) in table.columns.iter().zip(cells).enumerate() {
+                for (i, (c, cell)) in shown(table).iter().zip(cells).enumerate() {
                     let comma = if i == 0 { "" } else { "," };
                     write!(self.spool, "{comma}\"{}\":", c.name).map_err(io_err)?;
                     match cell {
@@ -576,15 +423,5 @@ mod tests {
         assert_eq!(line, b"\"a,b\",\"say \"\"hi\"\"\",\r\n");
         let line = csv_line([Some("x"), None].into_iter()).unwrap();
         assert_eq!(line, b"x,\r\n");
-    }
-
-    #[test]
-    fn every_table_has_its_row_key_and_unique_columns() {
-        for t in TABLES {
-            assert!(t.columns.iter().any(|c| c.name == t.row_key), "{}", t.name);
-            for (i, a) in t.columns.iter().enumerate() {
-                assert!(t.columns[i + 1..].iter().all(|b| b.name != a.name));
-            }
-        }
     }
 }

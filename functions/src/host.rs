@@ -1,5 +1,7 @@
 //! What a host gives the application: a libSQL connection per clinic (and the
-//! region's directory), the region root keys, a clock and randomness.
+//! region's directory), the region root keys, a clock and randomness; and,
+//! where the platform has one, a store for audit checkpoints outside every
+//! clinic database.
 //!
 //! Hosts (native `amanah serve`, the Worker, the Spin component) implement
 //! [`Host`] and [`Conn`]; nothing else in this crate knows which platform it
@@ -10,6 +12,7 @@ use std::sync::Arc;
 
 use crate::crypto::keys::RootKeyring;
 use crate::ids::ClinicId;
+use crate::jobs::checkpoints::CheckpointStore;
 
 /// A SQLite/libSQL value, as bound to and read from statements.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +127,10 @@ pub trait Conn: Send + Sync {
 pub trait Host: Send + Sync {
     /// Owned, so that a streamed response can read on after the handler.
     type Conn: Conn + 'static;
+    /// Where the region's audit checkpoints are kept
+    /// ([`crate::jobs::checkpoints`]); [`NoCheckpoints`] for a host that
+    /// keeps none.
+    type Checkpoints: CheckpointStore;
 
     /// The region's directory database (non-personal facts). Where creating
     /// it costs a call (a sqld namespace), a missing one may show as
@@ -164,4 +171,27 @@ pub trait Host: Send + Sync {
     fn now(&self) -> i64;
     /// Fills `buf` with cryptographically secure random bytes.
     fn fill_random(&self, buf: &mut [u8]);
+    /// The store the scheduled work signs checkpoints into, if this host
+    /// has one.
+    fn checkpoints(&self) -> Option<&Self::Checkpoints>;
+}
+
+/// The checkpoint store of a host that keeps none: never asked for.
+pub struct NoCheckpoints;
+
+impl CheckpointStore for NoCheckpoints {
+    fn describe(&self) -> String {
+        "none".into()
+    }
+    async fn load(&self, _region: &str, _chain: &str) -> Result<Vec<String>, String> {
+        Err("this host keeps no checkpoints".into())
+    }
+    async fn append(
+        &self,
+        _region: &str,
+        _c: &crate::checkpoint::Checkpoint,
+        _text: &str,
+    ) -> Result<(), String> {
+        Err("this host keeps no checkpoints".into())
+    }
 }

@@ -2,40 +2,61 @@
 //! tenant routing, field encryption, audit, roles and storage.
 //!
 //! A host (native `amanah serve`, the Cloudflare Worker, the Spin component)
-//! implements [`host::Host`] — a libSQL connection per clinic, the region's
-//! root keys, a clock and randomness — and passes each `http::Request` to
+//! implements [`Host`] — a libSQL connection per clinic, the region's root
+//! keys, a clock and randomness — and passes each `http::Request` to
 //! [`App::handle`]. Nothing here touches sockets, files or a runtime, so the
 //! crate builds for `wasm32-unknown-unknown` and `wasm32-wasip2` unchanged.
+//!
+//! Where things live (each module opens with what it decides):
+//!
+//! | module | what it decides |
+//! |---|---|
+//! | [`routes`] | the route table: one row per endpoint |
+//! | `handle`, `request` | one request: pipeline, authentication, scopes, audit entry, answer |
+//! | `api` | the handlers: parse, validate, call records, reply |
+//! | `records` | the tables, one file each: schema, sealed columns, SQL, rows ↔ structs |
+//! | `tenancy` | which database and keys a clinic's request gets; schema checks |
+//! | [`jobs`] | work outside a request: purge, key sweep, checkpoints, `maintain` |
+//! | [`ops`] | what operator commands ask of the application |
+//! | [`crypto`], [`token`], [`rbac`], [`web`], [`store`] | one rule each |
 
-mod api;
+// The surface hosts and tools use.
 pub mod app;
-pub mod audit;
 pub mod body;
 pub mod checkpoint;
 pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod export;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod host;
-pub mod idempotency;
 pub mod ids;
-#[cfg(feature = "inject-forgot-clinic")]
-pub mod injected;
+pub mod jobs;
 pub mod ops;
 pub mod platform;
-pub mod purge;
 pub mod rbac;
 pub mod region_key;
-pub mod rekey;
 pub mod routes;
 pub mod settings;
 pub mod store;
-pub mod throttle;
 pub mod token;
 pub mod validate;
 pub mod web;
 
-pub use app::{App, ClientIp, Config, RegionInfo, RequestLog};
+pub use app::{App, ClientIp, Config, RegionInfo};
 pub use host::{Conn, DbError, Host, Row, Value};
+pub use records::audit;
+pub use request::render::RequestLog;
+pub use tenancy::DataKeys;
+
+// The application's inside.
+mod api;
+mod handle;
+mod openapi;
+mod records;
+mod request;
+mod tenancy;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+#[cfg(feature = "inject-forgot-clinic")]
+pub mod injected;

@@ -6,7 +6,6 @@
 //! progress, output) live in the `amanah` binary; every SQL statement on
 //! the schemas stays in this crate.
 
-pub mod checkpoints;
 pub mod copy;
 
 use std::collections::BTreeMap;
@@ -17,31 +16,11 @@ use crate::crypto::keys::{self, KeyBytes, REGION_KEY_OWNER};
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host};
 use crate::ids::ClinicId;
-use crate::store::RowExt;
+use crate::records::directory::{clinic_keys, clinics, region_keys};
+use crate::records::{self, RowExt};
 
-/// A clinic as the region directory knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClinicRecord {
-    pub id: ClinicId,
-    /// `active`, `deleting` or `purged`.
-    pub status: String,
-    pub key_version: i64,
-    /// The data key version the last completed sweep re-sealed everything
-    /// under (below `key_version`: a rotation's sweep is unfinished).
-    pub swept_version: i64,
-}
-
-/// One wrapped key, as the directory (the region's key store) holds it: a
-/// clinic's data key, or (owner [`REGION_KEY_OWNER`]) the region key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrappedKey {
-    /// The clinic id, or [`REGION_KEY_OWNER`].
-    pub clinic: String,
-    pub version: i64,
-    pub root_version: i64,
-    pub wrapped: Vec<u8>,
-    pub created_at: i64,
-}
+pub use crate::records::directory::clinic_keys::{remove_every_key as remove_keys, WrappedKey};
+pub use crate::records::directory::clinics::ClinicRecord;
 
 /// An audit chain of the region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,27 +48,16 @@ pub struct ChainState {
     pub at_marks: BTreeMap<i64, Vec<u8>>,
 }
 
-/// The tables whose row counts a backup records and a restore must match.
-pub const COUNTED_TABLES: &[&str] = &[
-    "users",
-    "patients",
-    "patient_terms",
-    "conditions",
-    "prescriptions",
-    "notes",
-    "appointments",
-    "audit",
-];
-
 /// Row counts of a clinic database, by table, in one round trip.
 pub async fn row_counts<C: Conn>(conn: &C) -> ApiResult<BTreeMap<String, i64>> {
-    let statements = COUNTED_TABLES
+    let statements = records::CLINIC
         .iter()
-        .map(|t| (format!("SELECT COUNT(*) FROM {t}"), vec![]))
+        .filter(|t| t.counted)
+        .map(|t| t.count())
         .collect();
     let results = conn.query_many(statements).await?;
     let mut out = BTreeMap::new();
-    for (table, rows) in COUNTED_TABLES.iter().zip(results) {
+    for (table, rows) in records::counted().zip(results) {
         let n = rows
             .first()
             .ok_or_else(|| ApiError::internal("COUNT returned no row"))?
@@ -111,69 +79,27 @@ pub async fn audit_head<C: Conn>(conn: &C) -> ApiResult<(i64, String)> {
 impl<H: Host> App<H> {
     /// Every clinic of the region's directory, purged ones included.
     pub async fn clinic_records(&self) -> ApiResult<Vec<ClinicRecord>> {
-        let dir = self.ops_directory().await?;
-        let rows = dir
-            .query(
-                "SELECT id, status, key_version, swept_version FROM clinics ORDER BY id",
-                vec![],
-            )
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = ClinicId::parse(&row.text(0)?)
-                .ok_or_else(|| ApiError::internal("a malformed clinic id in the directory"))?;
-            out.push(ClinicRecord {
-                id,
-                status: row.text(1)?,
-                key_version: row.int(2)?,
-                swept_version: row.int(3)?,
-            });
-        }
-        Ok(out)
+        clinics::all(&self.ops_directory().await?).await
     }
 
     /// The wrapped data keys the directory holds: of one clinic, or all.
     pub async fn wrapped_keys(&self, clinic: Option<&ClinicId>) -> ApiResult<Vec<WrappedKey>> {
-        let dir = self.ops_directory().await?;
-        let rows = dir
-            .query(
-                "SELECT clinic_id, version, root_version, wrapped, created_at FROM clinic_keys \
-                 WHERE ?1 IS NULL OR clinic_id = ?1 ORDER BY clinic_id, version",
-                vec![clinic.map(|c| c.as_str().to_owned()).into()],
-            )
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(WrappedKey {
-                    clinic: row.text(0)?,
-                    version: row.int(1)?,
-                    root_version: row.int(2)?,
-                    wrapped: row.blob(3)?,
-                    created_at: row.int(4)?,
-                })
-            })
-            .collect()
+        clinic_keys::list(&self.ops_directory().await?, clinic).await
     }
 
     /// The region key as the directory holds it (made now if it had none).
     pub async fn wrapped_region_key(&self) -> ApiResult<WrappedKey> {
         self.region_key().await?;
-        let dir = self.ops_directory().await?;
-        let rows = dir
-            .query(
-                "SELECT version, root_version, wrapped, created_at FROM region_keys ORDER BY version DESC LIMIT 1",
-                vec![],
-            )
-            .await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| ApiError::internal("the directory has no region key"))?;
+        let (version, root_version, wrapped, created_at) =
+            region_keys::newest(&self.ops_directory().await?)
+                .await?
+                .ok_or_else(|| ApiError::internal("the directory has no region key"))?;
         Ok(WrappedKey {
             clinic: REGION_KEY_OWNER.to_owned(),
-            version: row.int(0)?,
-            root_version: row.int(1)?,
-            wrapped: row.blob(2)?,
-            created_at: row.int(3)?,
+            version,
+            root_version,
+            wrapped,
+            created_at,
         })
     }
 
@@ -182,66 +108,38 @@ impl<H: Host> App<H> {
     /// must unwrap under this host's root keys for the owner it names, or
     /// nothing is written.
     pub async fn import_wrapped_keys(&self, wrapped: &[WrappedKey]) -> ApiResult<()> {
-        let ring = self.host().root_keys();
+        let ring = self.host.root_keys();
         for k in wrapped {
             if keys::wrapped_root_version(&k.wrapped) != u32::try_from(k.root_version).ok() {
                 return Err(ApiError::internal(
                     "a wrapped key's root version is not the one its row names",
                 ));
             }
-            let version = u32::try_from(k.version)
-                .map_err(|_| ApiError::internal("a key version out of range"))?;
-            ring.unwrap(&k.clinic, version, &k.wrapped).map_err(|_| {
-                ApiError::internal("a wrapped key does not open under this region's root keys")
-            })?;
+            ring.unwrap(&k.clinic, clinic_keys::version(k.version)?, &k.wrapped)
+                .map_err(|_| {
+                    ApiError::internal("a wrapped key does not open under this region's root keys")
+                })?;
         }
         let dir = self.ops_directory().await?;
         dir.execute("BEGIN IMMEDIATE", vec![]).await?;
-        for k in wrapped {
-            let sql = if k.clinic == REGION_KEY_OWNER {
-                "INSERT OR REPLACE INTO region_keys (version, root_version, wrapped, created_at) \
-                 VALUES (?2, ?3, ?4, ?5)"
-            } else {
-                "INSERT OR REPLACE INTO clinic_keys (clinic_id, version, root_version, wrapped, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)"
-            };
-            let r = dir
-                .execute(
-                    sql,
-                    vec![
-                        k.clinic.clone().into(),
-                        k.version.into(),
-                        k.root_version.into(),
-                        k.wrapped.clone().into(),
-                        k.created_at.into(),
-                    ],
-                )
-                .await;
-            if let Err(e) = r {
-                let _ = dir.execute("ROLLBACK", vec![]).await;
-                return Err(e.into());
+        let work = async {
+            for k in wrapped {
+                clinic_keys::put(&dir, k).await?;
             }
+            Ok::<(), ApiError>(())
         }
-        dir.execute("COMMIT", vec![]).await?;
-        Ok(())
+        .await;
+        crate::store::finish(&dir, work).await
     }
 
     /// How many wrapped keys (clinic data keys and the region key) each
     /// root key version wraps.
     pub async fn root_versions_in_use(&self) -> ApiResult<BTreeMap<u32, i64>> {
-        let dir = self.ops_directory().await?;
-        let rows = dir
-            .query(
-                "SELECT root_version, COUNT(*) FROM (SELECT root_version FROM clinic_keys \
-                 UNION ALL SELECT root_version FROM region_keys) GROUP BY root_version",
-                vec![],
-            )
-            .await?;
         let mut out = BTreeMap::new();
-        for row in rows {
-            let v = u32::try_from(row.int(0)?)
-                .map_err(|_| ApiError::internal("a root version out of range"))?;
-            out.insert(v, row.int(1)?);
+        for (v, n) in clinic_keys::root_versions_in_use(&self.ops_directory().await?).await? {
+            let v =
+                u32::try_from(v).map_err(|_| ApiError::internal("a root version out of range"))?;
+            out.insert(v, n);
         }
         Ok(out)
     }
@@ -252,50 +150,24 @@ impl<H: Host> App<H> {
     /// read (another run, or a sign-up, may have moved it). Returns how many
     /// changed; 0 when the newest version wraps everything.
     pub async fn rewrap_batch(&self, limit: i64) -> ApiResult<usize> {
-        let ring = self.host().root_keys();
+        let ring = self.host.root_keys();
         let newest = i64::from(ring.current().version);
         let dir = self.ops_directory().await?;
         dir.execute("BEGIN IMMEDIATE", vec![]).await?;
         let work = async {
-            let rows = dir
-                .query(
-                    "SELECT clinic_id, version, root_version, wrapped FROM clinic_keys WHERE root_version <> ?1 \
-                     UNION ALL SELECT ?2, version, root_version, wrapped FROM region_keys WHERE root_version <> ?1 \
-                     LIMIT ?3",
-                    vec![newest.into(), REGION_KEY_OWNER.into(), limit.into()],
-                )
-                .await?;
             let mut changed = 0;
-            for row in &rows {
-                let (owner, version, old) = (row.text(0)?, row.int(1)?, row.int(2)?);
-                let v = u32::try_from(version)
-                    .map_err(|_| ApiError::internal("a key version out of range"))?;
-                let key = ring.unwrap(&owner, v, &row.blob(3)?).map_err(|_| {
-                    ApiError::internal(format!(
-                        "a key of {owner} wrapped by root v{old} does not open: is that version still in the key file?"
-                    ))
-                })?;
-                let mut nonce = [0u8; 12];
-                self.host().fill_random(&mut nonce);
-                let wrapped = ring.wrap(&owner, &key, nonce);
-                let sql = if owner == REGION_KEY_OWNER {
-                    "UPDATE region_keys SET root_version = ?3, wrapped = ?4 WHERE version = ?2 AND root_version = ?5"
-                } else {
-                    "UPDATE clinic_keys SET root_version = ?3, wrapped = ?4 \
-                     WHERE clinic_id = ?1 AND version = ?2 AND root_version = ?5"
-                };
-                changed += dir
-                    .execute(
-                        sql,
-                        vec![
-                            owner.into(),
-                            version.into(),
-                            newest.into(),
-                            wrapped.into(),
-                            old.into(),
-                        ],
-                    )
-                    .await? as usize;
+            for (owner, version, old, wrapped) in clinic_keys::wrapped_by_older(&dir, newest, limit).await? {
+                let key = ring
+                    .unwrap(&owner, clinic_keys::version(version)?, &wrapped)
+                    .map_err(|_| {
+                        ApiError::internal(format!(
+                            "a key of {owner} wrapped by root v{old} does not open: is that version still in the key file?"
+                        ))
+                    })?;
+                let rewrapped = ring.wrap(&owner, &key, self.random());
+                changed += usize::from(
+                    clinic_keys::rewrap(&dir, &owner, version, old, newest, rewrapped).await?,
+                );
             }
             Ok::<usize, ApiError>(changed)
         }
@@ -353,22 +225,4 @@ impl<H: Host> App<H> {
         let key = self.region_key().await?;
         Ok((key.version(), key.derive(&format!("backup:{purpose}"))))
     }
-
-    /// The directory, its schema brought up to date (out of the request
-    /// path, at once).
-    pub(crate) async fn ops_directory(&self) -> ApiResult<H::Conn> {
-        let dir = self.host().directory().await?;
-        self.migrate_directory(&dir).await?;
-        Ok(dir)
-    }
-}
-
-/// Empties a directory copy of its wrapped keys (clinics' and the region
-/// key) and rewrites the file, so that no page of it still holds one: a
-/// backup's directory carries no key.
-pub async fn remove_keys<C: Conn>(conn: &C) -> ApiResult<()> {
-    conn.execute("DELETE FROM clinic_keys", vec![]).await?;
-    conn.execute("DELETE FROM region_keys", vec![]).await?;
-    conn.execute("VACUUM", vec![]).await?;
-    Ok(())
 }

@@ -8,20 +8,17 @@
 //! Staff are created by an operator (`amanah staff add`), never over the API.
 
 use crate::app::App;
-use crate::audit::{self, Entry};
-use crate::crypto::blind::{BlindIndex, TermKind};
-use crate::crypto::field::{Field, FieldCipher};
+use crate::crypto::blind::BlindIndex;
+use crate::crypto::field::FieldCipher;
 use crate::crypto::keys::DataKey;
 use crate::crypto::{password, totp};
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host};
 use crate::ids::kind;
+use crate::records::audit::{self, Entry};
+use crate::records::directory::staff;
 use crate::store;
 use crate::validate;
-
-pub const STAFF_EMAIL: Field = Field::new("staff", "email");
-pub const STAFF_TOTP: Field = Field::new("staff", "totp_secret");
-pub const REQUEST_REASON: Field = Field::new("access_requests", "reason");
 
 /// The platform's field cipher and blind index for one region.
 pub struct PlatformKeys {
@@ -86,45 +83,28 @@ impl<H: Host> App<H> {
         let id = crate::ids::new_id(kind::STAFF, self.random());
         let secret: [u8; totp::SECRET_LEN] = self.random();
         let region_key = self.region_key().await?;
-        let keys = &region_key.platform;
-        let sealed_email = keys
-            .cipher
-            .seal(STAFF_EMAIL, &id, email.as_bytes(), self.random());
-        let sealed_secret = keys.cipher.seal(STAFF_TOTP, &id, &secret, self.random());
         let hash = password::hash(password_text, self.random());
         let dir = self.directory().await?;
-        let inserted = dir
-            .execute(
-                "INSERT INTO staff (id, email, email_term, role, password_hash, totp_secret, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                vec![
-                    id.clone().into(),
-                    sealed_email.into(),
-                    keys.blind.token(TermKind::Email, &email).into(),
-                    role.as_str().into(),
-                    hash.into(),
-                    sealed_secret.into(),
-                    self.host().now().into(),
-                ],
-            )
-            .await;
-        match inserted {
-            Err(crate::host::DbError::Constraint(_)) => {
-                return Err(ApiError::conflict("a staff member with this email exists"))
-            }
-            other => other?,
+        let new = staff::NewStaff {
+            id: &id,
+            email: &email,
+            role,
+            password_hash: &hash,
+            totp_secret: &secret,
         };
+        staff::insert(
+            &dir,
+            &region_key.platform,
+            &new,
+            [self.random(), self.random()],
+            self.host.now(),
+        )
+        .await?;
         Ok(NewStaff {
             id,
             totp_secret: totp::secret_base32(&secret),
             otpauth_uri: totp::otpauth_uri(&secret, &email),
         })
-    }
-
-    fn random<const N: usize>(&self) -> [u8; N] {
-        let mut b = [0u8; N];
-        self.host().fill_random(&mut b);
-        b
     }
 
     /// Appends an entry to the region's platform audit stream.

@@ -21,7 +21,7 @@ use crate::crypto::keys::{self, DataKey, KeyBytes, RootKeyring, REGION_KEY_OWNER
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host};
 use crate::platform::PlatformKeys;
-use crate::store::RowExt;
+use crate::records::directory::region_keys;
 
 /// The region key, unwrapped, and what derives from it.
 pub struct RegionKey {
@@ -69,10 +69,6 @@ impl RegionKey {
     }
 }
 
-/// The region key's row in the directory, as a root rotation sees it.
-pub(crate) const SELECT_SQL: &str =
-    "SELECT version, root_version, wrapped FROM region_keys ORDER BY version DESC LIMIT 1";
-
 impl<H: Host> App<H> {
     /// The region key, made on first need; kept for the life of this
     /// instance (a root rotation re-wraps it, its value never changes).
@@ -81,28 +77,17 @@ impl<H: Host> App<H> {
             return Ok(k);
         }
         let dir = self.directory().await?;
-        let ring = self.host().root_keys();
+        let ring = self.host.root_keys();
         let key = match load(&dir, &ring).await? {
             Some(k) => k,
             None => {
-                let mut fresh = [0u8; 32];
-                self.host().fill_random(&mut fresh);
                 let dek = DataKey {
                     version: 1,
-                    key: KeyBytes::new(fresh),
+                    key: KeyBytes::new(self.random()),
                 };
-                let mut nonce = [0u8; 12];
-                self.host().fill_random(&mut nonce);
-                dir.execute(
-                    "INSERT OR IGNORE INTO region_keys (version, root_version, wrapped, created_at) \
-                     VALUES (1, ?1, ?2, ?3)",
-                    vec![
-                        i64::from(ring.current().version).into(),
-                        ring.wrap(REGION_KEY_OWNER, &dek, nonce).into(),
-                        self.host().now().into(),
-                    ],
-                )
-                .await?;
+                let wrapped = ring.wrap(REGION_KEY_OWNER, &dek, self.random());
+                region_keys::insert_first(&dir, ring.current().version, wrapped, self.host.now())
+                    .await?;
                 load(&dir, &ring)
                     .await?
                     .ok_or_else(|| ApiError::internal("the region key was not stored"))?
@@ -114,14 +99,13 @@ impl<H: Host> App<H> {
 
 /// Reads and unwraps the region key, if the directory has one.
 async fn load<C: Conn>(dir: &C, ring: &RootKeyring) -> ApiResult<Option<RegionKey>> {
-    let rows = dir.query(SELECT_SQL, vec![]).await?;
-    let Some(row) = rows.first() else {
+    let Some((version, _, wrapped, _)) = region_keys::newest(dir).await? else {
         return Ok(None);
     };
-    let version = u32::try_from(row.int(0)?)
+    let version = u32::try_from(version)
         .map_err(|_| ApiError::internal("a region key version out of range"))?;
     let dek = ring
-        .unwrap(REGION_KEY_OWNER, version, &row.blob(2)?)
+        .unwrap(REGION_KEY_OWNER, version, &wrapped)
         .map_err(|_| {
             ApiError::internal("the region key does not open under this region's root keys")
         })?;

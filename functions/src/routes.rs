@@ -1,65 +1,35 @@
-//! The route table: every endpoint with its method, path template, who may
-//! call it and the audit action it records. Dispatch, permission checks and
-//! the tests that walk every route all read this one list.
+//! The route table: one row per endpoint. A row gives the route's id,
+//! method and path, who may call it, the audit action it records, its
+//! handler, what else the pipeline must know of it (flags), and its
+//! documentation (summary, status and answer, body, query, errors). From
+//! the rows come the [`RouteId`]s, [`ROUTES`] (the API) and [`INTERNAL`]
+//! (an operator's trigger and the test hooks), [`find`], the dispatch to
+//! handlers and the OpenAPI operation of each route: adding a route is one
+//! row here and one handler.
+//!
+//! Who may call a route decides what its handler receives: a public or
+//! internal route's handler an [`Open`](crate::request::Open) request, a
+//! staff route's one acting as [`Staff`](crate::request::actor::Staff), and
+//! a route under a session or a permission a
+//! [`ClinicScope`](crate::request::ClinicScope) with its clinic and actor.
 
 use http::Method;
 
+use crate::api::{
+    audit_log, auth, clinic_data, clinical, clinics, export, meta, patients, roles, schedule,
+    support, testing, users,
+};
+use crate::error::ApiResult;
+use crate::host::Host;
+use crate::openapi::{Operation, Schemas};
 use crate::rbac::Permission;
-
-/// Which handler serves a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteId {
-    Health,
-    HealthKeys,
-    Regions,
-    OpenApi,
-    SignUp,
-    Login,
-    Mfa,
-    Session,
-    Logout,
-    TotpStart,
-    TotpConfirm,
-    Password,
-    UsersList,
-    Practitioners,
-    UsersCreate,
-    UsersUpdate,
-    PatientsList,
-    PatientsCreate,
-    PatientsGet,
-    PatientsUpdate,
-    PatientsDelete,
-    PatientsRestore,
-    PatientAudit,
-    ConditionsList,
-    ConditionsCreate,
-    PrescriptionsList,
-    PrescriptionsCreate,
-    NotesList,
-    NotesCreate,
-    AppointmentsList,
-    AppointmentsCreate,
-    AppointmentsUpdate,
-    AuditList,
-    AuditVerify,
-    ClinicGet,
-    Export,
-    ClinicDeletionStart,
-    ClinicDeletionCancel,
-    RolesGet,
-    RolesUpdate,
-    SupportLogin,
-    SupportRequestCreate,
-    SupportSessionStart,
-    AccessRequestsList,
-    AccessRequestApprove,
-}
+use crate::request::pipeline::Request;
+use crate::request::Reply;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone; the handler does its own checks (sign-up, login).
+    /// Anyone; the handler does its own checks (sign-up, sign-in).
     Public,
     /// Any signed-in clinic user.
     Session,
@@ -67,20 +37,48 @@ pub enum Access {
     Permission(Permission),
     /// Signed-in platform staff (support console).
     Staff,
+    /// An operator's scheduler holding the deployment's internal token;
+    /// anyone else finds nothing there.
+    Internal,
+    /// Routed only when the host runs with test hooks (loopback only).
+    TestHook,
+}
+
+/// What else the pipeline and the document must know of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// Answered while the clinic is scheduled for deletion (everything
+    /// else is 409 until the deletion is cancelled).
+    Deleting,
+    /// The signed-in user's own account: refused to support sessions.
+    OwnAccount,
+    /// Throttled (429 with `Retry-After`).
+    Throttled,
+    /// Answers 401 for wrong credentials.
+    Credentials,
+    /// Takes a token of its own (401 for a bad one).
+    Token,
+    /// Names a clinic in its body: 421 for another region's.
+    Regional,
 }
 
 #[derive(Debug, Clone)]
 pub struct Route {
+    pub id: RouteId,
     pub method: Method,
     /// Template; `{id}` matches one path segment.
     pub path: &'static str,
-    pub id: RouteId,
     pub access: Access,
     /// Audit action recorded for the request (success and refusals alike).
     pub audit: Option<&'static str>,
+    pub flags: &'static [Flag],
 }
 
 impl Route {
+    pub fn has(&self, flag: Flag) -> bool {
+        self.flags.contains(&flag)
+    }
+
     /// Routes under `/api/v1/auth/` stay reachable before TOTP enrolment.
     pub fn mfa_exempt(&self) -> bool {
         self.path.starts_with("/api/v1/auth/")
@@ -88,342 +86,314 @@ impl Route {
 
     /// Routes a clinic scheduled for deletion still answers: signing in, its
     /// own state, cancelling, taking its data out and its audit trail.
-    /// Everything else is 409 until the deletion is cancelled.
     pub fn open_while_deleting(&self) -> bool {
-        use RouteId as R;
-        self.mfa_exempt()
-            || matches!(
-                self.id,
-                R::ClinicGet | R::ClinicDeletionCancel | R::Export | R::AuditList | R::AuditVerify
-            )
+        self.mfa_exempt() || self.has(Flag::Deleting)
+    }
+
+    /// The signed-in user's own account (TOTP, password): never support's.
+    pub fn own_account(&self) -> bool {
+        self.has(Flag::OwnAccount)
+    }
+
+    /// Whether answers carry `Cache-Control: no-store` (all but liveness).
+    pub fn no_store(&self) -> bool {
+        !self.path.starts_with("/healthz")
     }
 }
 
-const fn r(
-    method: Method,
-    path: &'static str,
-    id: RouteId,
-    access: Access,
-    audit: Option<&'static str>,
-) -> Route {
-    Route {
-        method,
-        path,
-        id,
-        access,
-        audit,
+/// `Access` of a row.
+macro_rules! access {
+    (P $perm:ident) => {
+        Access::Permission(Permission::$perm)
+    };
+    ($kind:ident) => {
+        Access::$kind
+    };
+}
+
+/// `audit` of a row: `-` for none.
+macro_rules! audit {
+    (-) => {
+        None
+    };
+    ($action:literal) => {
+        Some($action)
+    };
+}
+
+/// The handler call of a row, with the view its access gives.
+macro_rules! call {
+    (Staff, $r:ident, $h:path) => {
+        match $r.staff() {
+            Ok(mut o) => $h(&mut o).await,
+            Err(e) => Err(e),
+        }
+    };
+    (Session, $r:ident, $h:path) => {
+        match $r.scope() {
+            Ok(mut s) => $h(&mut s).await,
+            Err(e) => Err(e),
+        }
+    };
+    (P, $r:ident, $h:path) => {
+        call!(Session, $r, $h)
+    };
+    ($open:ident, $r:ident, $h:path) => {
+        $h(&mut $r.open()).await
+    };
+}
+
+/// The success answer of a row's documentation.
+macro_rules! answer {
+    ($s:ident; ()) => {
+        None
+    };
+    ($s:ident; (export)) => {
+        Some(crate::openapi::export_content())
+    };
+    ($s:ident; (raw $f:path)) => {
+        Some(crate::openapi::json($f()))
+    };
+    ($s:ident; (page clinical $t:ty)) => {
+        Some(crate::openapi::json(crate::openapi::page(
+            crate::openapi::clinical($s.of::<$t>()),
+        )))
+    };
+    ($s:ident; (page $t:ty)) => {
+        Some(crate::openapi::json(crate::openapi::page($s.of::<$t>())))
+    };
+    ($s:ident; (items $t:ty)) => {
+        Some(crate::openapi::json(crate::openapi::items($s.of::<$t>())))
+    };
+    ($s:ident; (list $t:ty)) => {
+        Some(crate::openapi::json(crate::openapi::list($s.of::<$t>())))
+    };
+    ($s:ident; (clinical $t:ty)) => {
+        Some(crate::openapi::json(crate::openapi::clinical(
+            $s.of::<$t>(),
+        )))
+    };
+    ($s:ident; ($t:ty)) => {
+        Some(crate::openapi::json($s.of::<$t>()))
+    };
+}
+
+macro_rules! routes {
+    (@body $s:ident) => {
+        None
+    };
+    (@body $s:ident, $body:ty) => {
+        Some($s.of::<$body>())
+    };
+    (@query) => {
+        &[]
+    };
+    (@query $query:expr) => {
+        $query
+    };
+    (
+        $(
+            $section:ident {
+                $(
+                    $id:ident : $method:ident $path:literal => $access:ident $( ( $perm:ident ) )?,
+                    $audit:tt, $handler:path, [$($flag:ident),*],
+                    $summary:literal => $status:literal $answer:tt
+                    $(, body $body:ty)? $(, query $query:expr)? $(, errors [$($ecode:literal $ewhy:literal),*])?;
+                )*
+            }
+        )*
+    ) => {
+        /// Which handler serves a route.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum RouteId {
+            $($($id,)*)*
+        }
+
+        routes!(@tables $( $section { $( $id : $method $path => $access $( ( $perm ) )?, $audit, [$($flag),*]; )* } )*);
+
+        /// Runs a route's handler with the view its access gives.
+        pub(crate) async fn dispatch<H: Host>(r: &mut Request<'_, H>) -> ApiResult<Reply> {
+            match r.cx.route.id {
+                $($(RouteId::$id => call!($access, r, $handler),)*)*
+            }
+        }
+
+        /// A route's documentation.
+        pub(crate) fn operation(id: RouteId, s: &mut Schemas) -> Operation {
+            match id {
+                $($(RouteId::$id => Operation {
+                    summary: $summary,
+                    status: $status,
+                    response: answer!(s; $answer),
+                    request: routes!(@body s $(, $body)?),
+                    query: routes!(@query $($query)?),
+                    errors: &[$($(($ecode, $ewhy)),*)?],
+                },)*)*
+            }
+        }
+    };
+    (@tables api { $($api:tt)* } internal { $($internal:tt)* }) => {
+        /// Every route of the API (the OpenAPI document's).
+        pub const ROUTES: &[Route] = &routes!(@rows $($api)*);
+        /// An operator's trigger and the test hooks: not part of the API.
+        pub const INTERNAL: &[Route] = &routes!(@rows $($internal)*);
+    };
+    (@rows $( $id:ident : $method:ident $path:literal => $access:ident $( ( $perm:ident ) )?, $audit:tt, [$($flag:ident),*]; )*) => {
+        [$(Route {
+            id: RouteId::$id,
+            method: Method::$method,
+            path: $path,
+            access: access!($access $($perm)?),
+            audit: audit!($audit),
+            flags: &[$(Flag::$flag),*],
+        },)*]
+    };
+}
+
+#[rustfmt::skip]
+routes! {
+    api {
+        Health: GET "/healthz" => Public, -, meta::health, [],
+            "Liveness and the region this instance serves" => 200 (raw meta::health_schema);
+        HealthKeys: GET "/healthz/keys" => Public, -, meta::health_keys, [],
+            "The root key versions this instance holds (numbers, never keys), for an operator's root rotation" => 200 (raw meta::health_keys_schema);
+        Regions: GET "/api/v1/regions" => Public, -, meta::regions, [],
+            "The regions a clinic may choose" => 200 (list crate::app::RegionInfo);
+        OpenApi: GET "/api/v1/openapi.json" => Public, -, meta::openapi, [],
+            "This document" => 200 (raw meta::object_schema);
+        SignUp: POST "/api/v1/clinics" => Public, "clinic.create", clinics::sign_up, [Regional],
+            "Sign up a clinic and its owner; the clinic id starts with its region" => 201 (clinics::SignedUp),
+            body clinics::SignUp;
+        Login: POST "/api/v1/auth/login" => Public, "auth.login", auth::login, [Credentials, Regional, Throttled],
+            "Sign in with password; a session, or the demand for a TOTP code" => 200 (auth::LoginResult),
+            body auth::Login;
+        Mfa: POST "/api/v1/auth/mfa" => Public, "auth.mfa", auth::mfa, [Token, Regional, Throttled],
+            "The TOTP step of sign-in (MFA token as bearer or cookie)" => 200 (auth::LoginResult),
+            body auth::Code6;
+        Session: GET "/api/v1/auth/session" => Session, -, auth::session, [],
+            "The current session" => 200 (auth::SessionView);
+        Logout: POST "/api/v1/auth/logout" => Session, "auth.logout", auth::logout, [],
+            "End the session, for cookie and bearer alike" => 204 ();
+        TotpStart: POST "/api/v1/auth/totp" => Session, "auth.totp.start", auth::totp_start, [OwnAccount, Throttled],
+            "Begin TOTP enrolment" => 200 (auth::TotpEnrolment),
+            body auth::PasswordOnly;
+        TotpConfirm: POST "/api/v1/auth/totp/confirm" => Session, "auth.totp.confirm", auth::totp_confirm, [OwnAccount, Throttled],
+            "Confirm TOTP enrolment with a code" => 204 (),
+            body auth::Code6, errors [409 "no enrolment under way: start one first"];
+        Password: POST "/api/v1/auth/password" => Session, "auth.password", auth::change_password, [OwnAccount, Throttled],
+            "Change one's password" => 204 (),
+            body auth::ChangePassword;
+        UsersList: GET "/api/v1/users" => P(StaffManage), "user.list", users::list, [],
+            "The clinic's staff" => 200 (page users::UserView),
+            query crate::api::PAGE_QUERY;
+        Practitioners: GET "/api/v1/practitioners" => P(ScheduleRead), "practitioner.list", users::practitioners, [],
+            "Who can be booked: the clinic's active owners, doctors and nurses" => 200 (page users::Practitioner);
+        UsersCreate: POST "/api/v1/users" => P(StaffManage), "user.create", users::create, [],
+            "Add a staff member" => 201 (users::UserView),
+            body users::NewUser;
+        UsersUpdate: PATCH "/api/v1/users/{id}" => P(StaffManage), "user.update", users::update, [],
+            "Change a staff member's role or deactivate them" => 200 (users::UserView),
+            body users::UserPatch;
+        PatientsList: GET "/api/v1/patients" => P(PatientRead), "patient.list", patients::list, [],
+            "List or search patients (name words and prefixes, phone, national id)" => 200 (page patients::PatientView),
+            query patients::LIST_QUERY;
+        PatientsCreate: POST "/api/v1/patients" => P(PatientWrite), "patient.create", patients::create, [],
+            "Register a patient" => 201 (patients::PatientView),
+            body patients::Demographics;
+        PatientsGet: GET "/api/v1/patients/{id}" => P(PatientRead), "patient.read", patients::get, [],
+            "One patient" => 200 (patients::PatientView);
+        PatientsUpdate: PATCH "/api/v1/patients/{id}" => P(PatientWrite), "patient.update", patients::update, [],
+            "Change a patient's demographics" => 200 (patients::PatientView),
+            body patients::PatientPatch;
+        PatientsDelete: DELETE "/api/v1/patients/{id}" => P(PatientDelete), "patient.delete", patients::delete, [],
+            "Delete a patient: hidden now, purged after 30 days" => 202 (crate::api::Deletion);
+        PatientsRestore: POST "/api/v1/patients/{id}/restore" => P(PatientDelete), "patient.restore", patients::restore, [],
+            "Restore a deleted patient within the grace period" => 200 (patients::PatientView);
+        PatientAudit: GET "/api/v1/patients/{id}/audit" => P(PatientAuditRead), "patient.audit.read", audit_log::patient_timeline, [],
+            "A patient's audit timeline" => 200 (page crate::audit::EntryView),
+            query crate::api::PAGE_QUERY;
+        ConditionsList: GET "/api/v1/patients/{id}/conditions" => P(ClinicalRead), "condition.list", clinical::list_conditions, [],
+            "A patient's conditions" => 200 (page clinical clinical::NewCondition),
+            query crate::api::PAGE_QUERY;
+        ConditionsCreate: POST "/api/v1/patients/{id}/conditions" => P(ClinicalWrite), "condition.create", clinical::create_condition, [],
+            "Record a condition" => 201 (clinical clinical::NewCondition),
+            body clinical::NewCondition;
+        PrescriptionsList: GET "/api/v1/patients/{id}/prescriptions" => P(ClinicalRead), "prescription.list", clinical::list_prescriptions, [],
+            "A patient's prescriptions" => 200 (page clinical clinical::NewPrescription),
+            query crate::api::PAGE_QUERY;
+        PrescriptionsCreate: POST "/api/v1/patients/{id}/prescriptions" => P(PrescriptionWrite), "prescription.create", clinical::create_prescription, [],
+            "Prescribe" => 201 (clinical clinical::NewPrescription),
+            body clinical::NewPrescription;
+        NotesList: GET "/api/v1/patients/{id}/notes" => P(ClinicalRead), "note.list", clinical::list_notes, [],
+            "A patient's notes" => 200 (page clinical clinical::NewNote),
+            query crate::api::PAGE_QUERY;
+        NotesCreate: POST "/api/v1/patients/{id}/notes" => P(ClinicalWrite), "note.create", clinical::create_note, [],
+            "Write a note (author and time are the server's)" => 201 (clinical clinical::NewNote),
+            body clinical::NewNote;
+        AppointmentsList: GET "/api/v1/appointments" => P(ScheduleRead), "appointment.list", schedule::list, [],
+            "The schedule of a day or week, patient names decrypted" => 200 (items schedule::AppointmentView),
+            query schedule::LIST_QUERY;
+        AppointmentsCreate: POST "/api/v1/appointments" => P(ScheduleWrite), "appointment.create", schedule::create, [],
+            "Book an appointment; 409 if it overlaps the practitioner's time" => 201 (schedule::AppointmentView),
+            body schedule::NewAppointment;
+        AppointmentsUpdate: PATCH "/api/v1/appointments/{id}" => P(ScheduleWrite), "appointment.update", schedule::update, [],
+            "Move an appointment or change its status" => 200 (schedule::AppointmentView),
+            body schedule::AppointmentPatch;
+        AuditList: GET "/api/v1/audit" => P(AuditRead), "audit.list", audit_log::list, [Deleting],
+            "The clinic's audit trail, newest first" => 200 (page crate::audit::EntryView),
+            query audit_log::LIST_QUERY;
+        AuditVerify: GET "/api/v1/audit/verify" => P(AuditRead), "audit.verify", audit_log::verify, [Deleting],
+            "Verify the audit chain end to end" => 200 (audit_log::VerifyView);
+        ClinicGet: GET "/api/v1/clinic" => P(ClinicManage), "clinic.read", clinic_data::get, [Deleting],
+            "The clinic's record" => 200 (clinic_data::ClinicView);
+        Export: GET "/api/v1/export" => P(ClinicManage), "clinic.export", export::export, [Deleting],
+            "All clinic data, decrypted and streamed: a zip of one CSV per table, or one JSON document" => 200 (export),
+            query export::QUERY;
+        ClinicDeletionStart: POST "/api/v1/clinic/deletion" => P(ClinicManage), "clinic.delete", clinic_data::start, [Throttled],
+            "Schedule the clinic's deletion (30 days' grace); password required" => 202 (crate::api::Deletion),
+            body clinic_data::Confirm;
+        ClinicDeletionCancel: DELETE "/api/v1/clinic/deletion" => P(ClinicManage), "clinic.delete.cancel", clinic_data::cancel, [Deleting],
+            "Cancel the clinic's deletion within the grace" => 204 ();
+        RolesGet: GET "/api/v1/clinic/roles" => P(ClinicManage), "clinic.roles.read", roles::get, [],
+            "What each role may do here, with defaults and ceilings" => 200 (items roles::RoleView);
+        RolesUpdate: PUT "/api/v1/clinic/roles" => P(ClinicManage), "clinic.roles.update", roles::update, [],
+            "Narrow or widen nurses' and receptionists' rights, within the ceilings" => 200 (items roles::RoleView),
+            body roles::Settings;
+        SupportLogin: POST "/api/v1/support/login" => Public, "support.login", support::login, [Credentials, Throttled],
+            "Platform staff sign-in: password and TOTP, always" => 200 (support::StaffSession),
+            body support::StaffLogin;
+        SupportRequestCreate: POST "/api/v1/support/access-requests" => Staff, "support.access.request", support::create_request, [],
+            "Ask a clinic's owner for access under a ticket" => 201 (support::AccessRequestCreated),
+            body support::NewRequest;
+        SupportSessionStart: POST "/api/v1/support/access-requests/{id}/session" => Staff, "support.session.start", support::start_session, [],
+            "Start the approved 30-minute, read-only support session" => 200 (auth::SessionView);
+        AccessRequestsList: GET "/api/v1/access-requests" => P(ClinicManage), "access_request.list", support::list_requests, [],
+            "Support's access requests to this clinic" => 200 (page support::AccessRequestView);
+        AccessRequestApprove: POST "/api/v1/access-requests/{id}/approve" => P(ClinicManage), "access_request.approve", support::approve, [],
+            "Approve a pending access request" => 200 (support::Approved);
+    }
+    internal {
+        Maintain: POST "/internal/maintain" => Internal, -, meta::maintain, [],
+            "The region's scheduled work: purge, key sweep, audit checkpoints" => 200 (raw meta::object_schema);
+        TestClock: POST "/__test/clock" => TestHook, -, testing::advance_clock, [],
+            "Moves one clinic's clock forward (tests only)" => 200 (raw meta::object_schema);
+        TestStaff: POST "/__test/staff" => TestHook, -, testing::add_staff, [],
+            "Creates platform staff (tests only)" => 201 (raw meta::object_schema);
+        TestCheckpoints: GET "/__test/checkpoints" => TestHook, -, testing::checkpoints, [],
+            "The audit checkpoints the host's store keeps of a chain (tests only)" => 200 (raw meta::object_schema);
     }
 }
 
-use Access::{Permission as P, Public, Session, Staff};
-use RouteId as R;
-
-/// Every route.
-pub const ROUTES: &[Route] = &[
-    r(Method::GET, "/healthz", R::Health, Public, None),
-    r(Method::GET, "/healthz/keys", R::HealthKeys, Public, None),
-    r(Method::GET, "/api/v1/regions", R::Regions, Public, None),
-    r(
-        Method::GET,
-        "/api/v1/openapi.json",
-        R::OpenApi,
-        Public,
-        None,
-    ),
-    r(
-        Method::POST,
-        "/api/v1/clinics",
-        R::SignUp,
-        Public,
-        Some("clinic.create"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/auth/login",
-        R::Login,
-        Public,
-        Some("auth.login"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/auth/mfa",
-        R::Mfa,
-        Public,
-        Some("auth.mfa"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/auth/session",
-        R::Session,
-        Session,
-        None,
-    ),
-    r(
-        Method::POST,
-        "/api/v1/auth/logout",
-        R::Logout,
-        Session,
-        Some("auth.logout"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/auth/totp",
-        R::TotpStart,
-        Session,
-        Some("auth.totp.start"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/auth/totp/confirm",
-        R::TotpConfirm,
-        Session,
-        Some("auth.totp.confirm"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/auth/password",
-        R::Password,
-        Session,
-        Some("auth.password"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/users",
-        R::UsersList,
-        P(Permission::StaffManage),
-        Some("user.list"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/practitioners",
-        R::Practitioners,
-        P(Permission::ScheduleRead),
-        Some("practitioner.list"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/users",
-        R::UsersCreate,
-        P(Permission::StaffManage),
-        Some("user.create"),
-    ),
-    r(
-        Method::PATCH,
-        "/api/v1/users/{id}",
-        R::UsersUpdate,
-        P(Permission::StaffManage),
-        Some("user.update"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/patients",
-        R::PatientsList,
-        P(Permission::PatientRead),
-        Some("patient.list"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/patients",
-        R::PatientsCreate,
-        P(Permission::PatientWrite),
-        Some("patient.create"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/patients/{id}",
-        R::PatientsGet,
-        P(Permission::PatientRead),
-        Some("patient.read"),
-    ),
-    r(
-        Method::PATCH,
-        "/api/v1/patients/{id}",
-        R::PatientsUpdate,
-        P(Permission::PatientWrite),
-        Some("patient.update"),
-    ),
-    r(
-        Method::DELETE,
-        "/api/v1/patients/{id}",
-        R::PatientsDelete,
-        P(Permission::PatientDelete),
-        Some("patient.delete"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/patients/{id}/restore",
-        R::PatientsRestore,
-        P(Permission::PatientDelete),
-        Some("patient.restore"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/patients/{id}/audit",
-        R::PatientAudit,
-        P(Permission::PatientAuditRead),
-        Some("patient.audit.read"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/patients/{id}/conditions",
-        R::ConditionsList,
-        P(Permission::ClinicalRead),
-        Some("condition.list"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/patients/{id}/conditions",
-        R::ConditionsCreate,
-        P(Permission::ClinicalWrite),
-        Some("condition.create"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/patients/{id}/prescriptions",
-        R::PrescriptionsList,
-        P(Permission::ClinicalRead),
-        Some("prescription.list"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/patients/{id}/prescriptions",
-        R::PrescriptionsCreate,
-        P(Permission::PrescriptionWrite),
-        Some("prescription.create"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/patients/{id}/notes",
-        R::NotesList,
-        P(Permission::ClinicalRead),
-        Some("note.list"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/patients/{id}/notes",
-        R::NotesCreate,
-        P(Permission::ClinicalWrite),
-        Some("note.create"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/appointments",
-        R::AppointmentsList,
-        P(Permission::ScheduleRead),
-        Some("appointment.list"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/appointments",
-        R::AppointmentsCreate,
-        P(Permission::ScheduleWrite),
-        Some("appointment.create"),
-    ),
-    r(
-        Method::PATCH,
-        "/api/v1/appointments/{id}",
-        R::AppointmentsUpdate,
-        P(Permission::ScheduleWrite),
-        Some("appointment.update"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/audit",
-        R::AuditList,
-        P(Permission::AuditRead),
-        Some("audit.list"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/audit/verify",
-        R::AuditVerify,
-        P(Permission::AuditRead),
-        Some("audit.verify"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/clinic",
-        R::ClinicGet,
-        P(Permission::ClinicManage),
-        Some("clinic.read"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/export",
-        R::Export,
-        P(Permission::ClinicManage),
-        Some("clinic.export"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/clinic/deletion",
-        R::ClinicDeletionStart,
-        P(Permission::ClinicManage),
-        Some("clinic.delete"),
-    ),
-    r(
-        Method::DELETE,
-        "/api/v1/clinic/deletion",
-        R::ClinicDeletionCancel,
-        P(Permission::ClinicManage),
-        Some("clinic.delete.cancel"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/clinic/roles",
-        R::RolesGet,
-        P(Permission::ClinicManage),
-        Some("clinic.roles.read"),
-    ),
-    r(
-        Method::PUT,
-        "/api/v1/clinic/roles",
-        R::RolesUpdate,
-        P(Permission::ClinicManage),
-        Some("clinic.roles.update"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/support/login",
-        R::SupportLogin,
-        Public,
-        Some("support.login"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/support/access-requests",
-        R::SupportRequestCreate,
-        Staff,
-        Some("support.access.request"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/support/access-requests/{id}/session",
-        R::SupportSessionStart,
-        Staff,
-        Some("support.session.start"),
-    ),
-    r(
-        Method::GET,
-        "/api/v1/access-requests",
-        R::AccessRequestsList,
-        P(Permission::ClinicManage),
-        Some("access_request.list"),
-    ),
-    r(
-        Method::POST,
-        "/api/v1/access-requests/{id}/approve",
-        R::AccessRequestApprove,
-        P(Permission::ClinicManage),
-        Some("access_request.approve"),
-    ),
-];
-
-/// The route for a request, with the values of its `{id}` segments.
-pub fn find(method: &Method, path: &str) -> Option<(&'static Route, Vec<String>)> {
+/// The route for a request, with the values of its `{id}` segments; the
+/// test hooks only when `test_hooks`.
+pub fn find_in(
+    method: &Method,
+    path: &str,
+    test_hooks: bool,
+) -> Option<(&'static Route, Vec<String>)> {
     let segs: Vec<&str> = path.split('/').collect();
-    ROUTES.iter().find_map(|route| {
-        if route.method != *method {
+    ROUTES.iter().chain(INTERNAL).find_map(|route| {
+        if route.method != *method || (route.access == Access::TestHook && !test_hooks) {
             return None;
         }
         let tpl: Vec<&str> = route.path.split('/').collect();
@@ -443,6 +413,11 @@ pub fn find(method: &Method, path: &str) -> Option<(&'static Route, Vec<String>)
         }
         Some((route, params))
     })
+}
+
+/// The API route for a request (test hooks aside).
+pub fn find(method: &Method, path: &str) -> Option<(&'static Route, Vec<String>)> {
+    find_in(method, path, false)
 }
 
 #[cfg(test)]
@@ -465,22 +440,39 @@ mod tests {
             .0
             .mfa_exempt());
         assert!(!find(&Method::GET, "/api/v1/users").unwrap().0.mfa_exempt());
+        assert!(find(&Method::POST, "/__test/clock").is_none());
+        assert_eq!(
+            find_in(&Method::POST, "/__test/clock", true).unwrap().0.id,
+            RouteId::TestClock
+        );
+        assert_eq!(
+            find(&Method::POST, "/internal/maintain").unwrap().0.access,
+            Access::Internal
+        );
     }
 
     #[test]
     fn every_route_is_unique_and_clinic_routes_are_audited() {
-        for (i, a) in ROUTES.iter().enumerate() {
-            for b in &ROUTES[i + 1..] {
+        let all: Vec<&Route> = ROUTES.iter().chain(INTERNAL).collect();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
                 assert!(
                     !(a.method == b.method && a.path == b.path),
                     "{} {}",
                     a.method,
                     a.path
                 );
+                assert_ne!(a.id, b.id);
             }
             if matches!(a.access, Access::Permission(_)) {
                 assert!(a.audit.is_some(), "{} {} must be audited", a.method, a.path);
             }
         }
+        assert!(ROUTES
+            .iter()
+            .all(|r| !matches!(r.access, Access::Internal | Access::TestHook)));
+        assert!(INTERNAL
+            .iter()
+            .all(|r| matches!(r.access, Access::Internal | Access::TestHook)));
     }
 }

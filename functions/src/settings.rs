@@ -15,6 +15,7 @@
 //! | `ROOT_KEY` | secret | `v1:<64 hex>`, the region's key-encryption key; during a root rotation every version held, comma-separated (`v1:…,v2:…`; the newest wraps) |
 //! | `DB_AUTH_TOKEN` | secret | optional bearer token for the libSQL server |
 //! | `DB_ADMIN_TOKEN` | secret | optional bearer token for the admin API |
+//! | `MAINTAIN_TOKEN` | secret | optional: the bearer token (32+ characters) of `POST /internal/maintain`, the region's scheduled work; without it the route answers 404 |
 //!
 //! Spin spells the same names in lower case (`root_key`, …), as its
 //! variables must be.
@@ -36,7 +37,7 @@ pub enum Kind {
 }
 
 /// Every setting [`read`] looks up, with its kind.
-pub const NAMES: [(&str, Kind); 10] = [
+pub const NAMES: [(&str, Kind); 11] = [
     ("REGION", Kind::Plain),
     ("REGION_URLS", Kind::Plain),
     ("DB_URL", Kind::Plain),
@@ -47,6 +48,7 @@ pub const NAMES: [(&str, Kind); 10] = [
     ("ROOT_KEY", Kind::Secret),
     ("DB_AUTH_TOKEN", Kind::Secret),
     ("DB_ADMIN_TOKEN", Kind::Secret),
+    ("MAINTAIN_TOKEN", Kind::Secret),
 ];
 
 /// Everything a wasm host needs to build its [`crate::App`].
@@ -123,6 +125,12 @@ pub fn read(get: impl Fn(&str, Kind) -> Option<String>) -> Result<Settings, Stri
         }
         Some(_) => return Err("TEST_HOOKS must be 0 or 1".into()),
     }
+    config.maintain_token = match optional("MAINTAIN_TOKEN", Kind::Secret) {
+        Some(t) if t.len() < 32 => {
+            return Err("MAINTAIN_TOKEN must be at least 32 characters".into())
+        }
+        t => t,
+    };
     let timeout_ms: u64 = match optional("DB_TIMEOUT_MS", Kind::Plain) {
         None => 10_000,
         Some(ms) => ms

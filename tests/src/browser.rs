@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{cookies::Cookie, wd::Capabilities, Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use crate::free_port;
+use crate::deployment::free_port;
 
 /// Where Debian puts them.
 pub const CHROMIUM: &str = "/usr/bin/chromium";

@@ -313,7 +313,7 @@ fn amanah_serve_purges_periodically() {
     if std::env::var("AMANAH_DEPLOYMENT").is_ok() || std::env::var("AMANAH_PK_URL").is_ok() {
         return; // a property of the native server only
     }
-    let d = Deployment::start_native(&["--purge-interval", "1"]);
+    let d = Deployment::start_native(&["--maintain-interval", "1"]);
     let (clinic, owner, _) = d.ready_clinic("pk", "Tick Clinic", "owner@tick.pk");
     let pid = owner.create_patient(json!({"name": "Tick Person", "dob": "1999-09-09"}));
     assert_eq!(owner.delete(&format!("/api/v1/patients/{pid}")).status, 202);

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use amanah_e2e::browser::Browser;
-use amanah_e2e::{totp_code, Client, Clinic, Deployment, PASSWORD};
+use amanah_e2e::{totp_code, Client, Clinic, Deployment, HostKind, PASSWORD};
 use amanah_functions::web::SESSION_COOKIE;
 
 const OWNER: &str = "owner@day.pk";
@@ -100,7 +100,7 @@ fn enrol(b: &Browser, clinic: &Clinic) -> String {
 #[test]
 fn a_clinics_day_in_the_browser() {
     let d = Deployment::start();
-    if d.host == "spin" {
+    if d.host == HostKind::Spin {
         eprintln!(
             "skipped: the Spin deployment serves the API only (see README: Spin and the front end)"
         );
@@ -116,7 +116,7 @@ fn a_clinics_day_in_the_browser() {
             && csp.contains("frame-ancestors 'none'"),
         "{csp}"
     );
-    let dir = shots(&d.host);
+    let dir = shots(d.host.as_str());
     let b = Browser::start(1280, 900);
 
     // Sign-up shows each region and where its data lives.

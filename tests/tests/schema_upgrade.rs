@@ -5,13 +5,13 @@
 //! rides with the request's first statement. A Worker isolate checks each
 //! database once in its life, which a test cannot end on demand.
 
-use amanah_e2e::{Deployment, Method};
+use amanah_e2e::{Deployment, HostKind, Method};
 use serde_json::json;
 
 #[test]
 fn a_clinic_database_a_version_behind_is_migrated_and_the_request_runs_once() {
     let mut d = Deployment::start();
-    if d.host == "worker" || d.host == "external" {
+    if d.host == HostKind::Worker || d.host == HostKind::External {
         eprintln!("skipped: the {} host's instances outlive the test", d.host);
         return;
     }
@@ -41,7 +41,7 @@ fn a_clinic_database_a_version_behind_is_migrated_and_the_request_runs_once() {
     )
     .expect("this deployment's databases are reachable")
     .expect("rewind the schema");
-    if d.host == "native" {
+    if d.host == HostKind::Native {
         d.restart_native();
     }
     let owner = owner.rebased(d.url("pk"));

@@ -10,7 +10,7 @@
 //! directory (`operations.rs`).
 
 use amanah_e2e::operators::{chain, operator};
-use amanah_e2e::{Client, Deployment};
+use amanah_e2e::{Client, Deployment, HostKind};
 use serde_json::{json, Value};
 
 /// The checkpoints the bucket keeps of `chain`, as stored.
@@ -23,7 +23,7 @@ fn kept(c: &Client, chain: &str) -> Vec<String> {
 #[test]
 fn the_workers_cron_checkpoints_into_its_bucket_and_a_cut_chain_is_caught() {
     let d = Deployment::start();
-    if d.host != "worker" {
+    if d.host != HostKind::Worker {
         eprintln!("skipped: the object store binding is the Worker's");
         return;
     }

@@ -35,7 +35,7 @@ pub fn build(tools: &Tools) -> Result<PathBuf, String> {
     let out = dist();
     let wasm = out.join("amanah_bg.wasm");
     if newer(&input, &wasm) {
-        crate::worker::bind_and_shrink(tools, &input, &out, "amanah", "-Oz")?;
+        crate::wasm::bind_and_shrink(tools, &input, &out, "amanah", "-Oz")?;
     }
     let statics = root().join("frontend").join("static");
     for entry in fs::read_dir(&statics).map_err(|e| format!("{}: {e}", statics.display()))? {
@@ -49,7 +49,7 @@ pub fn build(tools: &Tools) -> Result<PathBuf, String> {
         Ok(format!(
             "{} KiB raw, {} KiB gzip",
             raw / 1024,
-            crate::worker::gzip_len(p)? / 1024
+            crate::wasm::gzip_len(p)? / 1024
         ))
     };
     eprintln!(

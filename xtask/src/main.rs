@@ -29,6 +29,7 @@ mod frontend;
 mod fuzz;
 mod spin;
 mod tools;
+mod wasm;
 mod worker;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -96,7 +96,7 @@ pub fn build(tools: &SpinTools) -> Result<Built, String> {
     eprintln!(
         "xtask: Spin component: {} KiB raw, {} KiB gzip",
         raw / 1024,
-        crate::worker::gzip_len(&component)? / 1024
+        crate::wasm::gzip_len(&component)? / 1024
     );
     Ok(Built { component, local })
 }
@@ -184,7 +184,7 @@ pub fn runtime_config(regions: &Regions, region: &Region) -> String {
          # Database: {database}.\n\
          #\n\
          # Secrets are not in this file: give root_key (v1:<64 hex>), db_auth_token,\n\
-         # db_admin_token and purge_token from the region's own secret store (a\n\
+         # db_admin_token and maintain_token from the region's own secret store (a\n\
          # [[variables_provider]] of type \"vault\" or \"azure_key_vault\" in the\n\
          # region) or as SPIN_VARIABLE_* in the Spin process's environment.\n\
          \n\
@@ -208,8 +208,8 @@ pub fn runtime_config(regions: &Regions, region: &Region) -> String {
 pub struct Spin<'a> {
     pub tools: &'a SpinTools,
     pub local: Option<PathBuf>,
-    /// The bearer token for `POST /internal/purge`, made per deployment.
-    pub purge_token: String,
+    /// The bearer token for `POST /internal/maintain`, made per deployment.
+    pub maintain_token: String,
 }
 
 impl<'a> Spin<'a> {
@@ -217,7 +217,7 @@ impl<'a> Spin<'a> {
         Ok(Spin {
             tools,
             local: None,
-            purge_token: random_hex()?,
+            maintain_token: random_hex()?,
         })
     }
 }
@@ -245,7 +245,7 @@ impl WasmHost for Spin<'_> {
             ("DB_URL", r.sqld_url()),
             ("DB_ADMIN_URL", r.sqld_admin_url()),
             ("ROOT_KEY", root_key(data, r.id)?),
-            ("PURGE_TOKEN", self.purge_token.clone()),
+            ("MAINTAIN_TOKEN", self.maintain_token.clone()),
         ];
         if test_hooks {
             // Tests also stop sqld (SIGSTOP): give up on it sooner than the
@@ -279,8 +279,8 @@ impl WasmHost for Spin<'_> {
         // `wasmtime serve` gives no client address (Spin's runtime sets
         // `spin-client-addr`).
         format!(
-            ",\"purge_token\":\"{}\",\"client_address\":false",
-            self.purge_token
+            ",\"maintain_token\":\"{}\",\"client_address\":false",
+            self.maintain_token
         )
     }
 }
@@ -322,7 +322,12 @@ mod tests {
                 assert!(urls.contains(&format!("{}=https://", other.id)));
             }
             assert!(urls.contains(&format!("{}=https://", region.id)));
-            for secret in ["root_key", "db_auth_token", "db_admin_token", "purge_token"] {
+            for secret in [
+                "root_key",
+                "db_auth_token",
+                "db_admin_token",
+                "maintain_token",
+            ] {
                 assert!(!values.contains_key(secret), "{secret} is a secret");
             }
         }

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use crate::deploy::{free_port, log_file, root_key, write_private, RegionProc, WasmHost};
 use crate::tools::Tools;
@@ -39,63 +39,12 @@ pub fn build(tools: &Tools) -> Result<PathBuf, String> {
     let out = build_dir();
     let wasm = out.join("amanah_edge_bg.wasm");
     if newer(&input, &wasm) {
-        bind_and_shrink(tools, &input, &out, "amanah_edge", "-O2")?;
+        crate::wasm::bind_and_shrink(tools, &input, &out, "amanah_edge", "-O2")?;
     }
     if !crate::frontend::dist().join("index.html").exists() {
         return Err("the Worker serves the front end: build it first (frontend::build)".into());
     }
     Ok(wasm)
-}
-
-/// `wasm-bindgen --target web` of `input` into a fresh `out` (as
-/// `<name>.js` and `<name>_bg.wasm`), then `wasm-opt` at `level` with the
-/// features browsers and workerd share (not `--all-features`: that emits
-/// encodings Chromium refuses).
-pub fn bind_and_shrink(
-    tools: &Tools,
-    input: &Path,
-    out: &Path,
-    name: &str,
-    level: &str,
-) -> Result<(), String> {
-    let _ = fs::remove_dir_all(out);
-    let mut c = Command::new(&tools.wasm_bindgen);
-    c.args([
-        "--target",
-        "web",
-        "--no-typescript",
-        "--out-name",
-        name,
-        "--out-dir",
-    ])
-    .arg(out)
-    .arg(input);
-    run(&format!("wasm-bindgen --target web ({name})"), c)?;
-    let wasm = out.join(format!("{name}_bg.wasm"));
-    let mut c = Command::new(tools.node_bin.join("node"));
-    c.arg(&tools.wasm_opt)
-        .arg(&wasm)
-        .arg("-o")
-        .arg(&wasm)
-        .args([
-            level,
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            "--enable-reference-types",
-            "--enable-multivalue",
-        ]);
-    run(&format!("wasm-opt {level} ({name})"), c)
-}
-
-pub fn gzip_len(path: &Path) -> Result<u64, String> {
-    let out = Command::new("gzip")
-        .args(["-9", "-c"])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("gzip: {e}"))?;
-    Ok(out.stdout.len() as u64)
 }
 
 /// `wrangler deploy --dry-run --env E` for every region, offline; reports the
@@ -114,7 +63,7 @@ pub fn dry_run(tools: &Tools) -> Result<(), String> {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
             if name.ends_with(".wasm") || name.ends_with(".js") {
                 total.0 += fs::metadata(&p).map_err(|e| e.to_string())?.len();
-                total.1 += gzip_len(&p)?;
+                total.1 += crate::wasm::gzip_len(&p)?;
             }
         }
         eprintln!(

@@ -1,7 +1,7 @@
 //! `amanah audit checkpoint` and `amanah audit verify` over a directory of
 //! checkpoints, one append-only JSON-lines file per chain:
 //! `<checkpoint dir>/<region>/<chain>.jsonl`. The rule (what is checked,
-//! what is signed) is [`amanah_functions::ops::checkpoints`]; the Worker
+//! what is signed) is [`amanah_functions::jobs::checkpoints`]; the Worker
 //! keeps the same checkpoints in its object store binding instead.
 
 use std::io::Write;
@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use amanah_functions::checkpoint::Checkpoint;
 use amanah_functions::host::Host;
 use amanah_functions::ids::ClinicId;
-use amanah_functions::ops::checkpoints::{self, CheckpointStore, Report, Step};
+use amanah_functions::jobs::checkpoints::{self, CheckpointStore, Report, Step};
 use amanah_functions::App;
 use indicatif::ProgressBar;
 

@@ -134,7 +134,7 @@ mod tests {
         let (src_host, dst_host) = (host(a.path()), host(b.path()));
         let id = ClinicId::generate("pk", [3; 16]);
         let src = src_host.create_clinic(&id).await.unwrap();
-        store::migrate(&src, schema::CLINIC).await.unwrap();
+        store::migrate(&src, schema::clinic()).await.unwrap();
         src.execute_script(
             "CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB, r REAL, n INTEGER) WITHOUT ROWID;
              CREATE INDEX kv_r ON kv (r);",

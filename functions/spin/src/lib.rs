@@ -10,10 +10,11 @@
 //! Spin-specific, so the component also runs under `wasmtime serve` with a
 //! small variables component composed in.
 //!
-//! One deployment serves one region. The purge of ended grace periods runs
-//! when an operator's scheduler calls `POST /internal/purge` with the
-//! `purge_token` variable as a bearer token; without that variable the route
-//! does not exist.
+//! One deployment serves one region. The region's scheduled work (purge,
+//! key sweep) runs when an operator's scheduler calls `POST
+//! /internal/maintain` with the `maintain_token` variable as a bearer token;
+//! without that variable the route does not exist (it is a row of the
+//! application's route table like any other).
 
 mod host;
 
@@ -30,7 +31,6 @@ use spin_sdk::http_component;
 
 use host::SpinHost;
 
-const PURGE_PATH: &str = "/internal/purge";
 /// Largest write `blocking-write-and-flush` takes at once.
 const WRITE_CHUNK: usize = 4096;
 
@@ -73,9 +73,6 @@ async fn answer(req: IncomingRequest) -> http::Response<Body> {
         Ok(b) => b,
         Err(e) => return web::error_response(&e),
     };
-    if parts.uri.path() == PURGE_PATH {
-        return purge(app, &parts).await;
-    }
     let resp = app.handle(http::Request::from_parts(parts, body)).await;
     if let Some(l) = resp.extensions().get::<RequestLog>() {
         if resp.status().is_server_error() {
@@ -107,38 +104,6 @@ fn request_parts(req: &IncomingRequest) -> Option<http::request::Parts> {
         parts.extensions.insert(ClientIp(ip));
     }
     Some(parts)
-}
-
-/// `POST /internal/purge` with `Authorization: Bearer <purge_token>`: the
-/// purge and the key sweep (`amanah_functions::rekey`), for a scheduler
-/// outside the component (Spin's HTTP trigger has no
-/// cron). Anything else on this path is the API's 404.
-async fn purge(app: &App<SpinHost>, parts: &http::request::Parts) -> http::Response<Body> {
-    use subtle::ConstantTimeEq;
-    let expected = variable("PURGE_TOKEN").filter(|t| t.len() >= 32);
-    let given = web::bearer(&parts.headers);
-    let allowed = match (expected, given) {
-        (Some(e), Some(g)) => bool::from(e.as_bytes().ct_eq(g.as_bytes())),
-        _ => false,
-    };
-    if parts.method != http::Method::POST || !allowed {
-        return web::error_response(&ApiError::not_found());
-    }
-    let done = async { Ok::<_, ApiError>((app.purge().await?, app.sweep_due().await?)) };
-    match done.await {
-        Ok((r, s)) => {
-            let report = serde_json::json!({
-                "purge": {"clinics": r.clinics, "patients": r.patients, "failed": r.failed, "unscrubbed": r.unscrubbed},
-                "key_sweep": {"swept": s.swept, "resealed_rows": s.resealed_rows, "failed": s.failed},
-            });
-            log(&report);
-            web::json_response(http::StatusCode::OK, &report)
-        }
-        Err(e) => {
-            log(&serde_json::json!({"purge_error": e.log_text()}));
-            web::error_response(&ApiError::unavailable("purge"))
-        }
-    }
 }
 
 /// Sends the answer, streaming its body. A body that fails mid-way is left

@@ -1,15 +1,16 @@
-//! `/api/v1/audit`, `/api/v1/audit/verify` and a patient's timeline.
+//! `/api/v1/audit`, `/api/v1/audit/verify` and a patient's timeline (the
+//! chain itself is [`crate::records::audit`]).
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::{Ctx, Reply};
-use crate::audit::{self, Filter, Verification};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::host::Conn;
 use crate::host::Host;
 use crate::ids::kind;
+use crate::records::audit::{self, Filter, Verification};
+use crate::records::patients;
+use crate::request::{ClinicScope, Reply, Resource};
 
 use super::Page;
 
@@ -42,18 +43,19 @@ fn time_param(field: &str, v: Option<&str>) -> ApiResult<Option<String>> {
 }
 
 async fn page<H: Host>(
-    ctx: &Ctx<'_, H>,
+    s: &ClinicScope<'_, '_, H>,
     mut f: Filter,
     limit: i64,
     cursor: Option<i64>,
 ) -> ApiResult<Reply> {
     f.before = cursor;
-    let entries = audit::list(ctx.db()?, &ctx.keys()?.cipher, &f, limit + 1).await?;
+    let entries = audit::list(s.db, s.vault.cipher(), &f, limit + 1).await?;
     Reply::ok(Page::new(entries, limit, |e| e.seq))
 }
 
-pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let q = ctx.query(LIST_QUERY)?;
+/// `GET /api/v1/audit`.
+pub(crate) async fn list<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    let q = s.query(LIST_QUERY)?;
     let f = Filter {
         patient: q.get("patient").map(str::to_owned),
         actor: q.get("actor").map(str::to_owned),
@@ -62,37 +64,31 @@ pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         to: time_param("to", q.get("to"))?,
         before: None,
     };
-    ctx.audit.resource = Some("audit".into());
-    page(ctx, f, q.limit()?, q.cursor()?).await
+    s.audit.about(Resource::Audit);
+    page(s, f, q.limit()?, q.cursor()?).await
 }
 
-pub(crate) async fn patient_timeline<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let id = ctx.path_id(kind::PATIENT)?;
-    ctx.audit.resource = Some(format!("patient/{id}/audit"));
-    ctx.audit.patient_id = Some(id.clone());
-    let q = ctx.query(super::PAGE_QUERY)?;
+/// `GET /api/v1/patients/{id}/audit`: newest first.
+pub(crate) async fn patient_timeline<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    let id = s.path_id(kind::PATIENT)?;
+    s.audit.about(Resource::PatientAudit(&id));
+    let q = s.query(super::PAGE_QUERY)?;
     // Deleted patients keep their timeline; unknown ids are not found.
-    let exists = ctx
-        .db()?
-        .query(
-            "SELECT 1 FROM patients WHERE id = ?1",
-            vec![id.clone().into()],
-        )
-        .await?;
-    if exists.is_empty() {
+    if !patients::exists(s.db, &id).await? {
         return Err(ApiError::not_found());
     }
     let f = Filter {
         patient: Some(id),
         ..Filter::default()
     };
-    page(ctx, f, q.limit()?, q.cursor()?).await
+    page(s, f, q.limit()?, q.cursor()?).await
 }
 
-pub(crate) async fn verify<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    ctx.query(&[])?;
-    ctx.audit.resource = Some("audit".into());
-    Reply::ok(match audit::verify(ctx.db()?).await? {
+/// `GET /api/v1/audit/verify`: the chain end to end.
+pub(crate) async fn verify<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    s.query(&[])?;
+    s.audit.about(Resource::Audit);
+    Reply::ok(match audit::verify(s.db).await? {
         Verification::Ok { entries, head } => VerifyView {
             ok: true,
             entries: Some(entries),

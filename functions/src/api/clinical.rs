@@ -1,53 +1,22 @@
 //! `/api/v1/patients/{id}/conditions|prescriptions|notes`: the clinical
-//! record. Every clinical column is field-encrypted (bound to its table,
-//! column and row); the author and time of an entry are the server's. Who may
-//! read or write is the route table's business (receptionists never reach
-//! these handlers); no other response carries clinical content.
+//! record ([`records::clinical`]). The author and time of an entry are the
+//! server's. Who may read or write is the route table's business
+//! (receptionists never reach these handlers); no other response carries
+//! clinical content.
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
 use utoipa::ToSchema;
 
-use crate::app::{Ctx, Reply};
-use crate::clock;
-use crate::crypto::field::Field;
 use crate::error::{ApiError, ApiResult};
-use crate::host::{Conn, Host, Row, Value};
+use crate::host::Host;
 use crate::ids::kind;
-use crate::store::RowExt;
+use crate::records::clinical::{Clinical, NewEntry, CONDITIONS, NOTES, PRESCRIPTIONS};
+use crate::records::patients;
+use crate::request::{ClinicScope, Reply, Resource};
 use crate::validate;
 
-use super::patients::LIVE_PATIENT_SQL;
 use super::Page;
-
-/// One kind of clinical entry: its table, id prefix and encrypted columns.
-struct Kind {
-    table: &'static str,
-    id_prefix: &'static str,
-    /// Audit action prefix (`condition` → `condition.list`, …).
-    noun: &'static str,
-    columns: &'static [&'static str],
-}
-
-const CONDITIONS: Kind = Kind {
-    table: "conditions",
-    id_prefix: kind::CONDITION,
-    noun: "condition",
-    columns: &["display", "code", "onset", "status"],
-};
-const PRESCRIPTIONS: Kind = Kind {
-    table: "prescriptions",
-    id_prefix: kind::PRESCRIPTION,
-    noun: "prescription",
-    columns: &["drug", "dose", "route", "frequency", "duration", "notes"],
-};
-const NOTES: Kind = Kind {
-    table: "notes",
-    id_prefix: kind::NOTE,
-    noun: "note",
-    columns: &["kind", "text"],
-};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,60 +95,24 @@ impl Entry for NewNote {
 }
 
 /// The patient of the path, which must exist and not be deleted.
-async fn patient<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<String> {
-    let id = ctx.path_id(kind::PATIENT)?;
-    ctx.audit.patient_id = Some(id.clone());
-    let rows = ctx
-        .db()?
-        .query(LIVE_PATIENT_SQL, vec![id.clone().into()])
-        .await?;
-    if rows.is_empty() {
+async fn patient<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<String> {
+    let id = s.path_id(kind::PATIENT)?;
+    s.audit.patient(&id);
+    if !patients::is_live(s.db, &id).await? {
         return Err(ApiError::not_found());
     }
     Ok(id)
 }
 
-fn view<H: Host>(ctx: &Ctx<'_, H>, kind: &Kind, patient: &str, r: &Row) -> ApiResult<Json> {
-    let id = r.text(1)?;
-    let mut out = Map::new();
-    out.insert("id".into(), id.clone().into());
-    out.insert("patient_id".into(), patient.into());
-    for (i, col) in kind.columns.iter().enumerate() {
-        let value = ctx.open_opt(Field::new(kind.table, col), &id, r.opt_blob(4 + i)?)?;
-        out.insert((*col).into(), value.map_or(Json::Null, Json::String));
-    }
-    out.insert("author_id".into(), r.text(2)?.into());
-    out.insert("created_at".into(), clock::rfc3339(r.int(3)?).into());
-    Ok(Json::Object(out))
-}
-
-fn select(kind: &Kind) -> String {
-    format!(
-        "SELECT seq, id, author_id, created_at, {} FROM {}",
-        kind.columns.join(", "),
-        kind.table
-    )
-}
-
-async fn list<H: Host>(ctx: &mut Ctx<'_, H>, kind: &Kind) -> ApiResult<Reply> {
-    let q = ctx.query(super::PAGE_QUERY)?;
+async fn list<H: Host>(s: &mut ClinicScope<'_, '_, H>, kind: &Clinical) -> ApiResult<Reply> {
+    let q = s.query(super::PAGE_QUERY)?;
     let (limit, after) = (q.limit()?, q.cursor()?.unwrap_or(0));
-    let patient = patient(ctx).await?;
-    ctx.audit.resource = Some(format!("patient/{patient}/{}", kind.table));
-    let rows = ctx
-        .db()?
-        .query(
-            &format!(
-                "{} WHERE patient_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                select(kind)
-            ),
-            vec![patient.clone().into(), after.into(), (limit + 1).into()],
-        )
+    let patient = patient(s).await?;
+    s.audit
+        .about(Resource::PatientRecords(&patient, kind.table.name));
+    let items = kind
+        .page(s.db, &s.vault, &patient, after, limit + 1)
         .await?;
-    let items = rows
-        .iter()
-        .map(|r| Ok((r.int(0)?, view(ctx, kind, &patient, r)?)))
-        .collect::<ApiResult<Vec<_>>>()?;
     let page = Page::new(items, limit, |(seq, _)| *seq);
     Reply::ok(serde_json::json!({
         "items": page.items.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
@@ -200,62 +133,54 @@ pub(crate) fn fuzz_entries(headers: &http::HeaderMap, data: &[u8], now: i64) {
     one::<NewNote>(headers, data, now);
 }
 
-async fn create<H: Host, E: Entry>(ctx: &mut Ctx<'_, H>, kind: &Kind) -> ApiResult<Reply> {
-    let patient = patient(ctx).await?;
-    let values = ctx.json::<E>()?.values(ctx.now)?;
-    let id = ctx.new_id(kind.id_prefix);
-    let author = ctx.principal()?.user_id.clone();
-    let mut params: Vec<Value> = vec![
-        id.clone().into(),
-        patient.clone().into(),
-        author.into(),
-        ctx.now.into(),
-    ];
-    for (col, value) in kind.columns.iter().zip(&values) {
-        params.push(ctx.seal_opt(Field::new(kind.table, col), &id, value.as_deref())?);
-    }
-    let marks: Vec<String> = (1..=params.len()).map(|i| format!("?{i}")).collect();
-    let db = ctx.db()?;
-    db.execute_later(
-        &format!(
-            "INSERT INTO {} (id, patient_id, author_id, created_at, {}) VALUES ({})",
-            kind.table,
-            kind.columns.join(", "),
-            marks.join(", ")
-        ),
-        params,
-    )
-    .await?;
-    let rows = db
-        .query(
-            &format!("{} WHERE id = ?1", select(kind)),
-            vec![id.clone().into()],
-        )
-        .await?;
-    let row = rows
-        .first()
-        .ok_or_else(|| ApiError::internal("new clinical entry not found"))?;
-    ctx.audit.resource = Some(format!("{}/{id}", kind.noun));
-    Reply::created(view(ctx, kind, &patient, row)?)
+async fn create<H: Host, E: Entry>(
+    s: &mut ClinicScope<'_, '_, H>,
+    kind: &Clinical,
+) -> ApiResult<Reply> {
+    let patient = patient(s).await?;
+    let values = s.json::<E>()?.values(s.now)?;
+    let id = s.new_id(kind.id_prefix);
+    let entry = NewEntry {
+        id: &id,
+        patient: &patient,
+        author: s.actor.id(),
+        now: s.now,
+    };
+    let view = kind.insert(s.db, &s.vault, entry, &values).await?;
+    s.audit.about(Resource::ClinicalEntry(kind.noun, &id));
+    Reply::created(view)
 }
 
-pub(crate) async fn conditions<H: Host>(ctx: &mut Ctx<'_, H>, write: bool) -> ApiResult<Reply> {
-    match write {
-        true => create::<H, NewCondition>(ctx, &CONDITIONS).await,
-        false => list(ctx, &CONDITIONS).await,
-    }
+/// `GET /api/v1/patients/{id}/conditions`.
+pub(crate) async fn list_conditions<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    list(s, &CONDITIONS).await
 }
 
-pub(crate) async fn prescriptions<H: Host>(ctx: &mut Ctx<'_, H>, write: bool) -> ApiResult<Reply> {
-    match write {
-        true => create::<H, NewPrescription>(ctx, &PRESCRIPTIONS).await,
-        false => list(ctx, &PRESCRIPTIONS).await,
-    }
+/// `POST /api/v1/patients/{id}/conditions`.
+pub(crate) async fn create_condition<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    create::<H, NewCondition>(s, &CONDITIONS).await
 }
 
-pub(crate) async fn notes<H: Host>(ctx: &mut Ctx<'_, H>, write: bool) -> ApiResult<Reply> {
-    match write {
-        true => create::<H, NewNote>(ctx, &NOTES).await,
-        false => list(ctx, &NOTES).await,
-    }
+/// `GET /api/v1/patients/{id}/prescriptions`.
+pub(crate) async fn list_prescriptions<H: Host>(
+    s: &mut ClinicScope<'_, '_, H>,
+) -> ApiResult<Reply> {
+    list(s, &PRESCRIPTIONS).await
+}
+
+/// `POST /api/v1/patients/{id}/prescriptions`.
+pub(crate) async fn create_prescription<H: Host>(
+    s: &mut ClinicScope<'_, '_, H>,
+) -> ApiResult<Reply> {
+    create::<H, NewPrescription>(s, &PRESCRIPTIONS).await
+}
+
+/// `GET /api/v1/patients/{id}/notes`.
+pub(crate) async fn list_notes<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    list(s, &NOTES).await
+}
+
+/// `POST /api/v1/patients/{id}/notes`.
+pub(crate) async fn create_note<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    create::<H, NewNote>(s, &NOTES).await
 }

@@ -5,22 +5,18 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::{Ctx, Reply};
-use crate::crypto::blind::TermKind;
 use crate::crypto::keys::{DataKey, KeyBytes};
 use crate::crypto::password;
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host};
 use crate::ids::{kind, ClinicId};
 use crate::rbac::Role;
+use crate::records::clinic::{self, ClinicSummary};
+use crate::records::directory::{clinic_keys, clinics};
+use crate::records::users;
+use crate::request::{Open, Reply, Resource};
 use crate::store;
 use crate::validate;
-
-use super::auth::ClinicSummary;
-use super::users::{USER_EMAIL, USER_NAME};
-
-pub(crate) const CLINIC_NAME: crate::crypto::field::Field =
-    crate::crypto::field::Field::new("clinic", "name");
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -54,10 +50,11 @@ pub(crate) struct Owner {
     password: String,
 }
 
-pub(crate) async fn sign_up<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let req: SignUp = ctx.json()?;
+/// `POST /api/v1/clinics`.
+pub(crate) async fn sign_up<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
+    let req: SignUp = p.json()?;
     let name = validate::name("name", &req.name)?;
-    if !ctx.app.config().regions.iter().any(|r| r.id == req.region) {
+    if !p.app.config.regions.iter().any(|r| r.id == req.region) {
         return Err(ApiError::invalid(
             "region",
             "unknown region; see /api/v1/regions",
@@ -68,64 +65,40 @@ pub(crate) async fn sign_up<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
     if let Some(why) = password::policy_violation(&req.owner.password) {
         return Err(ApiError::invalid("owner.password", why));
     }
-    let clinic = ClinicId::generate(&req.region, ctx.random());
+    let clinic = ClinicId::generate(&req.region, p.random());
     // A clinic of another region is that region's to create.
-    ctx.guard_region(&clinic)?;
+    p.guard_region(&clinic)?;
 
     let dek = DataKey {
         version: 1,
-        key: KeyBytes::new(ctx.random()),
+        key: KeyBytes::new(p.random()),
     };
-    let ring = ctx.app.host().root_keys();
+    let ring = p.app.host.root_keys();
     let root = ring.current();
-    let wrapped = root.wrap(clinic.as_str(), &dek, ctx.random());
-    let dir = ctx.app.directory().await?;
+    let wrapped = root.wrap(clinic.as_str(), &dek, p.random());
+    let dir = p.app.directory().await?;
     dir.execute("BEGIN IMMEDIATE", vec![]).await?;
     let registered = async {
-        dir.execute(
-            "INSERT INTO clinics (id, status, created_at, key_version) VALUES (?1, 'active', ?2, 1)",
-            vec![clinic.as_str().into(), ctx.now.into()],
-        )
-        .await?;
-        dir.execute(
-            "INSERT INTO clinic_keys (clinic_id, version, root_version, wrapped, created_at) VALUES (?1, 1, ?2, ?3, ?4)",
-            vec![clinic.as_str().into(), (root.version as i64).into(), wrapped.into(), ctx.now.into()],
-        )
-        .await?;
-        Ok::<(), ApiError>(())
+        clinics::insert(&dir, &clinic, p.now).await?;
+        clinic_keys::insert(&dir, &clinic, 1, root.version, wrapped, p.now).await
     }
     .await;
     store::finish(&dir, registered).await?;
 
-    ctx.enter_clinic(&clinic, true).await?;
-    let owner_id = ctx.new_id(kind::USER);
-    let hash = password::hash(&req.owner.password, ctx.random());
-    let db = ctx.db()?;
-    db.execute(
-        "INSERT INTO clinic (id, region, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-        vec![
-            clinic.as_str().into(),
-            req.region.clone().into(),
-            ctx.seal(CLINIC_NAME, clinic.as_str(), &name)?.into(),
-            ctx.now.into(),
-        ],
-    )
-    .await?;
-    db.execute(
-        "INSERT INTO users (id, name, email, email_term, role, password_hash, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, 'owner', ?5, ?6, ?6)",
-        vec![
-            owner_id.clone().into(),
-            ctx.seal(USER_NAME, &owner_id, &owner_name)?.into(),
-            ctx.seal(USER_EMAIL, &owner_id, &email)?.into(),
-            ctx.term(TermKind::Email, &email)?.into(),
-            hash.into(),
-            ctx.now.into(),
-        ],
-    )
-    .await?;
-    ctx.audit.actor = Some((owner_id.clone(), Some(Role::Owner)));
-    ctx.audit.resource = Some(format!("clinic/{clinic}"));
+    let mut s = p.create(&clinic).await?;
+    let owner_id = s.new_id(kind::USER);
+    let hash = password::hash(&req.owner.password, s.random());
+    clinic::insert(s.db, &s.vault, &clinic, &name, s.now).await?;
+    let owner = users::NewUser {
+        id: &owner_id,
+        name: &owner_name,
+        email: &email,
+        role: Role::Owner,
+        password_hash: &hash,
+    };
+    users::insert(s.db, &s.vault, &owner, s.now).await?;
+    s.audit.tried_by(&owner_id, Some(Role::Owner.as_str()));
+    s.audit.about(Resource::Clinic(clinic.as_str()));
     Reply::created(SignedUp {
         clinic: ClinicSummary {
             id: clinic.as_str().to_owned(),

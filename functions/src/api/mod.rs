@@ -1,107 +1,28 @@
-//! Route handlers, one module per resource. Handlers run after the route's
-//! access checks and inside the request's transaction (see [`crate::app`]).
+//! Route handlers, one module per resource: each parses and validates its
+//! request, calls [`crate::records`] for what is stored, sets what the
+//! audit entry is about, and replies. No SQL and no field constants live
+//! here, and no handler module uses another: what two share is a record's
+//! (or the request's) business. Which handler serves which route, and who
+//! may call it, is [`crate::routes`]'.
 
-mod audit_log;
-mod auth;
-mod clinic_data;
-mod clinical;
-mod clinics;
-mod export;
-mod meta;
-pub(crate) mod openapi;
+pub(crate) mod audit_log;
+pub(crate) mod auth;
+pub(crate) mod clinic_data;
+pub(crate) mod clinical;
+pub(crate) mod clinics;
+pub(crate) mod export;
+pub(crate) mod meta;
 pub(crate) mod patients;
-mod roles;
-mod schedule;
+pub(crate) mod roles;
+pub(crate) mod schedule;
 pub(crate) mod support;
 pub(crate) mod testing;
-mod users;
+pub(crate) mod users;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use crate::app::{Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
-use crate::host::Host;
-use crate::routes::RouteId;
 use crate::web;
-
-pub(crate) async fn dispatch<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    use RouteId as R;
-    match ctx.route.id {
-        R::Health => meta::health(ctx),
-        R::HealthKeys => meta::health_keys(ctx),
-        R::Regions => meta::regions(ctx),
-        R::OpenApi => meta::openapi(ctx),
-        R::SignUp => clinics::sign_up(ctx).await,
-        R::Login => auth::login(ctx).await,
-        R::Mfa => auth::mfa(ctx).await,
-        R::Session => auth::session(ctx).await,
-        R::Logout => auth::logout(ctx).await,
-        R::TotpStart => auth::totp_start(ctx).await,
-        R::TotpConfirm => auth::totp_confirm(ctx).await,
-        R::Password => auth::change_password(ctx).await,
-        R::UsersList => users::list(ctx).await,
-        R::Practitioners => users::practitioners(ctx).await,
-        R::UsersCreate => users::create(ctx).await,
-        R::UsersUpdate => users::update(ctx).await,
-        R::PatientsList => patients::list(ctx).await,
-        R::PatientsCreate => patients::create(ctx).await,
-        R::PatientsGet => patients::get(ctx).await,
-        R::PatientsUpdate => patients::update(ctx).await,
-        R::PatientsDelete => patients::delete(ctx).await,
-        R::PatientsRestore => patients::restore(ctx).await,
-        R::PatientAudit => audit_log::patient_timeline(ctx).await,
-        R::ConditionsList => clinical::conditions(ctx, false).await,
-        R::ConditionsCreate => clinical::conditions(ctx, true).await,
-        R::PrescriptionsList => clinical::prescriptions(ctx, false).await,
-        R::PrescriptionsCreate => clinical::prescriptions(ctx, true).await,
-        R::NotesList => clinical::notes(ctx, false).await,
-        R::NotesCreate => clinical::notes(ctx, true).await,
-        R::AppointmentsList => schedule::list(ctx).await,
-        R::AppointmentsCreate => schedule::create(ctx).await,
-        R::AppointmentsUpdate => schedule::update(ctx).await,
-        R::AuditList => audit_log::list(ctx).await,
-        R::AuditVerify => audit_log::verify(ctx).await,
-        R::ClinicGet => clinic_data::get(ctx).await,
-        R::Export => export::export(ctx).await,
-        R::ClinicDeletionStart => clinic_data::start(ctx).await,
-        R::ClinicDeletionCancel => clinic_data::cancel(ctx).await,
-        R::RolesGet => roles::get(ctx).await,
-        R::RolesUpdate => roles::update(ctx).await,
-        R::SupportLogin => support::login(ctx).await,
-        R::SupportRequestCreate => support::create_request(ctx).await,
-        R::SupportSessionStart => support::start_session(ctx).await,
-        R::AccessRequestsList => support::list_requests(ctx).await,
-        R::AccessRequestApprove => support::approve(ctx).await,
-    }
-}
-
-impl<H: Host> Ctx<'_, H> {
-    /// The request body, parsed strictly.
-    pub(crate) fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
-        web::json_body(&self.headers, &self.body)
-    }
-
-    /// The query string, refusing parameters not in `allowed`.
-    pub(crate) fn query(&self, allowed: &[&str]) -> ApiResult<web::Query> {
-        web::Query::parse(self.query.as_deref(), allowed)
-    }
-
-    /// The `{id}` path segment, if it has the shape of an id of `kind`; any
-    /// other text is simply not found.
-    pub(crate) fn path_id(&self, kind: &str) -> ApiResult<String> {
-        let id = self.params.first().ok_or_else(ApiError::not_found)?;
-        if crate::ids::is_id(kind, id) {
-            Ok(id.clone())
-        } else {
-            Err(ApiError::not_found())
-        }
-    }
-
-    pub(crate) fn new_id(&self, kind: &str) -> String {
-        crate::ids::new_id(kind, self.random())
-    }
-}
 
 /// `Option<Option<T>>` for PATCH bodies: absent → `None`, `null` →
 /// `Some(None)`, a value → `Some(Some(v))`.
@@ -117,6 +38,21 @@ pub(crate) fn not_null<T>(field: &str, value: Option<Option<T>>) -> ApiResult<Op
         Some(None) => Err(ApiError::invalid(field, "cannot be null")),
         Some(Some(v)) => Ok(Some(v)),
         None => Ok(None),
+    }
+}
+
+/// A scheduled deletion (of a patient or the clinic): purged after this
+/// time unless cancelled.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Deletion {
+    pub purge_after: String,
+}
+
+impl Deletion {
+    pub(crate) fn at(purge_after: i64) -> Self {
+        Deletion {
+            purge_after: crate::clock::rfc3339(purge_after),
+        }
     }
 }
 
@@ -155,6 +91,7 @@ impl<T> Page<T> {
 #[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_json_bodies(data: &[u8]) {
     use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+    use serde::de::DeserializeOwned;
     /// A fixed "now" (2026-11-23), so that date rules run alike every time.
     const NOW: i64 = 1_795_392_000;
     fn parse<T: DeserializeOwned>(headers: &HeaderMap, data: &[u8]) -> Option<T> {

@@ -6,11 +6,11 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::{Ctx, Reply};
 use crate::error::{ApiError, ApiResult};
-use crate::host::{Conn, Host};
+use crate::host::Host;
 use crate::rbac::{self, Grants, Role};
-use crate::store::RowExt;
+use crate::records::role_settings;
+use crate::request::{ClinicScope, Reply, Resource};
 
 use super::patch_field;
 
@@ -35,39 +35,38 @@ pub(crate) struct Settings {
     receptionist: Option<Option<Vec<String>>>,
 }
 
-async fn view<H: Host>(ctx: &Ctx<'_, H>) -> ApiResult<Reply> {
-    let rows = ctx
-        .db()?
-        .query("SELECT role, permissions FROM role_settings", vec![])
-        .await?;
-    let mut items = Vec::new();
-    for role in Role::ALL {
-        let mut stored = None;
-        for row in &rows {
-            if row.text(0)? == role.as_str() {
-                stored = Some(row.text(1)?);
+async fn view<H: Host>(s: &ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    let stored = role_settings::all(s.db).await?;
+    let items = Role::ALL
+        .into_iter()
+        .map(|role| {
+            let setting = stored
+                .iter()
+                .rev()
+                .find(|(r, _)| r == role.as_str())
+                .map(|(_, p)| p.as_str());
+            RoleView {
+                role: role.as_str(),
+                adjustable: rbac::adjustable(role),
+                permissions: rbac::effective(role, setting).names(),
+                default: rbac::defaults(role).names(),
+                ceiling: rbac::ceiling(role).names(),
             }
-        }
-        items.push(RoleView {
-            role: role.as_str(),
-            adjustable: rbac::adjustable(role),
-            permissions: rbac::effective(role, stored.as_deref()).names(),
-            default: rbac::defaults(role).names(),
-            ceiling: rbac::ceiling(role).names(),
-        });
-    }
+        })
+        .collect();
     Reply::ok(super::Items { items })
 }
 
-pub(crate) async fn get<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    ctx.audit.resource = Some("clinic/roles".into());
-    view(ctx).await
+/// `GET /api/v1/clinic/roles`.
+pub(crate) async fn get<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    s.audit.about(Resource::Roles);
+    view(s).await
 }
 
-pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let req: Settings = ctx.json()?;
-    ctx.audit.resource = Some("clinic/roles".into());
-    let actor = ctx.principal()?.user_id.clone();
+/// `PUT /api/v1/clinic/roles`.
+pub(crate) async fn update<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    let req: Settings = s.json()?;
+    s.audit.about(Resource::Roles);
     let mut changes = Vec::new();
     for (role, field, value) in [
         (Role::Nurse, "nurse", req.nurse),
@@ -90,30 +89,8 @@ pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             }
         }
     }
-    let db = ctx.db()?;
     for (role, grants) in changes {
-        match grants {
-            None => {
-                db.execute_later(
-                    "DELETE FROM role_settings WHERE role = ?1",
-                    vec![role.as_str().into()],
-                )
-                .await?
-            }
-            Some(g) => {
-                db.execute_later(
-                    "INSERT INTO role_settings (role, permissions, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (role) DO UPDATE SET permissions = ?2, updated_by = ?3, updated_at = ?4",
-                    vec![
-                        role.as_str().into(),
-                        g.encode().into(),
-                        actor.clone().into(),
-                        ctx.now.into(),
-                    ],
-                )
-                .await?
-            }
-        }
+        role_settings::set(s.db, role, grants, s.actor.id(), s.now).await?;
     }
-    view(ctx).await
+    view(s).await
 }

@@ -1,37 +1,27 @@
-//! `/api/v1/appointments`: the schedule. Times and status are plain (the
-//! overlap rule and the day/week listing run in SQL); the booking reason is
-//! field ciphertext, and patient names come decrypted from the patients
-//! table. One practitioner cannot be booked twice for overlapping times
-//! (cancelled and no-show bookings do not count): 409.
+//! `/api/v1/appointments`: the schedule ([`records::appointments`]). One
+//! practitioner cannot be booked twice for overlapping times (cancelled and
+//! no-show bookings do not count): 409.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::app::{Ctx, Reply};
 use crate::clock;
-use crate::crypto::field::Field;
 use crate::error::{ApiError, ApiResult};
-use crate::host::{Conn, Host, Row, Value};
+use crate::host::{Conn, Host};
 use crate::ids::kind;
-use crate::store::RowExt;
+use crate::records::appointments::{self, NewBooking, MAX_LENGTH, MAX_LISTED, STATUSES};
+use crate::records::{patients, users};
+use crate::request::{ClinicScope, Reply, Resource};
 use crate::validate;
 
-use super::patients::LIVE_PATIENT_SQL;
-use super::{not_null, patch_field};
+use super::{not_null, patch_field, Items};
 
-const REASON: Field = Field::new("appointments", "reason");
-const PATIENT_NAME: Field = Field::new("patients", "name");
-const STATUSES: &[&str] = &["booked", "arrived", "completed", "cancelled", "no_show"];
+pub(crate) use crate::records::appointments::AppointmentView;
+
 /// `GET /api/v1/appointments`: the range and one practitioner.
 pub(crate) const LIST_QUERY: &[&str] = &["from", "to", "practitioner"];
-/// Statuses that no longer hold the practitioner's time.
-const RELEASED: &str = "('cancelled', 'no_show')";
-/// The longest appointment, and the longest listed range.
-const MAX_LENGTH: i64 = 12 * 60 * clock::MINUTE;
+/// The longest listed range.
 const MAX_RANGE: i64 = 31 * clock::DAY;
-/// The most appointments one listing returns; a range holding more is
-/// refused rather than cut short.
-const MAX_LISTED: usize = 2000;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -54,36 +44,6 @@ pub(crate) struct AppointmentPatch {
     status: Option<Option<String>>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub(crate) struct AppointmentView {
-    id: String,
-    patient_id: String,
-    patient_name: String,
-    practitioner_id: String,
-    start: String,
-    end: String,
-    status: String,
-    reason: Option<String>,
-}
-
-const SELECT: &str = "SELECT a.id, a.patient_id, p.name, a.practitioner_id, a.start_at, a.end_at, \
-     a.status, a.reason FROM appointments a JOIN patients p ON p.id = a.patient_id \
-     WHERE p.deleted_at IS NULL";
-
-fn view<H: Host>(ctx: &Ctx<'_, H>, r: &Row) -> ApiResult<AppointmentView> {
-    let (id, patient_id) = (r.text(0)?, r.text(1)?);
-    Ok(AppointmentView {
-        patient_name: ctx.open(PATIENT_NAME, &patient_id, &r.blob(2)?)?,
-        practitioner_id: r.text(3)?,
-        start: clock::rfc3339(r.int(4)?),
-        end: clock::rfc3339(r.int(5)?),
-        status: r.text(6)?,
-        reason: ctx.open_opt(REASON, &id, r.opt_blob(7)?)?,
-        patient_id,
-        id,
-    })
-}
-
 fn time(field: &str, s: &str) -> ApiResult<i64> {
     clock::parse_rfc3339(s.trim())
         .ok_or_else(|| ApiError::invalid(field, "must be a time like 2026-01-31T09:30:00Z"))
@@ -103,54 +63,25 @@ fn span(start: i64, end: i64) -> ApiResult<()> {
 }
 
 /// 409 if the practitioner holds another booking that overlaps.
-///
-/// No appointment lasts longer than [`MAX_LENGTH`], so one that overlaps
-/// `start..end` starts within `start - MAX_LENGTH..end`: the lower bound
-/// keeps the index scan (practitioner, start) to those few rows. Without
-/// it every booking read all of the practitioner's earlier appointments:
-/// the benchmark's 100,000 bookings took quadratic time (BENCHMARKS.md).
 async fn refuse_overlap<H: Host>(
-    ctx: &Ctx<'_, H>,
+    s: &ClinicScope<'_, '_, H>,
     practitioner: &str,
     start: i64,
     end: i64,
     except: &str,
 ) -> ApiResult<()> {
-    let rows = ctx
-        .db()?
-        .query(
-            &format!(
-                "SELECT 1 FROM appointments WHERE practitioner_id = ?1 AND start_at < ?3 AND end_at > ?2 \
-                 AND start_at > ?5 AND id <> ?4 AND status NOT IN {RELEASED} LIMIT 1"
-            ),
-            vec![
-                practitioner.into(),
-                start.into(),
-                end.into(),
-                except.into(),
-                (start - MAX_LENGTH).into(),
-            ],
-        )
-        .await?;
-    if rows.is_empty() {
-        Ok(())
-    } else {
+    if appointments::overlaps(s.db, practitioner, start, end, except).await? {
         Err(ApiError::conflict(
             "the practitioner already has an appointment at that time",
         ))
+    } else {
+        Ok(())
     }
 }
 
-async fn load<H: Host>(ctx: &Ctx<'_, H>, id: &str) -> ApiResult<AppointmentView> {
-    let rows = ctx
-        .db()?
-        .query(&format!("{SELECT} AND a.id = ?1"), vec![id.into()])
-        .await?;
-    view(ctx, rows.first().ok_or_else(ApiError::not_found)?)
-}
-
-pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let q = ctx.query(LIST_QUERY)?;
+/// `GET /api/v1/appointments?from=&to=&practitioner=`.
+pub(crate) async fn list<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    let q = s.query(LIST_QUERY)?;
     let from = time(
         "from",
         q.get("from")
@@ -167,33 +98,20 @@ pub(crate) async fn list<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             "must be after from, within 31 days",
         ));
     }
-    ctx.audit.resource = Some("appointments".into());
-    let mut sql = format!("{SELECT} AND a.start_at < ?2 AND a.end_at > ?1");
-    let mut params: Vec<Value> = vec![from.into(), to.into()];
-    if let Some(p) = q.get("practitioner") {
-        sql.push_str(" AND a.practitioner_id = ?3");
-        params.push(p.into());
-    }
-    sql.push_str(&format!(
-        " ORDER BY a.start_at, a.seq LIMIT {}",
-        MAX_LISTED + 1
-    ));
-    let rows = ctx.db()?.query(&sql, params).await?;
-    if rows.len() > MAX_LISTED {
+    s.audit.about(Resource::Appointments);
+    let items = appointments::between(s.db, &s.vault, from, to, q.get("practitioner")).await?;
+    if items.len() > MAX_LISTED {
         return Err(ApiError::invalid(
             "to",
             "more appointments than one answer holds: ask for a shorter range",
         ));
     }
-    let items = rows
-        .iter()
-        .map(|r| view(ctx, r))
-        .collect::<ApiResult<Vec<_>>>()?;
-    Reply::ok(super::Items { items })
+    Reply::ok(Items { items })
 }
 
-pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let a: NewAppointment = ctx.json()?;
+/// `POST /api/v1/appointments`: book.
+pub(crate) async fn create<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    let a: NewAppointment = s.json()?;
     let (start, end) = (time("start", &a.start)?, time("end", &a.end)?);
     span(start, end)?;
     let reason = a
@@ -201,18 +119,10 @@ pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
         .as_deref()
         .map(|r| validate::text("reason", r, 500))
         .transpose()?;
-    let checks = ctx
-        .db()?
-        .query_many(vec![
-            (
-                LIVE_PATIENT_SQL.to_owned(),
-                vec![a.patient_id.clone().into()],
-            ),
-            (
-                "SELECT 1 FROM users WHERE id = ?1 AND active = 1 AND role IN ('owner', 'doctor', 'nurse')"
-                    .to_owned(),
-                vec![a.practitioner_id.clone().into()],
-            ),
+    let checks =
+        s.db.query_many(vec![
+            patients::live_check(&a.patient_id),
+            users::practitioner_check(&a.practitioner_id),
         ])
         .await?;
     if checks.first().is_none_or(Vec::is_empty) {
@@ -224,58 +134,46 @@ pub(crate) async fn create<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
             "not an active owner, doctor or nurse of this clinic",
         ));
     }
-    refuse_overlap(ctx, &a.practitioner_id, start, end, "").await?;
-    let id = ctx.new_id(kind::APPOINTMENT);
-    let sealed = ctx.seal_opt(REASON, &id, reason.as_deref())?;
-    let author = ctx.principal()?.user_id.clone();
-    ctx.db()?
-        .execute_later(
-            "INSERT INTO appointments (id, patient_id, practitioner_id, start_at, end_at, status, reason, created_by, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'booked', ?6, ?7, ?8, ?8)",
-            vec![
-                id.clone().into(),
-                a.patient_id.clone().into(),
-                a.practitioner_id.into(),
-                start.into(),
-                end.into(),
-                sealed,
-                author.into(),
-                ctx.now.into(),
-            ],
-        )
-        .await?;
-    ctx.audit.resource = Some(format!("appointment/{id}"));
-    ctx.audit.patient_id = Some(a.patient_id);
-    Reply::created(load(ctx, &id).await?)
+    refuse_overlap(s, &a.practitioner_id, start, end, "").await?;
+    let id = s.new_id(kind::APPOINTMENT);
+    let booking = NewBooking {
+        id: &id,
+        patient_id: &a.patient_id,
+        practitioner_id: &a.practitioner_id,
+        start,
+        end,
+        reason: reason.as_deref(),
+        created_by: s.actor.id(),
+    };
+    appointments::insert(s.db, &s.vault, &booking, s.now).await?;
+    s.audit.about(Resource::Appointment(&id));
+    s.audit.patient(&a.patient_id);
+    Reply::created(appointments::load(s.db, &s.vault, &id).await?)
 }
 
-pub(crate) async fn update<H: Host>(ctx: &mut Ctx<'_, H>) -> ApiResult<Reply> {
-    let id = ctx.path_id(kind::APPOINTMENT)?;
-    ctx.audit.resource = Some(format!("appointment/{id}"));
-    let current = load(ctx, &id).await?;
-    ctx.audit.patient_id = Some(current.patient_id.clone());
-    let patch: AppointmentPatch = ctx.json()?;
+/// `PATCH /api/v1/appointments/{id}`: move it or change its status.
+pub(crate) async fn update<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    let id = s.path_id(kind::APPOINTMENT)?;
+    s.audit.about(Resource::Appointment(&id));
+    let current = appointments::booking(s.db, &id).await?;
+    s.audit.patient(&current.patient_id);
+    let patch: AppointmentPatch = s.json()?;
     let start = match not_null("start", patch.start)? {
-        Some(s) => time("start", &s)?,
-        None => time("start", &current.start)?,
+        Some(t) => time("start", &t)?,
+        None => current.start,
     };
     let end = match not_null("end", patch.end)? {
-        Some(s) => time("end", &s)?,
-        None => time("end", &current.end)?,
+        Some(t) => time("end", &t)?,
+        None => current.end,
     };
     let status = match not_null("status", patch.status)? {
-        Some(s) => validate::one_of("status", &s, STATUSES)?,
-        None => current.status.clone(),
+        Some(t) => validate::one_of("status", &t, STATUSES)?,
+        None => current.status,
     };
     span(start, end)?;
-    if !matches!(status.as_str(), "cancelled" | "no_show") {
-        refuse_overlap(ctx, &current.practitioner_id, start, end, &id).await?;
+    if !appointments::releases_time(&status) {
+        refuse_overlap(s, &current.practitioner_id, start, end, &id).await?;
     }
-    ctx.db()?
-        .execute_later(
-            "UPDATE appointments SET start_at = ?2, end_at = ?3, status = ?4, updated_at = ?5 WHERE id = ?1",
-            vec![id.clone().into(), start.into(), end.into(), status.into(), ctx.now.into()],
-        )
-        .await?;
-    Reply::ok(load(ctx, &id).await?)
+    appointments::update(s.db, &id, start, end, &status, s.now).await?;
+    Reply::ok(appointments::load(s.db, &s.vault, &id).await?)
 }

@@ -2,20 +2,19 @@
 //! only). `POST /__test/clock` moves one clinic's clock forward, so tests can
 //! cross idle timeouts and TOTP steps without sleeping; a per-clinic offset
 //! keeps parallel tests apart. `POST /__test/staff` creates platform staff.
+//! `GET /__test/checkpoints?chain=C` shows what the host's checkpoint store
+//! keeps of a chain.
 
-use bytes::Bytes;
-use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{App, Reply};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::host::Conn;
 use crate::host::Host;
 use crate::ids::ClinicId;
-use crate::store::RowExt;
-use crate::web;
+use crate::jobs::checkpoints::CheckpointStore;
+use crate::records::directory::test_clock;
+use crate::request::{Open, Reply};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,22 +33,18 @@ struct NewStaff {
 
 /// `POST /__test/staff`: what `amanah staff add` does, for hosts whose
 /// directory an operator command cannot reach from here (the Worker's sqld).
-pub(crate) async fn add_staff<H: Host>(
-    app: &App<H>,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> ApiResult<Reply> {
-    let req: NewStaff = web::json_body(headers, body)?;
-    let s = app.add_staff(&req.role, &req.email, &req.password).await?;
+pub(crate) async fn add_staff<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
+    let req: NewStaff = p.json()?;
+    let s = p
+        .app
+        .add_staff(&req.role, &req.email, &req.password)
+        .await?;
     Reply::created(json!({ "id": s.id, "totp_secret": s.totp_secret }))
 }
 
-pub(crate) async fn advance_clock<H: Host>(
-    app: &App<H>,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> ApiResult<Reply> {
-    let req: Advance = web::json_body(headers, body)?;
+/// `POST /__test/clock`.
+pub(crate) async fn advance_clock<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
+    let req: Advance = p.json()?;
     let clinic = ClinicId::parse(&req.clinic)
         .ok_or_else(|| ApiError::invalid("clinic", "not a clinic id"))?;
     if !(0..=366 * clock::DAY).contains(&req.advance_seconds) {
@@ -58,16 +53,24 @@ pub(crate) async fn advance_clock<H: Host>(
             "must be 0 to one year",
         ));
     }
-    let dir = app.directory().await?;
-    let rows = dir
-        .query(
-            "INSERT INTO test_clock (clinic_id, offset_secs) VALUES (?1, ?2) \
-             ON CONFLICT (clinic_id) DO UPDATE SET offset_secs = offset_secs + ?2 RETURNING offset_secs",
-            vec![clinic.as_str().into(), req.advance_seconds.into()],
-        )
-        .await?;
-    let offset = rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0);
+    let dir = p.app.directory().await?;
+    let offset = test_clock::advance(&dir, &clinic, req.advance_seconds).await?;
     Reply::ok(
-        json!({ "clinic_now": clock::rfc3339(app.host().now() + offset), "offset_seconds": offset }),
+        json!({ "clinic_now": clock::rfc3339(p.app.host.now() + offset), "offset_seconds": offset }),
     )
+}
+
+/// `GET /__test/checkpoints?chain=C`: the checkpoints the host's store keeps
+/// of a chain, as stored, for a test to verify independently.
+pub(crate) async fn checkpoints<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
+    let q = p.query(&["chain"])?;
+    let chain = q.get("chain").unwrap_or("");
+    let Some(store) = p.app.host.checkpoints() else {
+        return Err(ApiError::not_found());
+    };
+    let texts = store
+        .load(&p.app.config.region.id, chain)
+        .await
+        .map_err(ApiError::internal)?;
+    Reply::ok(texts)
 }

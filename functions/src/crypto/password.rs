@@ -10,6 +10,9 @@ use argon2::{Algorithm, Argon2, Params, Version};
 pub const MIN_LEN: usize = 12;
 /// Longest password accepted (bounds hashing work per request).
 pub const MAX_LEN: usize = 256;
+/// Longest password text a sign-in compares at all (longer is refused
+/// before any hashing).
+pub const MAX_INPUT: usize = 1024;
 
 /// The 2,000 most common passwords and every one of 12+ characters from the
 /// zxcvbn 4.5.0 frequency list (Dropbox, MIT licence), lowercased.

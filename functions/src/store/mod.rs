@@ -1,5 +1,6 @@
 //! Storage over a host's [`Conn`]: versioned migrations applied on open,
-//! transactions, and typed row access.
+//! transactions, and typed row access. The tables themselves are
+//! [`crate::records`]'.
 
 pub mod hrana;
 pub mod schema;
@@ -65,10 +66,13 @@ pub fn any_of(prefix: &str, values: Vec<Vec<u8>>) -> (String, Vec<Value>) {
     )
 }
 
+/// A statement and its parameters, as a batch carries it.
+pub type Statement = (String, Vec<Value>);
+
 /// One schema step.
 pub struct Migration {
     pub version: i64,
-    pub sql: &'static str,
+    pub sql: String,
 }
 
 /// Applies every migration newer than the database's version, each in its own
@@ -86,7 +90,7 @@ pub async fn migrate<C: Conn>(conn: &C, steps: &[Migration]) -> Result<(), DbErr
             if current_version(conn).await? >= step.version {
                 return Ok(());
             }
-            conn.execute_script(step.sql).await?;
+            conn.execute_script(&step.sql).await?;
             conn.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())",
                 vec![Value::Integer(step.version)],

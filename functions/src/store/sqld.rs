@@ -10,8 +10,9 @@
 //! production it sits behind an authenticated tunnel (`admin_token`).
 
 use crate::crypto::keys::RootKeyring;
-use crate::host::{DbError, Host};
+use crate::host::{DbError, Host, NoCheckpoints};
 use crate::ids::ClinicId;
+use crate::jobs::checkpoints::CheckpointStore;
 
 use super::hrana::{Endpoint, HranaConn, Transport};
 
@@ -156,11 +157,13 @@ pub struct Platform {
 
 /// The [`Host`] of the wasm hosts (the Worker, the Spin component): a
 /// region's databases on its sqld through the platform's [`Transport`], the
-/// region's root keys, and the platform's clock and randomness.
-pub struct SqldHost<T: Transport + Clone> {
+/// region's root keys, the platform's clock and randomness, and its
+/// checkpoint store where it has one (`C`).
+pub struct SqldHost<T: Transport + Clone, C: CheckpointStore = NoCheckpoints> {
     databases: SqldDatabases<T>,
     root: std::sync::Arc<RootKeyring>,
     platform: Platform,
+    checkpoints: Option<C>,
 }
 
 impl<T: Transport + Clone> SqldHost<T> {
@@ -174,12 +177,30 @@ impl<T: Transport + Clone> SqldHost<T> {
             databases: SqldDatabases::new(transport, settings),
             root: std::sync::Arc::new(root),
             platform,
+            checkpoints: None,
         }
     }
 }
 
-impl<T: Transport + Clone + 'static> Host for SqldHost<T> {
+impl<T: Transport + Clone, C: CheckpointStore> SqldHost<T, C> {
+    /// The same host, keeping the region's checkpoints in `store`.
+    pub fn with_checkpoints<S: CheckpointStore>(self, store: Option<S>) -> SqldHost<T, S> {
+        SqldHost {
+            databases: self.databases,
+            root: self.root,
+            platform: self.platform,
+            checkpoints: store,
+        }
+    }
+}
+
+impl<T: Transport + Clone + 'static, C: CheckpointStore> Host for SqldHost<T, C> {
     type Conn = HranaConn<T>;
+    type Checkpoints = C;
+
+    fn checkpoints(&self) -> Option<&C> {
+        self.checkpoints.as_ref()
+    }
 
     async fn directory(&self) -> Result<Self::Conn, DbError> {
         Ok(self.databases.directory())

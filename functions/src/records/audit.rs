@@ -1,9 +1,12 @@
-//! The audit trail: one append-only, hash-chained sequence per clinic.
+//! `audit`: the audit trail, one append-only, hash-chained sequence per
+//! clinic (and, of the same shape, the region's platform audit stream in
+//! the directory).
 //!
 //! Each entry's hash covers the previous entry's hash and every stored column,
 //! so an edited, deleted, reordered or inserted row breaks the chain at that
 //! row. Free text (the purpose of use) and the client address are stored as
-//! field ciphertext; entries hold ids, never names.
+//! field ciphertext; entries hold ids, never names. Triggers refuse every
+//! UPDATE and DELETE of an entry.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +17,84 @@ use crate::crypto::field::{Field, FieldCipher};
 use crate::error::ApiResult;
 use crate::host::{Conn, Row, Value};
 use crate::store::RowExt;
+
+use super::Kind::{Hex, Int, SealedOnce, Text};
+use super::{col, Table};
+
+/// The chain's table and its append-only triggers: the same in a clinic's
+/// database and, as the platform audit stream, in the directory.
+macro_rules! audit_table {
+    () => {
+        r#"
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT,
+    on_behalf_of TEXT,
+    action TEXT NOT NULL,
+    resource TEXT,
+    patient_id TEXT,
+    reason BLOB,
+    ip BLOB,
+    outcome TEXT NOT NULL,
+    prev_hash BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+"#
+    };
+}
+
+const COLUMNS_DESCRIBED: &[super::Column] = &[
+    col("seq", Int),
+    col("at", Text),
+    col("actor", Text),
+    col("role", Text),
+    col("on_behalf_of", Text),
+    col("action", Text),
+    col("resource", Text),
+    col("patient_id", Text),
+    col("reason", SealedOnce),
+    col("ip", SealedOnce),
+    col("outcome", Text),
+    col("prev_hash", Hex),
+    col("hash", Hex),
+];
+
+/// A clinic's audit trail (the purge keeps a purged patient's entries: they
+/// hold only the opaque id).
+pub const TABLE: Table = Table {
+    name: "audit",
+    schema: &[(
+        1,
+        concat!(
+            audit_table!(),
+            "CREATE INDEX audit_patient ON audit(patient_id, seq);\n"
+        ),
+    )],
+    row_key: "seq",
+    columns: COLUMNS_DESCRIBED,
+    export: true,
+    counted: true,
+    patient: None,
+    reindex: None,
+};
+
+/// The region's platform audit stream, in the directory.
+pub const PLATFORM: Table = Table {
+    name: "audit",
+    schema: &[(2, audit_table!())],
+    row_key: "seq",
+    columns: COLUMNS_DESCRIBED,
+    export: false,
+    counted: false,
+    patient: None,
+    reindex: None,
+};
 
 pub const REASON: Field = Field::new("audit", "reason");
 pub const IP: Field = Field::new("audit", "ip");

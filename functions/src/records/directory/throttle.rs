@@ -1,4 +1,5 @@
-//! Login throttling, per account and per client address.
+//! `throttle`: sign-in throttling counters, per account and per client
+//! address, and the rules that lock them.
 //!
 //! Counters live in the region directory under an HMAC of what they count, so
 //! the directory holds neither emails nor addresses. Unknown and known
@@ -10,7 +11,28 @@ use sha2::Sha256;
 use crate::crypto::keys::KeyBytes;
 use crate::error::{ApiError, ApiResult};
 use crate::host::Conn;
-use crate::store::RowExt;
+use crate::records::{col, Kind, RowExt, Table};
+
+pub const TABLE: Table = Table {
+    name: "throttle",
+    schema: &[(
+        1,
+        r#"
+CREATE TABLE throttle (
+    key BLOB PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    )],
+    row_key: "key",
+    columns: &[col("key", Kind::Secret)],
+    export: false,
+    counted: false,
+    patient: None,
+    reindex: None,
+};
 
 /// How many failures a window allows, and how long the lock that follows lasts.
 #[derive(Debug, Clone, Copy)]

@@ -16,26 +16,26 @@
 //! under the current version is skipped by its header, without decrypting),
 //! so an interrupted sweep is simply run again. When a count finds nothing
 //! left under an older version, the directory records the clinic as swept.
-//! `amanah keys rotate-clinic` runs it at once; `amanah serve`, the Worker's
-//! cron trigger and Spin's purge call run [`App::sweep_due`] in the
-//! background for any clinic whose sweep is unfinished.
+//! `amanah keys rotate-clinic` runs it at once; every host's scheduled
+//! [`super::maintain`] runs [`App::sweep_due`] for any clinic whose sweep
+//! is unfinished.
 //!
 //! Old versions are never destroyed while the clinic lives: the audit
 //! trail's `reason` and `ip` are sealed inside hash-chained, append-only
 //! rows that cannot be re-sealed. The purge destroys every version.
 
 use crate::app::App;
-use crate::audit::{Entry, Outcome};
-use crate::clock;
-use crate::crypto::blind::TermKind;
 use crate::crypto::field::{self, Field};
 use crate::crypto::keys::{DataKey, KeyBytes};
 use crate::error::{ApiError, ApiResult};
-use crate::host::{Conn, Host, Value};
+use crate::host::{Conn, Host};
 use crate::ids::ClinicId;
-use crate::purge::SYSTEM_ACTOR;
-use crate::store::schema::{SealedColumns, SEALED};
+use crate::records::directory::{clinic_keys, clinics};
+use crate::records::{self, Table};
+use crate::request::audit::system_entry;
+use crate::request::Resource;
 use crate::store::{self, RowExt};
+use crate::tenancy::ClinicKeys;
 
 /// Rows re-sealed per transaction by the background sweep.
 pub const SWEEP_BATCH: i64 = 200;
@@ -80,54 +80,31 @@ impl<H: Host> App<H> {
         let dir = self.ops_directory().await?;
         dir.execute("BEGIN IMMEDIATE", vec![]).await?;
         let work = async {
-            let rows = dir
-                .query(
-                    "SELECT status, key_version, swept_version FROM clinics WHERE id = ?1",
-                    vec![clinic.as_str().into()],
-                )
-                .await?;
-            let row = rows.first().ok_or_else(ApiError::not_found)?;
-            if row.text(0)? != "active" {
+            let record = clinics::get(&dir, clinic)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            if record.status != "active" {
                 return Err(ApiError::conflict(
                     "only an active clinic's key rotates: this one is scheduled for deletion or purged",
                 ));
             }
-            let (current, swept) = (row.int(1)?, row.int(2)?);
-            let current = u32::try_from(current)
-                .map_err(|_| ApiError::internal("a key version out of range"))?;
-            if swept < i64::from(current) {
+            let current = clinic_keys::version(record.key_version)?;
+            if record.swept_version < i64::from(current) {
                 return Ok(Rotation {
                     version: current,
                     resumed: true,
                 });
             }
             let next = current + 1;
-            let mut fresh = [0u8; 32];
-            self.host().fill_random(&mut fresh);
             let dek = DataKey {
                 version: next,
-                key: KeyBytes::new(fresh),
+                key: KeyBytes::new(self.random()),
             };
-            let mut nonce = [0u8; 12];
-            self.host().fill_random(&mut nonce);
-            let ring = self.host().root_keys();
-            dir.execute(
-                "INSERT INTO clinic_keys (clinic_id, version, root_version, wrapped, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                vec![
-                    clinic.as_str().into(),
-                    i64::from(next).into(),
-                    i64::from(ring.current().version).into(),
-                    ring.wrap(clinic.as_str(), &dek, nonce).into(),
-                    self.host().now().into(),
-                ],
-            )
-            .await?;
-            dir.execute(
-                "UPDATE clinics SET key_version = ?2 WHERE id = ?1",
-                vec![clinic.as_str().into(), i64::from(next).into()],
-            )
-            .await?;
+            let ring = self.host.root_keys();
+            let wrapped = ring.wrap(clinic.as_str(), &dek, self.random());
+            clinic_keys::insert(&dir, clinic, next, ring.current().version, wrapped, self.host.now())
+                .await?;
+            clinics::set_key_version(&dir, clinic, next).await?;
             Ok(Rotation {
                 version: next,
                 resumed: false,
@@ -141,9 +118,10 @@ impl<H: Host> App<H> {
             let conn = self.clinic_conn(clinic, false, true).await?;
             conn.execute("BEGIN IMMEDIATE", vec![]).await?;
             let entry = system_entry(
-                self.host().now(),
+                self.host.now(),
                 "clinic.key_rotate",
-                format!("key/v{}", rotation.version),
+                Resource::Key(rotation.version),
+                None,
             );
             let appended = self
                 .append_audit(&conn, &keys.cipher, &entry, None)
@@ -167,12 +145,7 @@ impl<H: Host> App<H> {
         let target = keys.cipher.version();
         let conn = self.clinic_conn(clinic, false, true).await?;
         let counts = conn
-            .query_many(
-                SEALED
-                    .iter()
-                    .map(|t| (format!("SELECT COUNT(*) FROM {}", t.table), vec![]))
-                    .collect(),
-            )
+            .query_many(records::sealed().map(Table::count).collect())
             .await?;
         let mut total = 0u64;
         for rows in &counts {
@@ -183,7 +156,7 @@ impl<H: Host> App<H> {
             ..Sweep::default()
         };
         let mut seen = 0u64;
-        for table in SEALED {
+        for table in records::sealed() {
             let mut after = 0i64;
             loop {
                 conn.execute("BEGIN IMMEDIATE", vec![]).await?;
@@ -201,13 +174,7 @@ impl<H: Host> App<H> {
         }
         report.left = left_under_older(&conn, target).await?;
         if report.left == 0 {
-            self.ops_directory()
-                .await?
-                .execute(
-                    "UPDATE clinics SET swept_version = ?2 WHERE id = ?1 AND key_version = ?2",
-                    vec![clinic.as_str().into(), i64::from(target).into()],
-                )
-                .await?;
+            clinics::set_swept(&self.ops_directory().await?, clinic, target).await?;
         }
         Ok(report)
     }
@@ -216,23 +183,15 @@ impl<H: Host> App<H> {
     async fn sweep_batch(
         &self,
         conn: &H::Conn,
-        keys: &crate::app::ClinicKeys,
-        table: &SealedColumns,
+        keys: &ClinicKeys,
+        table: &'static Table,
         after: i64,
         batch: i64,
     ) -> ApiResult<BatchStep> {
         let target = keys.cipher.version();
-        let rows = conn
-            .query(
-                &format!(
-                    "SELECT rowid, {}, {} FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
-                    table.row_key,
-                    table.columns.join(", "),
-                    table.table
-                ),
-                vec![after.into(), batch.into()],
-            )
-            .await?;
+        let columns: Vec<&'static str> = table.swept_columns().collect();
+        let (sql, params) = table.sealed_page(after, batch);
+        let rows = conn.query(&sql, params).await?;
         let mut step = BatchStep {
             rows: rows.len() as u64,
             last_rowid: rows.last().map(|r| r.int(0)).transpose()?,
@@ -240,101 +199,66 @@ impl<H: Host> App<H> {
         };
         for row in &rows {
             let (rowid, id) = (row.int(0)?, row.text(1)?);
-            let mut values = Vec::with_capacity(table.columns.len());
-            let mut changed = Vec::new();
-            for (i, column) in table.columns.iter().enumerate() {
-                let sealed = row.opt_blob(2 + i)?;
-                let stale = sealed
-                    .as_deref()
-                    .is_some_and(|b| field::sealed_version(b) != Some(target));
-                if stale {
-                    changed.push(*column);
-                }
-                values.push(sealed);
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                values.push(row.opt_blob(2 + i)?);
             }
-            if changed.is_empty() {
+            let stale: Vec<usize> = (0..columns.len())
+                .filter(|&i| {
+                    values[i]
+                        .as_deref()
+                        .is_some_and(|b| field::sealed_version(b) != Some(target))
+                })
+                .collect();
+            if stale.is_empty() {
                 continue;
             }
-            let f = |column: &'static str| Field::new(table.table, column);
+            let f = |column: &'static str| Field::new(table.name, column);
             let plain = |i: usize| -> ApiResult<Option<Vec<u8>>> {
                 values[i]
                     .as_deref()
-                    .map(|b| keys.cipher.open(f(table.columns[i]), &id, b))
+                    .map(|b| keys.cipher.open(f(columns[i]), &id, b))
                     .transpose()
                     .map_err(Into::into)
             };
-            let mut sets = Vec::new();
-            let mut params: Vec<Value> = vec![rowid.into()];
-            for (i, column) in table.columns.iter().enumerate() {
-                if !changed.contains(column) {
-                    continue;
-                }
+            let mut resealed = Vec::with_capacity(stale.len());
+            for &i in &stale {
                 let pt = plain(i)?.ok_or_else(|| ApiError::internal("a stale value vanished"))?;
-                params.push(keys.cipher.seal(f(column), &id, &pt, self.nonce()).into());
-                sets.push(format!("{column} = ?{}", params.len()));
+                resealed.push((
+                    columns[i],
+                    keys.cipher.seal(f(columns[i]), &id, &pt, self.random()),
+                ));
             }
-            let text = |i: usize| -> ApiResult<Option<String>> {
-                plain(i)?
-                    .map(|b| {
-                        String::from_utf8(b)
-                            .map_err(|_| ApiError::internal("a sealed text is not UTF-8"))
-                    })
-                    .transpose()
-            };
-            let column_index = |name: &str| {
-                table
-                    .columns
-                    .iter()
-                    .position(|c| *c == name)
-                    .ok_or_else(|| ApiError::internal("a swept column is missing"))
-            };
-            match table.table {
-                "users" if changed.contains(&"email") => {
-                    let email = text(column_index("email")?)?
-                        .ok_or_else(|| ApiError::internal("a user without an email"))?;
-                    params.push(keys.blind.token(TermKind::Email, &email).into());
-                    sets.push(format!("email_term = ?{}", params.len()));
-                    step.rebuilt += 1;
-                }
-                "patients" if changed.contains(&"name") => {
-                    let name = text(column_index("name")?)?
-                        .ok_or_else(|| ApiError::internal("a patient without a name"))?;
-                    let phone = text(column_index("phone")?)?;
-                    let national_id = text(column_index("national_id")?)?;
-                    let terms = crate::api::patients::search_terms(
-                        &keys.blind,
-                        &name,
-                        phone.as_deref(),
-                        national_id.as_deref(),
-                    );
-                    conn.execute_later(
-                        "DELETE FROM patient_terms WHERE patient_id = ?1",
-                        vec![id.clone().into()],
-                    )
-                    .await?;
-                    if let Some((sql, p)) = crate::api::patients::insert_terms(&id, terms) {
-                        conn.execute_later(&sql, p).await?;
+            let (sql, params) = table.reseal(rowid, resealed);
+            conn.execute_later(&sql, params).await?;
+            if let Some(reindex) = table.reindex {
+                if stale.iter().any(|&i| columns[i] == reindex.when) {
+                    let value = |name: &str| -> ApiResult<Option<String>> {
+                        let i = columns
+                            .iter()
+                            .position(|c| *c == name)
+                            .ok_or_else(|| ApiError::internal("a swept column is missing"))?;
+                        plain(i)?
+                            .map(|b| {
+                                String::from_utf8(b)
+                                    .map_err(|_| ApiError::internal("a sealed text is not UTF-8"))
+                            })
+                            .transpose()
+                    };
+                    for (sql, params) in (reindex.statements)(&keys.blind, &id, &value)? {
+                        conn.execute_later(&sql, params).await?;
                     }
                     step.rebuilt += 1;
                 }
-                _ => {}
             }
-            conn.execute_later(
-                &format!(
-                    "UPDATE {} SET {} WHERE rowid = ?1",
-                    table.table,
-                    sets.join(", ")
-                ),
-                params,
-            )
-            .await?;
             step.resealed += 1;
         }
         if step.resealed > 0 {
             let entry = system_entry(
-                self.host().now(),
+                self.host.now(),
                 "clinic.key_sweep",
-                format!("{}/key/v{target}", table.table),
+                Resource::TableKey(table.name, target),
+                None,
             );
             self.append_audit(conn, &keys.cipher, &entry, None).await?;
         }
@@ -342,21 +266,11 @@ impl<H: Host> App<H> {
     }
 
     /// Sweeps every active clinic of the region whose last rotation's sweep
-    /// is unfinished (the background sweep of the hosts' schedulers).
+    /// is unfinished (the background sweep of [`super::maintain`]).
     pub async fn sweep_due(&self) -> ApiResult<SweepDue> {
-        let dir = self.ops_directory().await?;
-        let rows = dir
-            .query(
-                "SELECT id FROM clinics WHERE status = 'active' AND swept_version < key_version ORDER BY id",
-                vec![],
-            )
-            .await?;
-        drop(dir);
+        let due = clinics::unswept(&self.ops_directory().await?).await?;
         let mut report = SweepDue::default();
-        for row in rows {
-            let Some(clinic) = ClinicId::parse(&row.text(0)?) else {
-                continue;
-            };
+        for clinic in due {
             match self
                 .sweep_clinic(&clinic, SWEEP_BATCH, &mut |_, _| {})
                 .await
@@ -369,12 +283,6 @@ impl<H: Host> App<H> {
             }
         }
         Ok(report)
-    }
-
-    fn nonce(&self) -> [u8; 12] {
-        let mut n = [0u8; 12];
-        self.host().fill_random(&mut n);
-        n
     }
 }
 
@@ -389,41 +297,12 @@ struct BatchStep {
 /// How many sealed values of the clinic name another version than
 /// `target` in their header (the audit trail's excepted).
 pub async fn left_under_older<C: Conn>(conn: &C, target: u32) -> ApiResult<u64> {
-    let header = target.to_be_bytes().to_vec();
-    let statements = SEALED
-        .iter()
-        .map(|t| {
-            let stale = t
-                .columns
-                .iter()
-                .map(|c| format!("({c} IS NOT NULL AND substr({c}, 2, 4) <> ?1)"))
-                .collect::<Vec<_>>()
-                .join(" + ");
-            (
-                format!("SELECT COALESCE(SUM({stale}), 0) FROM {}", t.table),
-                vec![Value::Blob(header.clone())],
-            )
-        })
+    let statements = records::sealed()
+        .map(|t| t.sealed_under_other(target))
         .collect();
     let mut left = 0u64;
     for rows in conn.query_many(statements).await? {
         left += rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0) as u64;
     }
     Ok(left)
-}
-
-/// An audit entry the platform writes on its own.
-fn system_entry(now: i64, action: &str, resource: String) -> Entry {
-    Entry {
-        at: clock::rfc3339(now),
-        actor: SYSTEM_ACTOR.to_owned(),
-        role: None,
-        on_behalf_of: None,
-        action: action.to_owned(),
-        resource: Some(resource),
-        patient_id: None,
-        reason: None,
-        ip: None,
-        outcome: Outcome::Success,
-    }
 }

@@ -1,8 +1,9 @@
 //! Audit chains checked against their checkpoints, and new checkpoints
-//! signed: the rule behind `amanah audit checkpoint | verify` and the
-//! Worker's hourly checkpoint into its object store binding. Where the
+//! signed: the rule behind `amanah audit checkpoint | verify` and the last
+//! step of [`super::maintain`] on a host with a store. Where the
 //! checkpoints live is a [`CheckpointStore`]: a directory of JSON-lines
-//! files for the operator command, an R2 bucket for the Worker.
+//! files for the operator command (and `amanah serve --checkpoint-dir`), an
+//! R2 bucket for the Worker.
 //!
 //! A chain is checked from its first entry against every checkpoint it ever
 //! had: an edited entry breaks the chain; fewer entries than a checkpoint
@@ -15,12 +16,12 @@ use std::future::Future;
 use serde::Serialize;
 
 use crate::app::App;
-use crate::audit::Verification;
 use crate::checkpoint::Checkpoint;
 use crate::clock::rfc3339;
 use crate::host::Host;
 use crate::ids::ClinicId;
 use crate::ops::Chain;
+use crate::records::audit::Verification;
 use crate::region_key::RegionKey;
 
 /// Where a region's checkpoints are kept: append-only, outside every

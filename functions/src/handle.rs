@@ -1,0 +1,63 @@
+//! [`App::handle`]: one request from the host to its answer. Find the
+//! route; run the request ([`Request::run`]) and end its transaction
+//! ([`Request::finish`]); if a database's schema proved behind (nothing was
+//! written), migrate and run it once more; then answer
+//! ([`Request::respond`]). Never panics on input; every error is rendered
+//! in the API's error shape.
+
+use bytes::Bytes;
+use http::{Request as HttpRequest, Response};
+
+use crate::app::{App, ClientIp};
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::host::Host;
+use crate::request::ctx::{Ctx, Incoming};
+use crate::request::pipeline::Request;
+use crate::request::render::render;
+use crate::routes;
+
+impl<H: Host> App<H> {
+    /// Handles one request.
+    pub async fn handle(&self, req: HttpRequest<Bytes>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
+        let Some((route, params)) = routes::find_in(&parts.method, &path, self.config.test_hooks)
+        else {
+            let api = path.starts_with("/api/");
+            return render(Err(ApiError::not_found()), Vec::new(), api, "unmatched");
+        };
+        let api = route.no_store();
+        let cx = Ctx::new(
+            self,
+            route,
+            Incoming {
+                params,
+                query: parts.uri.query().map(str::to_owned),
+                method: parts.method,
+                headers: parts.headers,
+                body,
+                ip,
+            },
+        );
+        let mut request = Request::new(cx);
+        let mut first_try = true;
+        loop {
+            let result = request.run().await;
+            let result = request.finish(result).await;
+            if first_try && result.as_ref().is_err_and(|e| e.schema_behind) {
+                // Nothing was written (the guard stopped the first batch):
+                // migrate, then run the request again, once.
+                first_try = false;
+                let clinic = request.tenant.as_ref().map(|t| t.id.clone());
+                if let Err(e) = self.recover_schema(clinic.as_ref()).await {
+                    return render(Err(e), Vec::new(), api, route.path);
+                }
+                request = request.restart();
+                continue;
+            }
+            return request.respond(result, api).await;
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! `idempotency`: the answers kept for clients' idempotency keys (the rule is
+//! [`crate::request::idempotency`]). The id is a blind-index term of user and
+//! key; the answer is sealed; rows older than a day are dropped by the next
+//! write that keeps one.
+
+use data_encoding::HEXLOWER;
+
+use crate::crypto::blind::TermKind;
+use crate::crypto::field::Field;
+use crate::error::ApiResult;
+use crate::host::{Conn, Value};
+
+use super::Kind::SealedSecret;
+use super::{col, RowExt, Table, Vault};
+
+pub const TABLE: Table = Table {
+    name: "idempotency",
+    schema: &[(
+        5,
+        r#"
+CREATE TABLE idempotency (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    reply BLOB NOT NULL
+);
+CREATE INDEX idempotency_created ON idempotency(created_at);
+"#,
+    )],
+    row_key: "id",
+    columns: &[col("reply", SealedSecret)],
+    export: false,
+    counted: false,
+    patient: None,
+    reindex: None,
+};
+
+const REPLY: Field = Field::new("idempotency", "reply");
+
+/// The stored answer (its JSON text) under `term` (a user's key), if one
+/// was kept after `since`; asked under every key version the clinic holds.
+pub(crate) async fn find<C: Conn>(
+    db: &C,
+    v: &Vault<'_>,
+    term: &str,
+    since: i64,
+) -> ApiResult<Option<String>> {
+    let ids: Vec<String> = v
+        .lookup_terms(TermKind::Idempotency, term)
+        .iter()
+        .map(|t| HEXLOWER.encode(t))
+        .collect();
+    let marks: Vec<String> = (2..ids.len() + 2).map(|i| format!("?{i}")).collect();
+    let mut params: Vec<Value> = vec![since.into()];
+    params.extend(ids.into_iter().map(Value::Text));
+    let rows = db
+        .query(
+            &format!(
+                "SELECT id, reply FROM idempotency WHERE created_at > ?1 AND id IN ({})",
+                marks.join(", ")
+            ),
+            params,
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let id = row.text(0)?;
+    Ok(Some(v.open(REPLY, &id, &row.blob(1)?)?))
+}
+
+/// Keeps an answer under `term` and drops answers kept at or before
+/// `expired` (queued, in the request's transaction).
+pub(crate) async fn keep<C: Conn>(
+    db: &C,
+    v: &Vault<'_>,
+    term: &str,
+    answer: &str,
+    now: i64,
+    expired: i64,
+) -> ApiResult<()> {
+    let id = HEXLOWER.encode(&v.term(TermKind::Idempotency, term));
+    db.execute_later(
+        "DELETE FROM idempotency WHERE created_at <= ?1",
+        vec![expired.into()],
+    )
+    .await?;
+    db.execute_later(
+        "INSERT INTO idempotency (id, created_at, reply) VALUES (?1, ?2, ?3)",
+        vec![
+            id.clone().into(),
+            now.into(),
+            v.seal(REPLY, &id, answer).into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! The steps every request runs, in order, and the end of its transaction.
+//!
+//! [`Request::run`]: size, purpose of use and origin checks; the route's
+//! access (a session and its clinic, the console's staff, an internal
+//! token); TOTP enrolment, the permission, what a support session may not
+//! do, and a clinic scheduled for deletion; an idempotent replay; then the
+//! route's handler ([`crate::routes::dispatch`]).
+//!
+//! [`Request::finish`]: on success the audit entry is appended to the
+//! work's own transaction, which commits; on refusal the work is rolled
+//! back and the refusal is recorded on its own. [`Request::respond`]: the
+//! platform audit stream, the export's stream, cookies and headers.
+
+use http::header::HeaderValue;
+use http::Response;
+
+use crate::body::Body;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::export;
+use crate::host::{Conn, Host};
+use crate::records::{audit, Vault};
+use crate::routes::Access;
+use crate::store;
+use crate::web;
+
+use super::actor::{Actor, Staff};
+use super::audit::{entry, outcome, Facts};
+use super::ctx::Ctx;
+use super::idempotency::{self, Key};
+use super::render::{render, Payload, Reply};
+use super::scope::{ClinicScope, Open, Tenant};
+use super::{auth, guards};
+
+/// One request and what it has entered.
+pub(crate) struct Request<'a, H: Host> {
+    pub cx: Ctx<'a, H>,
+    /// The clinic entered, once it is.
+    pub tenant: Option<Tenant<H>>,
+    /// Who the request acts as, once authenticated.
+    pub actor: Option<Actor>,
+    /// The client's idempotency key, on a route that takes one.
+    idempotency: Option<Key>,
+    /// The answer is the stored one of an earlier request with the key.
+    replayed: bool,
+}
+
+impl<'a, H: Host> Request<'a, H> {
+    pub(crate) fn new(cx: Ctx<'a, H>) -> Self {
+        Request {
+            cx,
+            tenant: None,
+            actor: None,
+            idempotency: None,
+            replayed: false,
+        }
+    }
+
+    /// The same request from the start, in a fresh state (its second run,
+    /// after a migration).
+    pub(crate) fn restart(self) -> Self {
+        Request::new(self.cx.restart())
+    }
+
+    /// A handler's view of a request outside any clinic yet.
+    pub(crate) fn open(&mut self) -> Open<'_, 'a, H> {
+        Open::new(&mut self.cx, &mut self.tenant, &())
+    }
+
+    /// A platform staff handler's view (the console's routes).
+    pub(crate) fn staff(&mut self) -> ApiResult<Open<'_, 'a, H, Staff>> {
+        match &self.actor {
+            Some(Actor::Staff(s)) => Ok(Open::new(&mut self.cx, &mut self.tenant, s)),
+            _ => Err(ApiError::unauthenticated()),
+        }
+    }
+
+    /// A clinic handler's view: its clinic and actor, both known (the
+    /// pipeline authenticated the request before dispatch).
+    pub(crate) fn scope(&mut self) -> ApiResult<ClinicScope<'_, 'a, H>> {
+        match (&mut self.tenant, &self.actor) {
+            (Some(t), Some(a)) => Ok(ClinicScope::new(&mut self.cx, t, a)),
+            _ => Err(ApiError::internal(
+                "a clinic route reached without its clinic",
+            )),
+        }
+    }
+
+    pub(crate) async fn run(&mut self) -> ApiResult<Reply> {
+        let route = self.cx.route;
+        if self.cx.body.len() > web::MAX_BODY {
+            return Err(web::too_large());
+        }
+        self.cx.reason = guards::access_reason(&self.cx.headers)?;
+        guards::same_origin_only(&self.cx.headers)?;
+        if idempotency::applies(route) {
+            self.idempotency = Key::from_headers(&self.cx.headers)?;
+        }
+        match route.access {
+            Access::Public | Access::TestHook => {}
+            Access::Internal => guards::internal_token(
+                &self.cx.headers,
+                self.cx.app.config.maintain_token.as_deref(),
+            )?,
+            Access::Staff => {
+                self.actor = Some(Actor::Staff(auth::staff(&mut self.cx).await?));
+            }
+            Access::Session | Access::Permission(_) => {
+                let actor = self
+                    .actor
+                    .insert(auth::session(&mut self.cx, &mut self.tenant).await?);
+                if !route.mfa_exempt() && actor.enrolment_due() {
+                    return Err(ApiError::new(
+                        Code::MfaEnrollmentRequired,
+                        "owners and doctors must set up two-factor authentication first",
+                    ));
+                }
+                if let Access::Permission(perm) = route.access {
+                    if !actor.grants().contains(perm) {
+                        return Err(ApiError::forbidden());
+                    }
+                }
+                if actor.support().is_some() {
+                    if route.own_account() {
+                        return Err(ApiError::forbidden());
+                    }
+                    if self.cx.reason.is_none() && !route.mfa_exempt() {
+                        return Err(ApiError::bad_request(
+                            "a support session must give X-Access-Reason on every request",
+                        ));
+                    }
+                }
+                let deleting = self.tenant.as_ref().is_some_and(|t| t.deletion.is_some());
+                if deleting && !route.open_while_deleting() {
+                    return Err(ApiError::conflict(
+                        "this clinic is scheduled for deletion; an owner can cancel it",
+                    ));
+                }
+            }
+        }
+        if let Some(key) = self.idempotency.clone() {
+            if let (Some(t), Some(a)) = (&self.tenant, &self.actor) {
+                let app = self.cx.app;
+                let vault = Vault::new(&t.keys, &app.host);
+                if let Some(reply) =
+                    idempotency::replay(&mut self.cx, &t.db, &vault, a.id(), &key).await?
+                {
+                    self.replayed = true;
+                    return Ok(reply);
+                }
+            }
+        }
+        crate::routes::dispatch(self).await
+    }
+
+    /// Whoever the audit trail can name for this request.
+    fn someone(&self) -> bool {
+        self.actor.is_some() || self.cx.audit.subject.is_some()
+    }
+
+    fn entry(&self, result: &ApiResult<Reply>) -> Option<audit::Entry> {
+        let action = self.cx.route.audit?;
+        let outcome = outcome(result, self.replayed, self.someone())?;
+        entry(
+            Facts {
+                action,
+                outcome,
+                now: self.cx.now,
+                reason: self.cx.reason.as_deref(),
+                ip: self.cx.ip,
+            },
+            self.actor.as_ref(),
+            &self.cx.audit,
+        )
+    }
+
+    /// Ends the request's transaction: on success the audit entry is appended
+    /// to the work's own transaction; on refusal the work is rolled back and
+    /// the refusal is recorded on its own.
+    pub(crate) async fn finish(&mut self, result: ApiResult<Reply>) -> ApiResult<Reply> {
+        let entry = self.entry(&result);
+        let Some(t) = self.tenant.as_mut() else {
+            return result;
+        };
+        let db = &t.db;
+        if result.as_ref().is_err_and(|e| e.schema_behind) {
+            // The schema guard stopped the first batch: nothing to keep, and
+            // no audit entry into a schema this code does not know.
+            let _ = db.execute("ROLLBACK", vec![]).await;
+            return result;
+        }
+        let keep = result.is_ok() || self.cx.keep_writes_on_error;
+        let head = if keep { t.head.take() } else { None };
+        let app = self.cx.app;
+        let vault = Vault::new(&t.keys, &app.host);
+        if let (Ok(reply), Some(key), false, Some(actor)) =
+            (&result, &self.idempotency, self.replayed, &self.actor)
+        {
+            if let Err(e) =
+                idempotency::remember(&self.cx, db, &vault, actor.id(), key, reply).await
+            {
+                let _ = db.execute("ROLLBACK", vec![]).await;
+                return Err(e);
+            }
+        }
+        if !keep {
+            let _ = db.execute("ROLLBACK", vec![]).await;
+            if entry.is_some() {
+                db.execute_later("BEGIN IMMEDIATE", vec![]).await?;
+            }
+        }
+        if let Some(entry) = entry {
+            let appended = app.append_audit(db, vault.cipher(), &entry, head).await;
+            if let Err(e) = appended {
+                let _ = db.execute("ROLLBACK", vec![]).await;
+                return Err(e);
+            }
+        } else if !keep {
+            return result;
+        }
+        store::finish(db, Ok::<(), ApiError>(())).await?;
+        result
+    }
+
+    /// Platform staff's requests, support sessions' requests and owners'
+    /// approvals also go to the region's platform audit stream, the
+    /// resource prefixed with the clinic.
+    async fn platform_audit(&self, result: &ApiResult<Reply>) -> ApiResult<()> {
+        let platform = self.actor.as_ref().is_some_and(Actor::platform) || self.cx.audit.platform;
+        if !platform {
+            return Ok(());
+        }
+        let Some(mut entry) = self.entry(result) else {
+            return Ok(());
+        };
+        if let Some(t) = &self.tenant {
+            entry.resource = Some(match entry.resource {
+                Some(r) => format!("clinic/{}:{r}", t.id),
+                None => format!("clinic/{}", t.id),
+            });
+        }
+        self.cx.app.platform_audit(&entry).await
+    }
+
+    /// After the commit: an export reply takes the request's connection and
+    /// the clinic's cipher into its stream.
+    fn start_stream(&mut self, reply: Reply) -> ApiResult<Reply> {
+        let Payload::Export(plan) = reply.body else {
+            return Ok(reply);
+        };
+        let Some(t) = self.tenant.take() else {
+            return Err(ApiError::internal("export without a clinic"));
+        };
+        let chunks = export::stream(plan.clone(), t.db, t.keys.cipher);
+        Ok(Reply {
+            status: reply.status,
+            body: Payload::Stream(plan, Body::stream(chunks)),
+        })
+    }
+
+    /// The rest of a request after its transaction: the platform audit
+    /// entry, the export stream, the response with its cookies and headers.
+    pub(crate) async fn respond(mut self, result: ApiResult<Reply>, api: bool) -> Response<Body> {
+        let route = self.cx.route;
+        let replayed = self.replayed && result.is_ok();
+        let result = self.platform_audit(&result).await.and(result);
+        let result = result.and_then(|reply| self.start_stream(reply));
+        let mut resp = render(
+            result,
+            std::mem::take(&mut self.cx.cookies),
+            api,
+            route.path,
+        );
+        if let Some(s) = self.actor.as_ref().and_then(Actor::support) {
+            if let Ok(v) = HeaderValue::from_str(&s.header()) {
+                resp.headers_mut().insert("x-impersonation", v);
+            }
+        }
+        if replayed {
+            resp.headers_mut()
+                .insert(idempotency::REPLAYED, HeaderValue::from_static("true"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,259 @@
+//! What a handler may touch, as types.
+//!
+//! - [`Tenant`]: the clinic a request entered: its database, inside the
+//!   request's write transaction, and its keys.
+//! - [`ClinicScope`]: a handler's view of a request inside a clinic, acting
+//!   as `A` (a signed-in [`Actor`] on every route under a session or a
+//!   permission). Nothing in it is optional: a handler that needs the
+//!   clinic's keys receives them, and cannot be written without them.
+//! - [`Open`]: a handler's view of a request that has not entered a clinic
+//!   (sign-up, sign-in, the support console); [`Open::enter`] enters one and
+//!   gives the [`ClinicScope`] for the rest.
+//!
+//! Both dereference to the request's [`Ctx`] (its clock, body, audit draft,
+//! cookies).
+
+use std::ops::{Deref, DerefMut};
+
+use crate::error::{ApiError, ApiResult, Code};
+use crate::host::{Conn, Host, Row};
+use crate::ids::ClinicId;
+use crate::records::audit::{self, Head};
+use crate::records::Vault;
+use crate::store::Statement;
+use crate::tenancy::ClinicKeys;
+use crate::token::{Subject, TokenKind};
+
+use super::actor::Actor;
+use super::ctx::Ctx;
+
+/// The clinic a request entered.
+pub(crate) struct Tenant<H: Host> {
+    pub id: ClinicId,
+    /// The clinic's database, in the request's write transaction.
+    pub db: H::Conn,
+    pub keys: ClinicKeys,
+    /// Set while the clinic is scheduled for deletion: its purge time.
+    pub deletion: Option<i64>,
+    /// The audit chain's head, read in this request's transaction.
+    pub head: Option<Head>,
+}
+
+impl<H: Host> Tenant<H> {
+    /// A query of the request's first look at the clinic database, sent with
+    /// the read of the audit chain's head when the route will append an
+    /// entry (`audited`): one round trip instead of two.
+    pub(crate) async fn query_with_audit_head(
+        db: &H::Conn,
+        head: &mut Option<Head>,
+        audited: bool,
+        (sql, params): Statement,
+    ) -> ApiResult<Vec<Row>> {
+        if !audited || head.is_some() {
+            return Ok(db.query(&sql, params).await?);
+        }
+        let mut results = db
+            .query_many(vec![
+                (sql, params),
+                (audit::HEAD_SQL.to_owned(), Vec::new()),
+            ])
+            .await?
+            .into_iter();
+        let rows = results.next().unwrap_or_default();
+        *head = Some(Head::from_rows(&results.next().unwrap_or_default())?);
+        Ok(rows)
+    }
+}
+
+impl<'a, H: Host> Ctx<'a, H> {
+    /// Opens the clinic's database (after the region guard), unwraps its data
+    /// key and begins the request's write transaction, into the request's
+    /// `slot` (so that the transaction ends with the request, whatever
+    /// happens next).
+    pub(crate) async fn enter<'t>(
+        &mut self,
+        slot: &'t mut Option<Tenant<H>>,
+        clinic: &ClinicId,
+        create: bool,
+    ) -> ApiResult<&'t mut Tenant<H>> {
+        self.guard_region(clinic)?;
+        self.apply_test_clock(clinic).await?;
+        let (state, keys) = self.app.clinic_keys(clinic).await?;
+        let db = self.app.clinic_conn(clinic, create, false).await?;
+        #[cfg(feature = "inject-forgot-clinic")]
+        self.app.injected.entered(clinic);
+        db.execute_later("BEGIN IMMEDIATE", vec![]).await?;
+        Ok(slot.insert(Tenant {
+            id: clinic.clone(),
+            db,
+            keys,
+            deletion: state.purge_after,
+            head: None,
+        }))
+    }
+
+    /// Verifies a token of `kind` and enters its clinic: region guard first
+    /// (a clinic of another region is 421 before anything is opened), then
+    /// the signature and claims, then the clinic's database. Any failure of
+    /// the token or an unknown clinic is 401.
+    pub(crate) async fn enter_with_token<'t>(
+        &mut self,
+        slot: &'t mut Option<Tenant<H>>,
+        kind: TokenKind,
+        token: &str,
+    ) -> ApiResult<(Subject, &'t mut Tenant<H>)> {
+        let clinic = self.token_clinic(token)?;
+        self.apply_test_clock(&clinic).await?;
+        let subject = self
+            .app
+            .tokens()
+            .verify(kind, token, self.now)
+            .map_err(|_| ApiError::unauthenticated())?;
+        if subject.clinic != clinic.as_str() {
+            return Err(ApiError::unauthenticated());
+        }
+        match self.enter(slot, &clinic, false).await {
+            Err(e) if e.code == Code::NotFound => Err(ApiError::unauthenticated()),
+            Err(e) => Err(e),
+            Ok(t) => Ok((subject, t)),
+        }
+    }
+
+    /// The clinic a token claims, for the region guard and the test clock
+    /// only: nothing is trusted until the signature is checked.
+    fn token_clinic(&self, token: &str) -> ApiResult<ClinicId> {
+        let untrusted =
+            jwt_compact::UntrustedToken::new(token).map_err(|_| ApiError::unauthenticated())?;
+        let claims = untrusted
+            .deserialize_claims_unchecked::<serde_json::Value>()
+            .map_err(|_| ApiError::unauthenticated())?;
+        let cid = claims
+            .custom
+            .get("cid")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let clinic = ClinicId::parse(cid).ok_or_else(ApiError::unauthenticated)?;
+        self.guard_region(&clinic)?;
+        Ok(clinic)
+    }
+}
+
+/// A handler's view of a request inside a clinic, acting as `A`.
+pub(crate) struct ClinicScope<'s, 'a, H: Host, A = Actor> {
+    cx: &'s mut Ctx<'a, H>,
+    /// The clinic's database, in the request's write transaction.
+    pub db: &'s H::Conn,
+    /// The clinic's keys at work.
+    pub vault: Vault<'s>,
+    pub clinic: &'s ClinicId,
+    /// Set while the clinic is scheduled for deletion: its purge time.
+    pub deletion: Option<i64>,
+    pub actor: &'s A,
+    head: &'s mut Option<Head>,
+}
+
+impl<'s, 'a: 's, H: Host, A> ClinicScope<'s, 'a, H, A> {
+    pub(crate) fn new(cx: &'s mut Ctx<'a, H>, tenant: &'s mut Tenant<H>, actor: &'s A) -> Self {
+        let app = cx.app;
+        let Tenant {
+            id,
+            db,
+            keys,
+            deletion,
+            head,
+        } = tenant;
+        ClinicScope {
+            cx,
+            db,
+            vault: Vault::new(keys, &app.host),
+            clinic: id,
+            deletion: *deletion,
+            actor,
+            head,
+        }
+    }
+
+    /// A query sent with the read of the audit chain's head, if this
+    /// request's route is audited and the head is not read yet (one round
+    /// trip for both).
+    pub(crate) async fn query_with_audit_head(
+        &mut self,
+        statement: Statement,
+    ) -> ApiResult<Vec<Row>> {
+        let audited = self.cx.route.audit.is_some();
+        Tenant::<H>::query_with_audit_head(self.db, self.head, audited, statement).await
+    }
+}
+
+impl<'a, H: Host, A> Deref for ClinicScope<'_, 'a, H, A> {
+    type Target = Ctx<'a, H>;
+    fn deref(&self) -> &Ctx<'a, H> {
+        &*self.cx
+    }
+}
+
+impl<'a, H: Host, A> DerefMut for ClinicScope<'_, 'a, H, A> {
+    fn deref_mut(&mut self) -> &mut Ctx<'a, H> {
+        &mut *self.cx
+    }
+}
+
+/// A handler's view of a request that has not entered a clinic, acting as
+/// `A` (nobody yet on public routes; platform staff on the console's).
+pub(crate) struct Open<'s, 'a, H: Host, A = ()> {
+    cx: &'s mut Ctx<'a, H>,
+    tenant: &'s mut Option<Tenant<H>>,
+    pub actor: &'s A,
+}
+
+impl<'s, 'a: 's, H: Host, A> Open<'s, 'a, H, A> {
+    pub(crate) fn new(
+        cx: &'s mut Ctx<'a, H>,
+        tenant: &'s mut Option<Tenant<H>>,
+        actor: &'s A,
+    ) -> Self {
+        Open { cx, tenant, actor }
+    }
+
+    /// Enters an existing clinic (see [`Ctx::enter`]).
+    pub(crate) async fn enter(
+        &mut self,
+        clinic: &ClinicId,
+    ) -> ApiResult<ClinicScope<'_, 'a, H, A>> {
+        let t = self.cx.enter(self.tenant, clinic, false).await?;
+        Ok(ClinicScope::new(self.cx, t, self.actor))
+    }
+
+    /// Creates a clinic's database and enters it (sign-up).
+    pub(crate) async fn create(
+        &mut self,
+        clinic: &ClinicId,
+    ) -> ApiResult<ClinicScope<'_, 'a, H, A>> {
+        let t = self.cx.enter(self.tenant, clinic, true).await?;
+        Ok(ClinicScope::new(self.cx, t, self.actor))
+    }
+
+    /// Verifies a token of `kind` and enters its clinic (see
+    /// [`Ctx::enter_with_token`]).
+    pub(crate) async fn enter_with_token(
+        &mut self,
+        kind: TokenKind,
+        token: &str,
+    ) -> ApiResult<(Subject, ClinicScope<'_, 'a, H, A>)> {
+        let (subject, t) = self.cx.enter_with_token(self.tenant, kind, token).await?;
+        Ok((subject, ClinicScope::new(self.cx, t, self.actor)))
+    }
+}
+
+impl<'a, H: Host, A> Deref for Open<'_, 'a, H, A> {
+    type Target = Ctx<'a, H>;
+    fn deref(&self) -> &Ctx<'a, H> {
+        &*self.cx
+    }
+}
+
+impl<'a, H: Host, A> DerefMut for Open<'_, 'a, H, A> {
+    fn deref_mut(&mut self) -> &mut Ctx<'a, H> {
+        &mut *self.cx
+    }
+}

@@ -1,0 +1,250 @@
+//! Tenancy: which database a clinic's request touches, and with which keys.
+//!
+//! - The region directory, and each clinic's own database, opened through
+//!   the host. A database's schema is checked on its first use in this
+//!   instance without a round trip of its own (a [`store::schema_guard`]
+//!   rides with the first statement); one found behind is migrated and the
+//!   request runs again ([`crate::handle`]).
+//! - A clinic's data keys: its state in the directory and every version of
+//!   its data key, unwrapped by the region's root keys. A purged or unknown
+//!   clinic is not found.
+//! - The clinic's clock: the host's, plus the clinic's test offset when
+//!   test hooks are on.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use crate::app::App;
+use crate::crypto::blind::BlindIndex;
+use crate::crypto::field::FieldCipher;
+use crate::crypto::keys::DataKey;
+use crate::error::{ApiError, ApiResult};
+use crate::host::{Conn, DbError, Host};
+use crate::ids::ClinicId;
+use crate::records::directory::{clinic_keys, test_clock};
+use crate::store::{self, schema};
+
+/// What this instance knows of its databases' schemas.
+#[derive(Default)]
+pub(crate) struct SchemaState {
+    /// Clinics whose schema this instance checked (or migrated).
+    migrated: Mutex<HashSet<String>>,
+    directory_ready: AtomicBool,
+}
+
+/// What the directory says of a clinic that can be opened.
+pub(crate) struct ClinicState {
+    /// Set while the clinic is scheduled for deletion.
+    pub purge_after: Option<i64>,
+}
+
+/// A clinic's keys for this request.
+pub(crate) struct ClinicKeys {
+    /// Seals under the current data key, opens under every version held.
+    pub cipher: FieldCipher,
+    /// Blind index of the current version: what writes store.
+    pub blind: BlindIndex,
+    /// Blind indexes of every version held, the current one first: what
+    /// lookups ask for. After a rotation the sweep rebuilds every term under
+    /// the current version, but a request that loaded the old keys just
+    /// before the rotation may still write one old term after the sweep
+    /// passed; asking under every version finds that patient too (a clinic
+    /// holds a handful of versions, so a lookup costs a few more tokens).
+    pub search: Vec<BlindIndex>,
+}
+
+impl ClinicKeys {
+    pub(crate) fn new(clinic: &ClinicId, keys: &DataKeys) -> ApiResult<Self> {
+        let current = keys.current()?;
+        let search = std::iter::once(current)
+            .chain(
+                keys.keys
+                    .iter()
+                    .rev()
+                    .filter(|k| k.version != current.version),
+            )
+            .map(BlindIndex::new)
+            .collect();
+        Ok(ClinicKeys {
+            cipher: FieldCipher::with_versions(clinic.as_str(), current, &keys.keys),
+            blind: BlindIndex::new(current),
+            search,
+        })
+    }
+}
+
+/// A clinic's data keys, unwrapped: every version it holds, oldest first.
+/// The current one seals; older ones still open what they sealed (audit
+/// entries forever, other fields until the sweep re-seals them).
+pub struct DataKeys {
+    pub keys: Vec<DataKey>,
+    /// The version that seals.
+    pub current: u32,
+}
+
+impl DataKeys {
+    pub fn current(&self) -> ApiResult<&DataKey> {
+        self.get(self.current)
+            .ok_or_else(|| ApiError::internal("the clinic's current data key is missing"))
+    }
+
+    pub fn get(&self, version: u32) -> Option<&DataKey> {
+        self.keys.iter().find(|k| k.version == version)
+    }
+}
+
+impl<H: Host> App<H> {
+    /// The region directory. The first use in this instance queues a
+    /// [`store::schema_guard`] ahead of the first statement (no round trip of
+    /// its own); a failing guard makes [`App::handle`] migrate and run the
+    /// request again.
+    pub(crate) async fn directory(&self) -> ApiResult<H::Conn> {
+        let dir = self.host.directory().await?;
+        if !self.schemas.directory_ready.load(Ordering::Acquire) {
+            match dir
+                .execute_later(&store::schema_guard(schema::directory()), vec![])
+                .await
+            {
+                Ok(()) => {}
+                // A host that runs queued statements at once (the native
+                // one) answers here: migrate now.
+                Err(e) if store::schema_behind(&e) => self.migrate_directory(&dir).await?,
+                Err(e) => return Err(e.into()),
+            }
+            self.schemas.directory_ready.store(true, Ordering::Release);
+        }
+        Ok(dir)
+    }
+
+    /// Creates the directory if needed and brings its schema up to date.
+    pub(crate) async fn migrate_directory(&self, dir: &H::Conn) -> ApiResult<()> {
+        self.host.create_directory().await?;
+        store::migrate(dir, schema::directory()).await?;
+        self.schemas.directory_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// The directory, its schema brought up to date at once (out of the
+    /// request path: jobs and operator commands).
+    pub(crate) async fn ops_directory(&self) -> ApiResult<H::Conn> {
+        let dir = self.host.directory().await?;
+        self.migrate_directory(&dir).await?;
+        Ok(dir)
+    }
+
+    /// Opens (or creates) a clinic database. A new one is migrated at once;
+    /// an existing one gets the schema guard, as the directory does, on its
+    /// first use in this instance (`eager`: migrated at once instead).
+    pub(crate) async fn clinic_conn(
+        &self,
+        clinic: &ClinicId,
+        create: bool,
+        eager: bool,
+    ) -> ApiResult<H::Conn> {
+        let conn = if create {
+            self.host.create_clinic(clinic).await?
+        } else {
+            match self.host.open_clinic(clinic).await {
+                Err(DbError::NotFound) => return Err(ApiError::not_found()),
+                other => other?,
+            }
+        };
+        let known = self
+            .schemas
+            .migrated
+            .lock()
+            .map(|m| m.contains(clinic.as_str()))
+            .unwrap_or(false);
+        if !known {
+            if create || eager {
+                store::migrate(&conn, schema::clinic()).await?;
+            } else {
+                match conn
+                    .execute_later(&store::schema_guard(schema::clinic()), vec![])
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if store::schema_behind(&e) => {
+                        store::migrate(&conn, schema::clinic()).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Ok(mut m) = self.schemas.migrated.lock() {
+                m.insert(clinic.as_str().to_owned());
+            }
+        }
+        Ok(conn)
+    }
+
+    /// After a schema guard failed: forgets what this instance believed and
+    /// migrates the directory and the request's clinic.
+    pub(crate) async fn recover_schema(&self, clinic: Option<&ClinicId>) -> ApiResult<()> {
+        self.schemas.directory_ready.store(false, Ordering::Release);
+        let dir = self.host.directory().await?;
+        self.migrate_directory(&dir).await?;
+        if let Some(clinic) = clinic {
+            self.forget_clinic(clinic);
+            self.clinic_conn(clinic, false, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets what this instance knows of a purged clinic's database.
+    pub(crate) fn forget_clinic(&self, clinic: &ClinicId) {
+        if let Ok(mut m) = self.schemas.migrated.lock() {
+            m.remove(clinic.as_str());
+        }
+    }
+
+    /// A clinic's state in the directory and its keys, unwrapped by the
+    /// region's root key. A purged or unknown clinic is not found.
+    pub(crate) async fn clinic_keys(
+        &self,
+        clinic: &ClinicId,
+    ) -> ApiResult<(ClinicState, ClinicKeys)> {
+        let (state, keys) = self.data_keys(clinic).await?;
+        Ok((state, ClinicKeys::new(clinic, &keys)?))
+    }
+
+    /// A clinic's state and every version of its data key, unwrapped by the
+    /// region's root keys. A purged or unknown clinic is not found.
+    pub(crate) async fn data_keys(&self, clinic: &ClinicId) -> ApiResult<(ClinicState, DataKeys)> {
+        let dir = self.directory().await?;
+        let held = clinic_keys::held(&dir, clinic)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        let purge_after = match held.status.as_str() {
+            "active" => None,
+            "deleting" => held.purge_after,
+            _ => return Err(ApiError::not_found()),
+        };
+        let current = clinic_keys::version(held.current)?;
+        let ring = self.host.root_keys();
+        let mut keys = Vec::with_capacity(held.keys.len());
+        for (version, wrapped) in &held.keys {
+            let owned = crate::crypto::keys::wrapped_root_version(wrapped)
+                .is_some_and(|v| ring.get(v).is_some());
+            if !owned {
+                return Err(ApiError::internal(
+                    "clinic key wrapped by a root key version this host does not hold",
+                ));
+            }
+            keys.push(ring.unwrap(clinic.as_str(), clinic_keys::version(*version)?, wrapped)?);
+        }
+        let keys = DataKeys { keys, current };
+        keys.current()?;
+        Ok((ClinicState { purge_after }, keys))
+    }
+
+    /// Seconds since the epoch as a clinic sees them: the host's clock, plus
+    /// the clinic's test offset when test hooks are on.
+    pub(crate) async fn clinic_now(&self, clinic: &ClinicId) -> ApiResult<i64> {
+        let now = self.host.now();
+        if !self.config.test_hooks {
+            return Ok(now);
+        }
+        Ok(now + test_clock::offset(&self.directory().await?, clinic).await?)
+    }
+}
