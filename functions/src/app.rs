@@ -4,6 +4,8 @@
 //! what it knows of its databases' schemas ([`crate::tenancy`]). How a
 //! request runs is [`crate::handle`].
 
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -15,7 +17,6 @@ use crate::error::ApiResult;
 use crate::host::{Conn, Host};
 use crate::records::audit::{self, Entry, Head};
 use crate::region_key::RegionKey;
-use crate::tenancy::SchemaState;
 use crate::token::TokenKeys;
 
 /// A region as the API lists it.
@@ -83,6 +84,14 @@ impl RootDerived {
             ring,
         }
     }
+}
+
+/// What this instance knows of its databases' schemas.
+#[derive(Default)]
+pub(crate) struct SchemaState {
+    /// Clinics whose schema this instance checked (or migrated).
+    pub(crate) migrated: Mutex<HashSet<String>>,
+    pub(crate) directory_ready: AtomicBool,
 }
 
 /// The application over a host.

@@ -173,7 +173,7 @@ impl ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        let behind = crate::store::schema_behind(&e);
+        let behind = e.schema_behind();
         let mut err = match e {
             DbError::Unavailable(_) => ApiError::unavailable(e.to_string()),
             DbError::Full(_) => {

@@ -1,6 +1,6 @@
 //! [`App::handle`]: one request from the host to its answer. Find the
-//! route; run the request ([`Request::run`]) and end its transaction
-//! ([`Request::finish`]); if a database's schema proved behind (nothing was
+//! route; run the request's steps ([`Request::prepare`]) and its handler
+//! ([`routes::dispatch`]), and end its transaction ([`Request::finish`]); if a database's schema proved behind (nothing was
 //! written), migrate and run it once more; then answer
 //! ([`Request::respond`]). Never panics on input; every error is rendered
 //! in the API's error shape.
@@ -23,7 +23,8 @@ impl<H: Host> App<H> {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
         let ip = parts.extensions.get::<ClientIp>().map(|c| c.0);
-        let Some((route, params)) = routes::find_in(&parts.method, &path, self.config.test_hooks)
+        let Some((id, route, params)) =
+            routes::find_in(&parts.method, &path, self.config.test_hooks)
         else {
             let api = path.starts_with("/api/");
             return render(Err(ApiError::not_found()), Vec::new(), api, "unmatched");
@@ -44,7 +45,11 @@ impl<H: Host> App<H> {
         let mut request = Request::new(cx);
         let mut first_try = true;
         loop {
-            let result = request.run().await;
+            let result = match request.prepare().await {
+                Ok(Some(replayed)) => Ok(replayed),
+                Ok(None) => routes::dispatch(id, &mut request).await,
+                Err(e) => Err(e),
+            };
             let result = request.finish(result).await;
             if first_try && result.as_ref().is_err_and(|e| e.schema_behind) {
                 // Nothing was written (the guard stopped the first batch):

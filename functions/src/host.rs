@@ -10,9 +10,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::checkpoint::Checkpoint;
 use crate::crypto::keys::RootKeyring;
 use crate::ids::ClinicId;
-use crate::jobs::checkpoints::CheckpointStore;
 
 /// A SQLite/libSQL value, as bound to and read from statements.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +78,21 @@ pub enum DbError {
     /// Anything else.
     #[error("database error: {0}")]
     Other(String),
+}
+
+impl DbError {
+    /// Whether the error says the database needs its migrations first: a
+    /// schema guard ([`crate::store::schema_guard`]) failed, or the
+    /// database does not exist yet.
+    pub fn schema_behind(&self) -> bool {
+        match self {
+            DbError::NotFound => true,
+            DbError::Other(m) => {
+                m.contains("integer overflow") || m.contains("no such table: schema_migrations")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A connection to one libSQL database, exclusive to the current request.
@@ -176,6 +191,27 @@ pub trait Host: Send + Sync {
     fn checkpoints(&self) -> Option<&Self::Checkpoints>;
 }
 
+/// Where a region's checkpoints are kept: append-only, outside every
+/// clinic database.
+pub trait CheckpointStore: Send + Sync {
+    /// The store, for reports: a directory's path, a bucket's binding.
+    fn describe(&self) -> String;
+    /// The checkpoints of `chain` as stored (each one's JSON text), oldest
+    /// first; none yet is an empty list.
+    fn load(
+        &self,
+        region: &str,
+        chain: &str,
+    ) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// Keeps one more checkpoint of `chain`, never replacing one kept.
+    fn append(
+        &self,
+        region: &str,
+        c: &Checkpoint,
+        text: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
 /// The checkpoint store of a host that keeps none: never asked for.
 pub struct NoCheckpoints;
 
@@ -186,12 +222,7 @@ impl CheckpointStore for NoCheckpoints {
     async fn load(&self, _region: &str, _chain: &str) -> Result<Vec<String>, String> {
         Err("this host keeps no checkpoints".into())
     }
-    async fn append(
-        &self,
-        _region: &str,
-        _c: &crate::checkpoint::Checkpoint,
-        _text: &str,
-    ) -> Result<(), String> {
+    async fn append(&self, _region: &str, _c: &Checkpoint, _text: &str) -> Result<(), String> {
         Err("this host keeps no checkpoints".into())
     }
 }

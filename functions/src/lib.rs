@@ -11,7 +11,7 @@
 //!
 //! | module | what it decides |
 //! |---|---|
-//! | [`routes`] | the route table: one row per endpoint |
+//! | [`routes`], [`route`] | the route table: one row per endpoint; what a route is |
 //! | `handle`, `request` | one request: pipeline, authentication, scopes, audit entry, answer |
 //! | `api` | the handlers: parse, validate, call records, reply |
 //! | `records` | the tables, one file each: schema, sealed columns, SQL, rows ↔ structs |
@@ -35,6 +35,7 @@ pub mod ops;
 pub mod platform;
 pub mod rbac;
 pub mod region_key;
+pub mod route;
 pub mod routes;
 pub mod settings;
 pub mod store;
@@ -46,7 +47,6 @@ pub use app::{App, ClientIp, Config, RegionInfo};
 pub use host::{Conn, DbError, Host, Row, Value};
 pub use records::audit;
 pub use request::render::RequestLog;
-pub use tenancy::DataKeys;
 
 // The application's inside.
 mod api;

@@ -204,7 +204,7 @@ impl<H: Host> App<H> {
     ) -> ApiResult<(i64, KeyBytes)> {
         let (_, keys) = self.data_keys(clinic).await?;
         let dek = match version {
-            None => keys.current()?,
+            None => keys.current().ok_or_else(crate::tenancy::missing_current)?,
             Some(v) => u32::try_from(v)
                 .ok()
                 .and_then(|v| keys.get(v))

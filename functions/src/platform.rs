@@ -8,55 +8,15 @@
 //! Staff are created by an operator (`amanah staff add`), never over the API.
 
 use crate::app::App;
-use crate::crypto::blind::BlindIndex;
-use crate::crypto::field::FieldCipher;
-use crate::crypto::keys::DataKey;
 use crate::crypto::{password, totp};
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host};
 use crate::ids::kind;
+use crate::rbac::StaffRole;
 use crate::records::audit::{self, Entry};
 use crate::records::directory::staff;
 use crate::store;
 use crate::validate;
-
-/// The platform's field cipher and blind index for one region.
-pub struct PlatformKeys {
-    pub cipher: FieldCipher,
-    pub blind: BlindIndex,
-}
-
-impl PlatformKeys {
-    pub fn new(key: &DataKey) -> Self {
-        PlatformKeys {
-            cipher: FieldCipher::new("platform", key),
-            blind: BlindIndex::new(key),
-        }
-    }
-}
-
-/// A platform role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StaffRole {
-    Support,
-    Superadmin,
-}
-
-impl StaffRole {
-    pub fn parse(s: &str) -> Option<StaffRole> {
-        match s {
-            "support" => Some(StaffRole::Support),
-            "superadmin" => Some(StaffRole::Superadmin),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StaffRole::Support => "support",
-            StaffRole::Superadmin => "superadmin",
-        }
-    }
-}
 
 /// A new staff account: its TOTP secret is shown once, to the operator.
 #[derive(Debug)]

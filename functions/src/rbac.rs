@@ -41,6 +41,29 @@ impl Role {
     }
 }
 
+/// A platform role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffRole {
+    Support,
+    Superadmin,
+}
+
+impl StaffRole {
+    pub fn parse(s: &str) -> Option<StaffRole> {
+        match s {
+            "support" => Some(StaffRole::Support),
+            "superadmin" => Some(StaffRole::Superadmin),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Support => "support",
+            StaffRole::Superadmin => "superadmin",
+        }
+    }
+}
+
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {

@@ -13,15 +13,12 @@
 //! checkable). Session tokens and throttling counters are short-lived and
 //! stay derived from the root keys (see [`crate::token`]).
 //!
-//! It is made on first need by whichever process needs it first. Two at
-//! once make one row: the second insert is ignored and both read it back.
+//! It is made on first need by whichever process needs it first
+//! ([`crate::App::region_key`]). Two at once make one row: the second
+//! insert is ignored and both read it back.
 
-use crate::app::App;
-use crate::crypto::keys::{self, DataKey, KeyBytes, RootKeyring, REGION_KEY_OWNER};
-use crate::error::{ApiError, ApiResult};
-use crate::host::{Conn, Host};
-use crate::platform::PlatformKeys;
-use crate::records::directory::region_keys;
+use crate::crypto::keys::{self, DataKey, KeyBytes};
+use crate::crypto::keysets::PlatformKeys;
 
 /// The region key, unwrapped, and what derives from it.
 pub struct RegionKey {
@@ -67,47 +64,4 @@ impl RegionKey {
             format!("region:{}:{purpose}", self.region).as_bytes(),
         )
     }
-}
-
-impl<H: Host> App<H> {
-    /// The region key, made on first need; kept for the life of this
-    /// instance (a root rotation re-wraps it, its value never changes).
-    pub async fn region_key(&self) -> ApiResult<std::sync::Arc<RegionKey>> {
-        if let Some(k) = self.region_key_cache() {
-            return Ok(k);
-        }
-        let dir = self.directory().await?;
-        let ring = self.host.root_keys();
-        let key = match load(&dir, &ring).await? {
-            Some(k) => k,
-            None => {
-                let dek = DataKey {
-                    version: 1,
-                    key: KeyBytes::new(self.random()),
-                };
-                let wrapped = ring.wrap(REGION_KEY_OWNER, &dek, self.random());
-                region_keys::insert_first(&dir, ring.current().version, wrapped, self.host.now())
-                    .await?;
-                load(&dir, &ring)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("the region key was not stored"))?
-            }
-        };
-        Ok(self.cache_region_key(key))
-    }
-}
-
-/// Reads and unwraps the region key, if the directory has one.
-async fn load<C: Conn>(dir: &C, ring: &RootKeyring) -> ApiResult<Option<RegionKey>> {
-    let Some((version, _, wrapped, _)) = region_keys::newest(dir).await? else {
-        return Ok(None);
-    };
-    let version = u32::try_from(version)
-        .map_err(|_| ApiError::internal("a region key version out of range"))?;
-    let dek = ring
-        .unwrap(REGION_KEY_OWNER, version, &wrapped)
-        .map_err(|_| {
-            ApiError::internal("the region key does not open under this region's root keys")
-        })?;
-    Ok(Some(RegionKey::new(ring.region(), version, dek.key)))
 }

@@ -24,82 +24,9 @@ use crate::host::Host;
 use crate::openapi::{Operation, Schemas};
 use crate::rbac::Permission;
 use crate::request::pipeline::Request;
-use crate::request::Reply;
+use crate::request::{Open, Reply};
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone; the handler does its own checks (sign-up, sign-in).
-    Public,
-    /// Any signed-in clinic user.
-    Session,
-    /// A signed-in clinic user whose role holds the permission.
-    Permission(Permission),
-    /// Signed-in platform staff (support console).
-    Staff,
-    /// An operator's scheduler holding the deployment's internal token;
-    /// anyone else finds nothing there.
-    Internal,
-    /// Routed only when the host runs with test hooks (loopback only).
-    TestHook,
-}
-
-/// What else the pipeline and the document must know of a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flag {
-    /// Answered while the clinic is scheduled for deletion (everything
-    /// else is 409 until the deletion is cancelled).
-    Deleting,
-    /// The signed-in user's own account: refused to support sessions.
-    OwnAccount,
-    /// Throttled (429 with `Retry-After`).
-    Throttled,
-    /// Answers 401 for wrong credentials.
-    Credentials,
-    /// Takes a token of its own (401 for a bad one).
-    Token,
-    /// Names a clinic in its body: 421 for another region's.
-    Regional,
-}
-
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub id: RouteId,
-    pub method: Method,
-    /// Template; `{id}` matches one path segment.
-    pub path: &'static str,
-    pub access: Access,
-    /// Audit action recorded for the request (success and refusals alike).
-    pub audit: Option<&'static str>,
-    pub flags: &'static [Flag],
-}
-
-impl Route {
-    pub fn has(&self, flag: Flag) -> bool {
-        self.flags.contains(&flag)
-    }
-
-    /// Routes under `/api/v1/auth/` stay reachable before TOTP enrolment.
-    pub fn mfa_exempt(&self) -> bool {
-        self.path.starts_with("/api/v1/auth/")
-    }
-
-    /// Routes a clinic scheduled for deletion still answers: signing in, its
-    /// own state, cancelling, taking its data out and its audit trail.
-    pub fn open_while_deleting(&self) -> bool {
-        self.mfa_exempt() || self.has(Flag::Deleting)
-    }
-
-    /// The signed-in user's own account (TOTP, password): never support's.
-    pub fn own_account(&self) -> bool {
-        self.has(Flag::OwnAccount)
-    }
-
-    /// Whether answers carry `Cache-Control: no-store` (all but liveness).
-    pub fn no_store(&self) -> bool {
-        !self.path.starts_with("/healthz")
-    }
-}
+pub use crate::route::{Access, Flag, Route};
 
 /// `Access` of a row.
 macro_rules! access {
@@ -211,9 +138,18 @@ macro_rules! routes {
 
         routes!(@tables $( $section { $( $id : $method $path => $access $( ( $perm ) )?, $audit, [$($flag),*]; )* } )*);
 
+        impl RouteId {
+            /// The route of this id.
+            pub fn route(self) -> &'static Route {
+                match self {
+                    $($(RouteId::$id => routes!(@find $section $id),)*)*
+                }
+            }
+        }
+
         /// Runs a route's handler with the view its access gives.
-        pub(crate) async fn dispatch<H: Host>(r: &mut Request<'_, H>) -> ApiResult<Reply> {
-            match r.cx.route.id {
+        pub(crate) async fn dispatch<H: Host>(id: RouteId, r: &mut Request<'_, H>) -> ApiResult<Reply> {
+            match id {
                 $($(RouteId::$id => call!($access, r, $handler),)*)*
             }
         }
@@ -234,13 +170,25 @@ macro_rules! routes {
     };
     (@tables api { $($api:tt)* } internal { $($internal:tt)* }) => {
         /// Every route of the API (the OpenAPI document's).
-        pub const ROUTES: &[Route] = &routes!(@rows $($api)*);
+        pub static ROUTES: &[Route] = &routes!(@rows $($api)*);
+        /// Their ids, in the same order.
+        static ROUTE_IDS: &[RouteId] = &routes!(@ids $($api)*);
         /// An operator's trigger and the test hooks: not part of the API.
-        pub const INTERNAL: &[Route] = &routes!(@rows $($internal)*);
+        pub static INTERNAL: &[Route] = &routes!(@rows $($internal)*);
+        /// Their ids, in the same order.
+        static INTERNAL_IDS: &[RouteId] = &routes!(@ids $($internal)*);
+    };
+    (@ids $( $id:ident : $method:ident $path:literal => $access:ident $( ( $perm:ident ) )?, $audit:tt, [$($flag:ident),*]; )*) => {
+        [$(RouteId::$id,)*]
+    };
+    (@find api $id:ident) => {
+        &ROUTES[ROUTE_IDS.iter().position(|i| *i == RouteId::$id).unwrap_or(0)]
+    };
+    (@find internal $id:ident) => {
+        &INTERNAL[INTERNAL_IDS.iter().position(|i| *i == RouteId::$id).unwrap_or(0)]
     };
     (@rows $( $id:ident : $method:ident $path:literal => $access:ident $( ( $perm:ident ) )?, $audit:tt, [$($flag:ident),*]; )*) => {
         [$(Route {
-            id: RouteId::$id,
             method: Method::$method,
             path: $path,
             access: access!($access $($perm)?),
@@ -259,7 +207,7 @@ routes! {
             "The root key versions this instance holds (numbers, never keys), for an operator's root rotation" => 200 (raw meta::health_keys_schema);
         Regions: GET "/api/v1/regions" => Public, -, meta::regions, [],
             "The regions a clinic may choose" => 200 (list crate::app::RegionInfo);
-        OpenApi: GET "/api/v1/openapi.json" => Public, -, meta::openapi, [],
+        OpenApi: GET "/api/v1/openapi.json" => Public, -, openapi_json, [],
             "This document" => 200 (raw meta::object_schema);
         SignUp: POST "/api/v1/clinics" => Public, "clinic.create", clinics::sign_up, [Regional],
             "Sign up a clinic and its owner; the clinic id starts with its region" => 201 (clinics::SignedUp),
@@ -390,9 +338,13 @@ pub fn find_in(
     method: &Method,
     path: &str,
     test_hooks: bool,
-) -> Option<(&'static Route, Vec<String>)> {
+) -> Option<(RouteId, &'static Route, Vec<String>)> {
     let segs: Vec<&str> = path.split('/').collect();
-    ROUTES.iter().chain(INTERNAL).find_map(|route| {
+    let all = ROUTE_IDS
+        .iter()
+        .zip(ROUTES)
+        .chain(INTERNAL_IDS.iter().zip(INTERNAL));
+    all.into_iter().find_map(|(id, route)| {
         if route.method != *method || (route.access == Access::TestHook && !test_hooks) {
             return None;
         }
@@ -411,13 +363,29 @@ pub fn find_in(
                 return None;
             }
         }
-        Some((route, params))
+        Some((*id, route, params))
     })
 }
 
 /// The API route for a request (test hooks aside).
 pub fn find(method: &Method, path: &str) -> Option<(&'static Route, Vec<String>)> {
-    find_in(method, path, false)
+    find_in(method, path, false).map(|(_, route, params)| (route, params))
+}
+
+/// The OpenAPI document of [`ROUTES`], built once per instance.
+pub(crate) fn document() -> &'static serde_json::Value {
+    crate::openapi::document(|s| {
+        ROUTE_IDS
+            .iter()
+            .zip(ROUTES)
+            .map(|(id, route)| (format!("{id:?}"), route, operation(*id, s)))
+            .collect()
+    })
+}
+
+/// `GET /api/v1/openapi.json`.
+async fn openapi_json<H: Host>(_p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
+    Reply::ok(document())
 }
 
 #[cfg(test)]
@@ -426,12 +394,14 @@ mod tests {
 
     #[test]
     fn matching() {
-        let (r, p) = find(&Method::GET, "/api/v1/patients/pat_x").unwrap();
-        assert_eq!((r.id, p), (RouteId::PatientsGet, vec!["pat_x".to_owned()]));
+        let (id, _, p) = find_in(&Method::GET, "/api/v1/patients/pat_x", false).unwrap();
+        assert_eq!((id, p), (RouteId::PatientsGet, vec!["pat_x".to_owned()]));
         assert_eq!(
-            find(&Method::GET, "/api/v1/patients").unwrap().0.id,
+            find_in(&Method::GET, "/api/v1/patients", false).unwrap().0,
             RouteId::PatientsList
         );
+        assert_eq!(RouteId::PatientsList.route().path, "/api/v1/patients");
+        assert_eq!(RouteId::TestClock.route().path, "/__test/clock");
         assert!(find(&Method::PUT, "/api/v1/patients").is_none());
         assert!(find(&Method::GET, "/api/v1/patients/").is_none());
         assert!(find(&Method::GET, "/api/v1/patients/a/b").is_none());
@@ -442,7 +412,7 @@ mod tests {
         assert!(!find(&Method::GET, "/api/v1/users").unwrap().0.mfa_exempt());
         assert!(find(&Method::POST, "/__test/clock").is_none());
         assert_eq!(
-            find_in(&Method::POST, "/__test/clock", true).unwrap().0.id,
+            find_in(&Method::POST, "/__test/clock", true).unwrap().0,
             RouteId::TestClock
         );
         assert_eq!(
@@ -462,7 +432,6 @@ mod tests {
                     a.method,
                     a.path
                 );
-                assert_ne!(a.id, b.id);
             }
             if matches!(a.access, Access::Permission(_)) {
                 assert!(a.audit.is_some(), "{} {} must be audited", a.method, a.path);
@@ -474,5 +443,29 @@ mod tests {
         assert!(INTERNAL
             .iter()
             .all(|r| matches!(r.access, Access::Internal | Access::TestHook)));
+    }
+
+    #[test]
+    fn every_route_is_documented_with_its_schemas() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        for route in ROUTES {
+            let op = &doc["paths"][route.path][route.method.as_str().to_ascii_lowercase()];
+            assert!(op.is_object(), "{} {}", route.method, route.path);
+            assert!(op["responses"]["500"].is_object());
+        }
+        // Every reference resolves.
+        let text = doc.to_string();
+        for part in text.split("\"#/components/schemas/").skip(1) {
+            let name = &part[..part.find('"').unwrap()];
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "dangling $ref {name}"
+            );
+        }
+        let mut paths: Vec<&str> = ROUTES.iter().map(|r| r.path).collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(doc["paths"].as_object().unwrap().len(), paths.len());
     }
 }

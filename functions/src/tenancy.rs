@@ -10,28 +10,20 @@
 //!   clinic is not found.
 //! - The clinic's clock: the host's, plus the clinic's test offset when
 //!   test hooks are on.
+//! - The region key ([`crate::region_key`]): unwrapped once per instance,
+//!   made on first need.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use crate::app::App;
-use crate::crypto::blind::BlindIndex;
-use crate::crypto::field::FieldCipher;
-use crate::crypto::keys::DataKey;
+use crate::crypto::keys::{DataKey, KeyBytes, RootKeyring, REGION_KEY_OWNER};
+use crate::crypto::keysets::{ClinicKeys, DataKeys};
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, DbError, Host};
 use crate::ids::ClinicId;
-use crate::records::directory::{clinic_keys, test_clock};
+use crate::records::directory::{clinic_keys, region_keys, test_clock};
+use crate::region_key::RegionKey;
 use crate::store::{self, schema};
-
-/// What this instance knows of its databases' schemas.
-#[derive(Default)]
-pub(crate) struct SchemaState {
-    /// Clinics whose schema this instance checked (or migrated).
-    migrated: Mutex<HashSet<String>>,
-    directory_ready: AtomicBool,
-}
 
 /// What the directory says of a clinic that can be opened.
 pub(crate) struct ClinicState {
@@ -39,59 +31,9 @@ pub(crate) struct ClinicState {
     pub purge_after: Option<i64>,
 }
 
-/// A clinic's keys for this request.
-pub(crate) struct ClinicKeys {
-    /// Seals under the current data key, opens under every version held.
-    pub cipher: FieldCipher,
-    /// Blind index of the current version: what writes store.
-    pub blind: BlindIndex,
-    /// Blind indexes of every version held, the current one first: what
-    /// lookups ask for. After a rotation the sweep rebuilds every term under
-    /// the current version, but a request that loaded the old keys just
-    /// before the rotation may still write one old term after the sweep
-    /// passed; asking under every version finds that patient too (a clinic
-    /// holds a handful of versions, so a lookup costs a few more tokens).
-    pub search: Vec<BlindIndex>,
-}
-
-impl ClinicKeys {
-    pub(crate) fn new(clinic: &ClinicId, keys: &DataKeys) -> ApiResult<Self> {
-        let current = keys.current()?;
-        let search = std::iter::once(current)
-            .chain(
-                keys.keys
-                    .iter()
-                    .rev()
-                    .filter(|k| k.version != current.version),
-            )
-            .map(BlindIndex::new)
-            .collect();
-        Ok(ClinicKeys {
-            cipher: FieldCipher::with_versions(clinic.as_str(), current, &keys.keys),
-            blind: BlindIndex::new(current),
-            search,
-        })
-    }
-}
-
-/// A clinic's data keys, unwrapped: every version it holds, oldest first.
-/// The current one seals; older ones still open what they sealed (audit
-/// entries forever, other fields until the sweep re-seals them).
-pub struct DataKeys {
-    pub keys: Vec<DataKey>,
-    /// The version that seals.
-    pub current: u32,
-}
-
-impl DataKeys {
-    pub fn current(&self) -> ApiResult<&DataKey> {
-        self.get(self.current)
-            .ok_or_else(|| ApiError::internal("the clinic's current data key is missing"))
-    }
-
-    pub fn get(&self, version: u32) -> Option<&DataKey> {
-        self.keys.iter().find(|k| k.version == version)
-    }
+/// A clinic whose current data key version is not among its keys.
+pub(crate) fn missing_current() -> ApiError {
+    ApiError::internal("the clinic's current data key is missing")
 }
 
 impl<H: Host> App<H> {
@@ -205,7 +147,8 @@ impl<H: Host> App<H> {
         clinic: &ClinicId,
     ) -> ApiResult<(ClinicState, ClinicKeys)> {
         let (state, keys) = self.data_keys(clinic).await?;
-        Ok((state, ClinicKeys::new(clinic, &keys)?))
+        let keys = ClinicKeys::new(clinic, &keys).ok_or_else(missing_current)?;
+        Ok((state, keys))
     }
 
     /// A clinic's state and every version of its data key, unwrapped by the
@@ -234,7 +177,7 @@ impl<H: Host> App<H> {
             keys.push(ring.unwrap(clinic.as_str(), clinic_keys::version(*version)?, wrapped)?);
         }
         let keys = DataKeys { keys, current };
-        keys.current()?;
+        keys.current().ok_or_else(missing_current)?;
         Ok((ClinicState { purge_after }, keys))
     }
 
@@ -247,4 +190,45 @@ impl<H: Host> App<H> {
         }
         Ok(now + test_clock::offset(&self.directory().await?, clinic).await?)
     }
+
+    /// The region key, made on first need; kept for the life of this
+    /// instance (a root rotation re-wraps it, its value never changes).
+    pub async fn region_key(&self) -> ApiResult<std::sync::Arc<RegionKey>> {
+        if let Some(k) = self.region_key_cache() {
+            return Ok(k);
+        }
+        let dir = self.directory().await?;
+        let ring = self.host.root_keys();
+        let key = match load(&dir, &ring).await? {
+            Some(k) => k,
+            None => {
+                let dek = DataKey {
+                    version: 1,
+                    key: KeyBytes::new(self.random()),
+                };
+                let wrapped = ring.wrap(REGION_KEY_OWNER, &dek, self.random());
+                region_keys::insert_first(&dir, ring.current().version, wrapped, self.host.now())
+                    .await?;
+                load(&dir, &ring)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("the region key was not stored"))?
+            }
+        };
+        Ok(self.cache_region_key(key))
+    }
+}
+
+/// Reads and unwraps the region key, if the directory has one.
+async fn load<C: Conn>(dir: &C, ring: &RootKeyring) -> ApiResult<Option<RegionKey>> {
+    let Some((version, _, wrapped, _)) = region_keys::newest(dir).await? else {
+        return Ok(None);
+    };
+    let version = u32::try_from(version)
+        .map_err(|_| ApiError::internal("a region key version out of range"))?;
+    let dek = ring
+        .unwrap(REGION_KEY_OWNER, version, &wrapped)
+        .map_err(|_| {
+            ApiError::internal("the region key does not open under this region's root keys")
+        })?;
+    Ok(Some(RegionKey::new(ring.region(), version, dek.key)))
 }

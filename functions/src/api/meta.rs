@@ -1,5 +1,4 @@
-//! `/healthz`, `/healthz/keys`, `/api/v1/regions`, `/api/v1/openapi.json`,
-//! and `/internal/maintain` (the scheduled work of [`crate::jobs`]).
+//! `/healthz`, `/healthz/keys`, `/api/v1/regions` and `/internal/maintain` (the scheduled work of [`crate::jobs`]).
 
 use serde_json::{json, Value};
 
@@ -54,11 +53,6 @@ pub(crate) fn object_schema() -> Value {
 /// `GET /api/v1/regions`.
 pub(crate) async fn regions<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
     Reply::ok(&p.app.config.regions)
-}
-
-/// `GET /api/v1/openapi.json`.
-pub(crate) async fn openapi<H: Host>(_p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
-    Reply::ok(crate::openapi::document())
 }
 
 /// `POST /internal/maintain`: the region's scheduled work, once, for the

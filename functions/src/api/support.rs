@@ -18,7 +18,7 @@ use crate::crypto::{password, totp};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::host::{Conn, Host};
 use crate::ids::{kind, ClinicId};
-use crate::platform::StaffRole;
+use crate::rbac::StaffRole;
 use crate::records::directory::{access_requests, staff, support_sessions, throttle};
 use crate::request::actor::{Staff, SupportSession};
 use crate::request::auth::{platform_subject, STAFF_COOKIE};

@@ -6,6 +6,7 @@
 pub mod blind;
 pub mod field;
 pub mod keys;
+pub mod keysets;
 pub mod password;
 pub mod totp;
 

@@ -11,8 +11,6 @@
 //! chain rewritten from the start (which links up by itself). A chain that
 //! fails is never checkpointed again until someone looks.
 
-use std::future::Future;
-
 use serde::Serialize;
 
 use crate::app::App;
@@ -24,26 +22,7 @@ use crate::ops::Chain;
 use crate::records::audit::Verification;
 use crate::region_key::RegionKey;
 
-/// Where a region's checkpoints are kept: append-only, outside every
-/// clinic database.
-pub trait CheckpointStore: Send + Sync {
-    /// The store, for reports: a directory's path, a bucket's binding.
-    fn describe(&self) -> String;
-    /// The checkpoints of `chain` as stored (each one's JSON text), oldest
-    /// first; none yet is an empty list.
-    fn load(
-        &self,
-        region: &str,
-        chain: &str,
-    ) -> impl Future<Output = Result<Vec<String>, String>> + Send;
-    /// Keeps one more checkpoint of `chain`, never replacing one kept.
-    fn append(
-        &self,
-        region: &str,
-        c: &Checkpoint,
-        text: &str,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-}
+pub use crate::host::CheckpointStore;
 
 /// One chain, as found.
 #[derive(Debug, Clone, Serialize)]

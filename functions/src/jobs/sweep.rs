@@ -27,6 +27,7 @@
 use crate::app::App;
 use crate::crypto::field::{self, Field};
 use crate::crypto::keys::{DataKey, KeyBytes};
+use crate::crypto::keysets::ClinicKeys;
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Host};
 use crate::ids::ClinicId;
@@ -35,7 +36,6 @@ use crate::records::{self, Table};
 use crate::request::audit::system_entry;
 use crate::request::Resource;
 use crate::store::{self, RowExt};
-use crate::tenancy::ClinicKeys;
 
 /// Rows re-sealed per transaction by the background sweep.
 pub const SWEEP_BATCH: i64 = 200;

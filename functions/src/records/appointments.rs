@@ -12,8 +12,11 @@ use crate::crypto::field::Field;
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Row, Value};
 
-use super::Kind::{Sealed, Text, Time};
-use super::{col, patients, RowExt, Table, Vault};
+use super::patients;
+use super::table::Kind::{Sealed, Text, Time};
+use super::table::{col, Table};
+use super::vault::Vault;
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "appointments",

@@ -18,8 +18,8 @@ use crate::error::ApiResult;
 use crate::host::{Conn, Row, Value};
 use crate::store::RowExt;
 
-use super::Kind::{Hex, Int, SealedOnce, Text};
-use super::{col, Table};
+use super::table::Kind::{Hex, Int, SealedOnce, Text};
+use super::table::{col, Table};
 
 /// The chain's table and its append-only triggers: the same in a clinic's
 /// database and, as the platform audit stream, in the directory.

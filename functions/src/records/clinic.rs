@@ -7,8 +7,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::host::Conn;
 use crate::ids::ClinicId;
 
-use super::Kind::{Sealed, Text, Time};
-use super::{col, RowExt, Table, Vault};
+use super::table::Kind::{Sealed, Text, Time};
+use super::table::{col, Table};
+use super::vault::Vault;
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "clinic",

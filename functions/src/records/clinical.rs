@@ -11,8 +11,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, Row, Value};
 use crate::ids::kind;
 
-use super::Kind::{Sealed, Text, Time};
-use super::{col, RowExt, Table, Vault};
+use super::table::Kind::{Sealed, Text, Time};
+use super::table::{col, Table};
+use super::vault::Vault;
+use crate::store::RowExt;
 
 /// One kind of clinical entry.
 pub(crate) struct Clinical {

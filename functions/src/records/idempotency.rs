@@ -10,8 +10,10 @@ use crate::crypto::field::Field;
 use crate::error::ApiResult;
 use crate::host::{Conn, Value};
 
-use super::Kind::SealedSecret;
-use super::{col, RowExt, Table, Vault};
+use super::table::Kind::SealedSecret;
+use super::table::{col, Table};
+use super::vault::Vault;
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "idempotency",

@@ -15,8 +15,10 @@ use crate::host::{Conn, Row, Value};
 use crate::store::Statement;
 use crate::validate;
 
-use super::Kind::{Sealed, Secret, Text, Time};
-use super::{col, Reindex, RowExt, Table, Vault};
+use super::table::Kind::{Sealed, Secret, Text, Time};
+use super::table::{col, Reindex, Table};
+use super::vault::Vault;
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "patients",

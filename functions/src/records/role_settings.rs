@@ -6,8 +6,9 @@ use crate::error::ApiResult;
 use crate::host::Conn;
 use crate::rbac::{Grants, Role};
 
-use super::Kind::{Text, Time};
-use super::{col, RowExt, Table};
+use super::table::Kind::{Text, Time};
+use super::table::{col, Table};
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "role_settings",

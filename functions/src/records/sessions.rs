@@ -8,8 +8,10 @@ use crate::host::{Conn, Row};
 use crate::rbac::Role;
 use crate::store::Statement;
 
+use super::table::Table;
 use super::users::{self, TotpAccount};
-use super::{RowExt, Table, Vault};
+use super::vault::Vault;
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "sessions",

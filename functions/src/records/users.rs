@@ -12,8 +12,10 @@ use crate::host::{Conn, Row};
 use crate::rbac::Role;
 use crate::store::Statement;
 
-use super::Kind::{Bool, Sealed, SealedSecret, Secret, Text, Time};
-use super::{col, Reindex, RowExt, Table, Vault};
+use super::table::Kind::{Bool, Sealed, SealedSecret, Secret, Text, Time};
+use super::table::{col, Reindex, Table};
+use super::vault::Vault;
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "users",

@@ -5,9 +5,9 @@
 
 use crate::crypto::blind::{BlindIndex, TermKind};
 use crate::crypto::field::{Field, FieldCipher};
+use crate::crypto::keysets::ClinicKeys;
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Host, Value};
-use crate::tenancy::ClinicKeys;
 
 /// Cryptographically secure randomness: the host's.
 pub(crate) trait Random: Send + Sync {

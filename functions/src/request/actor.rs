@@ -5,7 +5,7 @@
 //! (id, role, on behalf of whom).
 
 use crate::clock;
-use crate::platform::StaffRole;
+use crate::rbac::StaffRole;
 use crate::rbac::{self, Grants, Role};
 
 /// A signed-in clinic user's session.

@@ -5,8 +5,8 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
-use crate::platform::StaffRole;
 use crate::rbac;
+use crate::rbac::StaffRole;
 use crate::records::directory::{staff, support_sessions};
 use crate::records::sessions;
 use crate::token::TokenKind;

@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
 use crate::ids::ClinicId;
-use crate::routes::Route;
+use crate::route::Route;
 use crate::web;
 
 use super::audit::AuditDraft;

@@ -1,10 +1,10 @@
 //! The steps every request runs, in order, and the end of its transaction.
 //!
-//! [`Request::run`]: size, purpose of use and origin checks; the route's
-//! access (a session and its clinic, the console's staff, an internal
-//! token); TOTP enrolment, the permission, what a support session may not
-//! do, and a clinic scheduled for deletion; an idempotent replay; then the
-//! route's handler ([`crate::routes::dispatch`]).
+//! [`Request::prepare`]: size, purpose of use and origin checks; the
+//! route's access (a session and its clinic, the console's staff, an
+//! internal token); TOTP enrolment, the permission, what a support session
+//! may not do, and a clinic scheduled for deletion; an idempotent replay.
+//! Then [`crate::App::handle`] runs the route's handler.
 //!
 //! [`Request::finish`]: on success the audit entry is appended to the
 //! work's own transaction, which commits; on refusal the work is rolled
@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::export;
 use crate::host::{Conn, Host};
 use crate::records::{audit, Vault};
-use crate::routes::Access;
+use crate::route::Access;
 use crate::store;
 use crate::web;
 
@@ -85,7 +85,9 @@ impl<'a, H: Host> Request<'a, H> {
         }
     }
 
-    pub(crate) async fn run(&mut self) -> ApiResult<Reply> {
+    /// Every step before the route's handler; `Some` is the stored answer
+    /// of an idempotent replay (the handler does not run).
+    pub(crate) async fn prepare(&mut self) -> ApiResult<Option<Reply>> {
         let route = self.cx.route;
         if self.cx.body.len() > web::MAX_BODY {
             return Err(web::too_large());
@@ -145,11 +147,11 @@ impl<'a, H: Host> Request<'a, H> {
                     idempotency::replay(&mut self.cx, &t.db, &vault, a.id(), &key).await?
                 {
                     self.replayed = true;
-                    return Ok(reply);
+                    return Ok(Some(reply));
                 }
             }
         }
-        crate::routes::dispatch(self).await
+        Ok(None)
     }
 
     /// Whoever the audit trail can name for this request.

@@ -15,13 +15,13 @@
 
 use std::ops::{Deref, DerefMut};
 
+use crate::crypto::keysets::ClinicKeys;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::host::{Conn, Host, Row};
 use crate::ids::ClinicId;
 use crate::records::audit::{self, Head};
 use crate::records::Vault;
 use crate::store::Statement;
-use crate::tenancy::ClinicKeys;
 use crate::token::{Subject, TokenKind};
 
 use super::actor::Actor;

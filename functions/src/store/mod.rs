@@ -119,16 +119,10 @@ pub fn schema_guard(steps: &[Migration]) -> String {
     )
 }
 
-/// Whether an error says the database needs [`migrate`] first: the
-/// [`schema_guard`] failed, or the database does not exist yet.
+/// Whether an error says the database needs [`migrate`] first (see
+/// [`DbError::schema_behind`]).
 pub fn schema_behind(e: &DbError) -> bool {
-    match e {
-        DbError::NotFound => true,
-        DbError::Other(m) => {
-            m.contains("integer overflow") || m.contains("no such table: schema_migrations")
-        }
-        _ => false,
-    }
+    e.schema_behind()
 }
 
 async fn current_version<C: Conn>(conn: &C) -> Result<i64, DbError> {

@@ -4,12 +4,13 @@
 //! platform key.
 
 use crate::crypto::field::Field;
+use crate::crypto::keysets::PlatformKeys;
 use crate::error::ApiResult;
 use crate::host::Conn;
 use crate::ids::ClinicId;
-use crate::platform::PlatformKeys;
-use crate::records::Kind::Sealed;
-use crate::records::{col, RowExt, Table};
+use crate::records::table::Kind::Sealed;
+use crate::records::table::{col, Table};
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "access_requests",

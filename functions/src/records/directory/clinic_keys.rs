@@ -8,7 +8,8 @@ use crate::crypto::keys::REGION_KEY_OWNER;
 use crate::error::{ApiError, ApiResult};
 use crate::host::Conn;
 use crate::ids::ClinicId;
-use crate::records::{RowExt, Table};
+use crate::records::table::Table;
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "clinic_keys",
@@ -26,7 +27,10 @@ CREATE TABLE clinic_keys (
 "#,
     )],
     row_key: "clinic_id",
-    columns: &[crate::records::col("wrapped", crate::records::Kind::Secret)],
+    columns: &[crate::records::table::col(
+        "wrapped",
+        crate::records::table::Kind::Secret,
+    )],
     export: false,
     counted: false,
     patient: None,

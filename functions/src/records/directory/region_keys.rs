@@ -3,7 +3,8 @@
 
 use crate::error::ApiResult;
 use crate::host::Conn;
-use crate::records::{col, Kind, RowExt, Table};
+use crate::records::table::{col, Kind, Table};
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "region_keys",

@@ -4,11 +4,13 @@
 
 use crate::crypto::blind::TermKind;
 use crate::crypto::field::Field;
+use crate::crypto::keysets::PlatformKeys;
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, DbError};
-use crate::platform::{PlatformKeys, StaffRole};
-use crate::records::Kind::{Sealed, SealedSecret, Secret};
-use crate::records::{col, RowExt, Table};
+use crate::rbac::StaffRole;
+use crate::records::table::Kind::{Sealed, SealedSecret, Secret};
+use crate::records::table::{col, Table};
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "staff",

@@ -5,7 +5,8 @@
 use crate::error::ApiResult;
 use crate::host::Conn;
 use crate::ids::ClinicId;
-use crate::records::{RowExt, Table};
+use crate::records::table::Table;
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "test_clock",

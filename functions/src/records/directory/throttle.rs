@@ -11,7 +11,8 @@ use sha2::Sha256;
 use crate::crypto::keys::KeyBytes;
 use crate::error::{ApiError, ApiResult};
 use crate::host::Conn;
-use crate::records::{col, Kind, RowExt, Table};
+use crate::records::table::{col, Kind, Table};
+use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "throttle",
