@@ -53,6 +53,11 @@ impl Host {
     /// fresh data dir; cold start is process launch to the first 200 of
     /// every region.
     pub fn native(bin: &Path, data: &Path) -> Result<Host> {
+        Self::native_with(bin, data, &[])
+    }
+
+    /// [`Host::native`] with more `amanah serve` flags.
+    pub fn native_with(bin: &Path, data: &Path, flags: &[&str]) -> Result<Host> {
         // The server's own log (each request's route, status and time) for
         // profiling: `AMANAH_BENCH_SERVER_LOG=FILE`; discarded otherwise.
         let log = match std::env::var_os("AMANAH_BENCH_SERVER_LOG") {
@@ -65,6 +70,7 @@ impl Host {
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -10,12 +10,17 @@
 //! - `amanah-bench scale --native BIN --out DIR` runs the export of a
 //!   10,000-patient, 100,000-appointment clinic and the 1,000,000-entry
 //!   audit verification; writes `DIR/scale.json`.
+//! - `amanah-bench clinics --native BIN --clinics N --out DIR` signs up N
+//!   clinics on a fresh native host and records its memory, open files and
+//!   threads after, and once idle; writes `DIR/clinics.json`.
 //! - `amanah-bench report --out DIR --size LABEL=PATH[+PATH]… --md FILE
 //!   --json FILE --commit C` writes the results file and BENCHMARKS.md's
 //!   table.
 
 #[cfg(not(target_family = "wasm"))]
 mod api;
+#[cfg(not(target_family = "wasm"))]
+mod clinics;
 #[cfg(not(target_family = "wasm"))]
 mod hosts;
 #[cfg(not(target_family = "wasm"))]
@@ -52,7 +57,7 @@ mod driver {
 
     use crate::api::{Api, Result};
     use crate::hosts::Host;
-    use crate::{load, procs, report, scale, seed};
+    use crate::{clinics, load, procs, report, scale, seed};
 
     fn flag(args: &[String], name: &str) -> Option<String> {
         args.iter()
@@ -74,7 +79,7 @@ mod driver {
 
     pub fn main(args: Vec<String>) -> Result<()> {
         let Some(cmd) = args.first().cloned() else {
-            return Err("usage: amanah-bench load|cold|scale|report …".into());
+            return Err("usage: amanah-bench load|cold|scale|clinics|report …".into());
         };
         let out = PathBuf::from(required(&args, "--out")?);
         std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -104,6 +109,17 @@ mod driver {
                 let mut v = scale::export(&bin, work.path(), patients, appointments)?;
                 v["audit"] = scale::audit_verify(work.path(), entries)?;
                 write_json(&out.join("scale.json"), &v)
+            }
+            "clinics" => {
+                let bin = PathBuf::from(required(&args, "--native")?);
+                let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let n = flag(&args, "--clinics")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(10_000);
+                write_json(
+                    &out.join("clinics.json"),
+                    &clinics::idle_cost(&bin, work.path(), n)?,
+                )
             }
             "report" => report::write(&report::Inputs {
                 dir: out.clone(),

@@ -39,6 +39,25 @@ pub fn rss_anon_kib(pid: u32) -> u64 {
     status_kib(pid, "RssAnon:")
 }
 
+/// Resident set (KiB) now: heap and mapped files.
+pub fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// Open file descriptors of a process.
+pub fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Threads of a process.
+pub fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 /// Peak resident set (KiB) since start or the last [`reset_peak`].
 pub fn peak_rss_kib(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:")
@@ -136,7 +155,8 @@ mod tests {
         std::hint::black_box(x);
         let cost = meter.stop();
         assert!(cost.cpu_cores > 0.0, "{cost:?}");
-        assert!(cost.peak_rss_kib > 0 && rss_anon_kib(me) > 0);
+        assert!(cost.peak_rss_kib > 0 && rss_anon_kib(me) > 0 && rss_kib(me) > 0);
+        assert!(open_files(me) >= 3 && threads(me) >= 1);
         assert_eq!(cost.by_process.len(), 1);
         assert!(!name(me).is_empty());
         assert_eq!(

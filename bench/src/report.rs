@@ -121,6 +121,7 @@ pub fn write(i: &Inputs) -> Result<()> {
         .filter_map(|h| read_json(&i.dir.join(format!("cold-{h}.json"))))
         .collect();
     let scale = read_json(&i.dir.join("scale.json")).unwrap_or(Value::Null);
+    let idle = read_json(&i.dir.join("clinics.json")).unwrap_or(Value::Null);
     let native = criterion(&i.dir.join("criterion-native"));
     let wasm: std::collections::HashMap<String, f64> = criterion(&i.dir.join("criterion-wasm"))
         .into_iter()
@@ -189,6 +190,19 @@ pub fn write(i: &Inputs) -> Result<()> {
             f(&dr["rto_seconds"]),
             f(&dr["rpo_seconds"]),
             mark(dr["rto_met"] == true && dr["rpo_met"] == true)
+        );
+    }
+
+    if idle.is_object() {
+        let (rss, files) = (
+            f(&idle["idle"]["rss_mib"]),
+            f(&idle["after"]["open_files"]).max(f(&idle["idle"]["open_files"])),
+        );
+        let _ = writeln!(
+            md,
+            "| {} clinics each touched once: native host < 64 MiB RSS once idle, < 1,500 open files | {rss:.0} MiB idle, {files:.0} files at most | {} |",
+            idle["clinics"],
+            mark(rss < 64.0 && files < 1500.0)
         );
     }
 
@@ -365,11 +379,38 @@ pub fn write(i: &Inputs) -> Result<()> {
             f(&v["append_seconds"])
         );
     }
+    if idle.is_object() {
+        let _ = writeln!(
+            md,
+            "\n### Idle clinics (native host, {} clinics signed up from {} clients in {:.0} s)\n\n| when | RSS MiB | open files | threads |\n|---|---:|---:|---:|",
+            idle["clinics"], 8, f(&idle["signup_seconds"])
+        );
+        for (label, key) in [
+            ("started, no clinic", "before"),
+            ("right after the sign-ups", "after"),
+            ("75 s later (idle clinics closed)", "idle"),
+        ] {
+            let r = &idle[key];
+            let _ = writeln!(
+                md,
+                "| {label} | {:.0} | {} | {} |",
+                f(&r["rss_mib"]),
+                r["open_files"],
+                r["threads"]
+            );
+        }
+        let _ = writeln!(
+            md,
+            "| peak during the sign-ups | {:.0} | | |",
+            f(&idle["peak_rss_mib"])
+        );
+    }
     let _ = writeln!(md, "\n{END}");
 
     let all = json!({
         "date": i.date, "commit": i.commit, "machine": machine, "load": loads, "cold_start": colds,
         "scale": scale,
+        "idle_clinics": idle,
         "micro_ns": native.iter().map(|(k, v)| (k.clone(), json!({"native": v, "wasm": wasm.get(k)}))).collect::<serde_json::Map<_, _>>(),
         "sizes": sizes.iter().map(|(l, r, g)| json!({"artifact": l, "raw": r, "gzip": g})).collect::<Vec<_>>(),
     });

@@ -340,6 +340,23 @@ pub(crate) struct ServeArgs {
     /// checkpoint --checkpoint-dir`); without it, no checkpoint is signed.
     #[arg(long, value_name = "DIR")]
     pub(crate) checkpoint_dir: Option<PathBuf>,
+    /// A proxy (or network of them) in front of this host whose
+    /// `X-Forwarded-For` names the client; repeatable. Without one the
+    /// client is the TCP peer, whatever the headers say.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    /// Connections one address may hold open at once (trusted proxies
+    /// aside).
+    #[arg(long, default_value_t = 64)]
+    pub(crate) max_connections_per_address: usize,
+    /// Sign-ups an hour: from one address, and in each region
+    /// (`ADDRESS,REGION`).
+    #[arg(long, value_name = "ADDRESS,REGION", default_value = "10,200")]
+    pub(crate) signup_limits: amanah_functions::SignupLimits,
+    /// Requests a second and at once, per signed-in user and per address
+    /// (`USER_RATE/BURST,ADDRESS_RATE/BURST`).
+    #[arg(long, value_name = "LIMITS", default_value = "20/200,50/500")]
+    pub(crate) request_limits: amanah_functions::RequestLimits,
     /// The built front end (`frontend/dist`), served at `/` by every region.
     /// Without it only the API is served.
     #[arg(long)]

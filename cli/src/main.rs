@@ -14,8 +14,30 @@ mod serve;
 
 use args::{AuditCommand, Cli, Command, KeysCommand, StaffCommand};
 
+/// Blocks of 1 MiB or more (each password hash's Argon2id memory, 19 MiB)
+/// are mapped for themselves and given back when freed. glibc's default
+/// raises that threshold to the largest block freed, after which such
+/// blocks come from per-thread arenas that keep them: the host's memory
+/// grew by ~15 MiB per sign-up and never came down (BENCHMARKS.md, "Idle
+/// clinics"). A fixed threshold turns that adjustment off.
+fn return_large_blocks() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any
+    // thread is started.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
     install_panic_hook();
+    // Every file this process makes (databases, their logs, keys, backups)
+    // is its user's alone: 0600, directories 0700.
+    // SAFETY: umask has no preconditions; it only sets the process's mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    return_large_blocks();
     tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)

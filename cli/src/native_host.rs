@@ -1,9 +1,18 @@
 //! The native [`Host`]: each clinic is a libSQL file `<data>/<region>/<clinic>.db`
 //! and the region directory is `<data>/<region>/directory.db`.
+//!
+//! A clinic costs nothing while idle: its pool (an open database, its idle
+//! connections) exists only while it is used. Pools idle for
+//! [`IDLE_CLOSE`] are closed, and at most [`MAX_OPEN`] are open at once
+//! (the least recently used goes first), so memory and file descriptors
+//! stay bounded whatever the number of clinics. One task per host
+//! checkpoints every file written since its last round.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use amanah_functions::crypto::keys::{RootKey, RootKeyring};
 use amanah_functions::host::{Conn, DbError, Host, Row, Value};
@@ -16,32 +25,147 @@ const SQLITE_CONSTRAINT: i32 = 19;
 const SQLITE_FULL: i32 = 13;
 
 pub struct NativeHost {
-    /// How often each database's WAL is checkpointed ([`CHECKPOINT_EVERY`];
-    /// tests shorten it).
-    checkpoint_every: std::time::Duration,
     region: String,
     dir: PathBuf,
     root: crate::root_key::KeyFile,
-    databases: Mutex<HashMap<PathBuf, Arc<Pool>>>,
+    databases: Arc<Databases>,
     /// Where the scheduled work signs audit checkpoints (`--checkpoint-dir`).
     checkpoints: Option<crate::ops::checkpoints::Directory>,
 }
 
+/// Pools at most open at once, in all regions of the process; beyond, the
+/// least recently used idle ones are closed. Each costs about four file
+/// descriptors (the file and its log, for a request connection and for
+/// the checkpointer), more while a clinic is busy; `amanah serve` raises
+/// its soft file limit to the hard one.
+pub const MAX_OPEN: usize = 256;
+
+/// A pool unused this long is closed (its connections, its file
+/// descriptors, its page caches).
+pub const IDLE_CLOSE: Duration = Duration::from_secs(60);
+
+/// The open databases of a host, shared with its checkpointer task.
+pub struct Databases {
+    pools: Mutex<HashMap<PathBuf, Arc<Pool>>>,
+    /// When the host began: the clock of [`Pool::last_used`].
+    epoch: Instant,
+    /// How often the checkpointer goes round ([`CHECKPOINT_EVERY`]; tests
+    /// shorten it).
+    checkpoint_every: Mutex<Duration>,
+    /// Whether the checkpointer task runs.
+    checkpointer: AtomicBool,
+    max_open: std::sync::atomic::AtomicUsize,
+    idle_close: Mutex<Duration>,
+}
+
+impl Databases {
+    /// None open yet; [`MAX_OPEN`], [`IDLE_CLOSE`], [`CHECKPOINT_EVERY`].
+    pub fn new() -> Arc<Databases> {
+        Arc::new(Databases {
+            pools: Mutex::new(HashMap::new()),
+            epoch: Instant::now(),
+            checkpoint_every: Mutex::new(CHECKPOINT_EVERY),
+            checkpointer: AtomicBool::new(false),
+            max_open: std::sync::atomic::AtomicUsize::new(MAX_OPEN),
+            idle_close: Mutex::new(IDLE_CLOSE),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Takes out pools nobody holds that have idled past `idle_close`, and,
+    /// beyond `max`, the least recently used of the rest. The caller drops
+    /// them outside the lock ([`close`]): closing a file may checkpoint it.
+    fn close_idle(
+        pools: &mut HashMap<PathBuf, Arc<Pool>>,
+        now_ms: u64,
+        idle: Duration,
+        max: usize,
+    ) -> Vec<Arc<Pool>> {
+        let unused = |p: &Arc<Pool>| Arc::strong_count(p) == 1;
+        let mut closed = Vec::new();
+        let expired: Vec<PathBuf> = pools
+            .iter()
+            .filter(|(_, p)| {
+                unused(p)
+                    && now_ms.saturating_sub(p.last_used.load(Ordering::Relaxed))
+                        >= idle.as_millis() as u64
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        closed.extend(expired.iter().filter_map(|path| pools.remove(path)));
+        if pools.len() > max {
+            let mut lru: Vec<(u64, PathBuf)> = pools
+                .iter()
+                .filter(|(_, p)| unused(p))
+                .map(|(path, p)| (p.last_used.load(Ordering::Relaxed), path.clone()))
+                .collect();
+            lru.sort();
+            let over = pools.len() - max;
+            closed.extend(
+                lru.into_iter()
+                    .take(over)
+                    .filter_map(|(_, path)| pools.remove(&path)),
+            );
+        }
+        closed
+    }
+
+    /// How many pools are open (benchmarks, tests).
+    pub fn open(&self) -> usize {
+        self.pools.lock().map(|p| p.len()).unwrap_or(0)
+    }
+}
+
+/// Closes pools taken out of the map: on the blocking pool where there is
+/// a runtime (the last connection of a file checkpoints it on close).
+fn close(pools: Vec<Arc<Pool>>) {
+    if pools.is_empty() {
+        return;
+    }
+    let close = move || {
+        drop(pools);
+        // Their page caches and statements were freed into the allocator's
+        // arenas: give the free pages back to the system.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory of the allocator.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(r) => {
+            r.spawn_blocking(close);
+        }
+        Err(_) => close(),
+    }
+}
+
 /// Idle connections of one database file, reused across requests.
-struct Pool {
+pub struct Pool {
     /// The database file.
     path: PathBuf,
     db: libsql::Database,
     idle: Mutex<Vec<Pooled>>,
+    /// When a connection was last taken ([`Databases::now_ms`]).
+    last_used: AtomicU64,
+    /// Written since the checkpointer's last round.
+    dirty: AtomicBool,
+    /// The checkpointer's own connection to the file, opened without
+    /// SQLite's create flag (a purged file is never brought back), with
+    /// the database it comes from.
+    checkpoint_conn: tokio::sync::Mutex<Option<(libsql::Database, libsql::Connection)>>,
     /// The file's one writer in this process. SQLite admits one write
     /// transaction at a time; left to its busy handler, waiting writers
     /// sleep and poll (1, 2, 5 … 100 ms), which idled a core and put
     /// p99 at 50–200 ms under load (BENCHMARKS.md). Waiting here instead is
     /// a fair queue: the next writer starts the moment the last one ends.
-    /// SQLite's busy timeout still covers other processes (`amanah purge`).
+    /// SQLite's busy timeout still covers other processes (`amanah maintain`).
     writer: Arc<tokio::sync::Mutex<()>>,
-    /// Whether a checkpointer task runs for this file (always inside a
-    /// Tokio runtime); without one, SQLite checkpoints as usual.
+    /// Whether the host's checkpointer covers this file (always inside a
+    /// Tokio runtime); without it, SQLite checkpoints as usual.
     checkpointer: bool,
 }
 
@@ -100,54 +224,82 @@ async fn open_existing(path: &Path) -> Result<(libsql::Database, libsql::Connect
     Ok((db, conn))
 }
 
-/// Checkpoints one database's WAL in the background while its pool lives.
-fn spawn_checkpointer(
-    runtime: &tokio::runtime::Handle,
-    pool: std::sync::Weak<Pool>,
-    every: std::time::Duration,
-) {
+/// One round of the host's checkpointer over a pool written since the
+/// last: most of the copying beside the writers, the rest (when the log
+/// would otherwise never start over) under the file's writer.
+async fn checkpoint_pool(p: &Pool) {
+    let mut slot = p.checkpoint_conn.lock().await;
+    let c = match slot.take() {
+        Some((db, c)) => (db, c),
+        None => match open_existing(&p.path).await {
+            Ok(opened) => opened,
+            // Removed meanwhile (`amanah maintain` in another process):
+            // nothing to checkpoint.
+            Err(_) => return,
+        },
+    };
+    let (db, c) = c;
+    let started = Instant::now();
+    let Some((c, done)) = checkpoint_blocking(c).await else {
+        return;
+    };
+    let passive_ms = started.elapsed().as_millis() as u64;
+    let (frames, copied) = done.unwrap_or((0, 0));
+    if frames < RESTART_FRAMES || copied >= frames {
+        tracing::debug!(passive_ms, frames, "checkpoint");
+        *slot = Some((db, c));
+        return;
+    }
+    let writer = p.writer.clone().lock_owned().await;
+    let locked = Instant::now();
+    let c = checkpoint_blocking(c).await.map(|(c, _)| c);
+    drop(writer);
+    let locked_ms = locked.elapsed().as_millis() as u64;
+    tracing::debug!(passive_ms, frames, locked_ms, "checkpoint, log restarted");
+    *slot = c.map(|c| (db, c));
+}
+
+/// The host's checkpointer: every round, each pool written since the last
+/// is checkpointed, and idle pools are closed; it ends with the host.
+fn spawn_checkpointer(runtime: &tokio::runtime::Handle, databases: Weak<Databases>) {
     runtime.spawn(async move {
-        let mut conn: Option<libsql::Connection> = None;
-        // The database its connection comes from (kept with it).
-        let mut _db: Option<libsql::Database> = None;
         loop {
+            let every = match databases.upgrade() {
+                Some(d) => d
+                    .checkpoint_every
+                    .lock()
+                    .map(|e| *e)
+                    .unwrap_or(CHECKPOINT_EVERY),
+                None => return,
+            };
             tokio::time::sleep(every).await;
-            let Some(p) = pool.upgrade() else {
+            let Some(d) = databases.upgrade() else {
                 return;
             };
-            let c = match conn.take() {
-                Some(c) => c,
-                None => match open_existing(&p.path).await {
-                    Ok((db, c)) => {
-                        _db = Some(db);
-                        c
-                    }
-                    // Removed meanwhile (`amanah purge` in another
-                    // process): nothing to checkpoint, ever again.
-                    Err(_) if !p.path.exists() => return,
-                    Err(_) => continue,
-                },
+            // Weak: a pool waiting its turn here may still be closed.
+            let dirty: Vec<Weak<Pool>> = match d.pools.lock() {
+                Ok(pools) => pools
+                    .values()
+                    .filter(|p| p.dirty.swap(false, Ordering::AcqRel))
+                    .map(Arc::downgrade)
+                    .collect(),
+                Err(_) => continue,
             };
-            // Most of the copying, beside the writers.
-            let started = std::time::Instant::now();
-            let Some((c, done)) = checkpoint_blocking(c).await else {
-                continue;
-            };
-            let passive_ms = started.elapsed().as_millis() as u64;
-            let (frames, copied) = done.unwrap_or((0, 0));
-            // All copied: the next writer restarts the log by itself.
-            if frames < RESTART_FRAMES || copied >= frames {
-                tracing::debug!(passive_ms, frames, "checkpoint");
-                conn = Some(c);
-                continue;
+            for p in dirty {
+                if let Some(p) = p.upgrade() {
+                    checkpoint_pool(&p).await;
+                }
             }
-            // The rest while no transaction of this process runs.
-            let writer = p.writer.clone().lock_owned().await;
-            let locked = std::time::Instant::now();
-            conn = checkpoint_blocking(c).await.map(|(c, _)| c);
-            drop(writer);
-            let locked_ms = locked.elapsed().as_millis() as u64;
-            tracing::debug!(passive_ms, frames, locked_ms, "checkpoint, log restarted");
+            let (idle, max) = (
+                d.idle_close.lock().map(|i| *i).unwrap_or(IDLE_CLOSE),
+                d.max_open.load(Ordering::Relaxed),
+            );
+            let now = d.now_ms();
+            let closed = match d.pools.lock() {
+                Ok(mut pools) => Databases::close_idle(&mut pools, now, idle, max),
+                Err(_) => Vec::new(),
+            };
+            close(closed);
         }
     });
 }
@@ -228,8 +380,16 @@ impl LocalConn {
     }
 
     /// Before a statement: a write transaction first waits for the file's
-    /// writer.
+    /// writer. Anything but a plain read may write: the file is noted for
+    /// the checkpointer.
     async fn before(&self, sql: &str) -> Result<(), DbError> {
+        if !sql
+            .trim_start()
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case("SELECT"))
+        {
+            self.pool.dirty.store(true, Ordering::Release);
+        }
         if !begins_write(sql) {
             return Ok(());
         }
@@ -385,11 +545,10 @@ impl NativeHost {
         let dir = data_dir.join(region);
         std::fs::create_dir_all(&dir)?;
         Ok(NativeHost {
-            checkpoint_every: CHECKPOINT_EVERY,
             region: region.to_owned(),
             dir,
             root,
-            databases: Mutex::new(HashMap::new()),
+            databases: Databases::new(),
             checkpoints: None,
         })
     }
@@ -399,6 +558,30 @@ impl NativeHost {
     pub fn with_checkpoint_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.checkpoints = dir.map(crate::ops::checkpoints::Directory);
         self
+    }
+
+    /// The same host over `databases`, shared with other regions' hosts:
+    /// one cap on open clinics, and one checkpointer, for the process.
+    pub fn with_databases(mut self, databases: Arc<Databases>) -> Self {
+        self.databases = databases;
+        self
+    }
+
+    /// The open databases (benchmarks and tests look at how many).
+    pub fn databases(&self) -> &Databases {
+        &self.databases
+    }
+
+    /// Shorter rounds and limits (tests): the checkpointer's period, how
+    /// long a pool may idle, and how many may be open.
+    pub fn tune(&self, checkpoint_every: Duration, idle_close: Duration, max_open: usize) {
+        if let Ok(mut e) = self.databases.checkpoint_every.lock() {
+            *e = checkpoint_every;
+        }
+        if let Ok(mut i) = self.databases.idle_close.lock() {
+            *i = idle_close;
+        }
+        self.databases.max_open.store(max_open, Ordering::Relaxed);
     }
 
     /// The region's directory of files, `<data>/<region>`.
@@ -415,7 +598,13 @@ impl NativeHost {
     }
 
     async fn connect(&self, path: PathBuf) -> Result<LocalConn, DbError> {
-        let cached = self.databases.lock().map_err(poisoned)?.get(&path).cloned();
+        let cached = self
+            .databases
+            .pools
+            .lock()
+            .map_err(poisoned)?
+            .get(&path)
+            .cloned();
         let pool = match cached {
             Some(p) => p,
             None => {
@@ -434,23 +623,45 @@ impl NativeHost {
                     .await
                     .map_err(map_err)?;
                 let runtime = tokio::runtime::Handle::try_current().ok();
+                if let Some(r) = &runtime {
+                    if !self.databases.checkpointer.swap(true, Ordering::AcqRel) {
+                        spawn_checkpointer(r, Arc::downgrade(&self.databases));
+                    }
+                }
                 let pool = Arc::new(Pool {
                     path: path.clone(),
                     db,
                     idle: Mutex::new(Vec::new()),
+                    last_used: AtomicU64::new(self.databases.now_ms()),
+                    dirty: AtomicBool::new(true),
+                    checkpoint_conn: tokio::sync::Mutex::new(None),
                     writer: Arc::new(tokio::sync::Mutex::new(())),
                     checkpointer: runtime.is_some(),
                 });
-                let mut databases = self.databases.lock().map_err(poisoned)?;
-                let entry = databases.entry(path).or_insert_with(|| {
-                    if let Some(r) = &runtime {
-                        spawn_checkpointer(r, Arc::downgrade(&pool), self.checkpoint_every);
-                    }
-                    pool
-                });
-                entry.clone()
+                let (idle, max) = (
+                    self.databases
+                        .idle_close
+                        .lock()
+                        .map(|i| *i)
+                        .unwrap_or(IDLE_CLOSE),
+                    self.databases.max_open.load(Ordering::Relaxed),
+                );
+                let (pool, closed) = {
+                    let mut pools = self.databases.pools.lock().map_err(poisoned)?;
+                    let pool = pools.entry(path).or_insert(pool).clone();
+                    let closed = if pools.len() > max {
+                        Databases::close_idle(&mut pools, self.databases.now_ms(), idle, max)
+                    } else {
+                        Vec::new()
+                    };
+                    (pool, closed)
+                };
+                close(closed);
+                pool
             }
         };
+        pool.last_used
+            .store(self.databases.now_ms(), Ordering::Relaxed);
         let reused = pool.idle.lock().map_err(poisoned)?.pop();
         let conn = match reused {
             Some(c) => c,
@@ -530,7 +741,7 @@ impl Host for NativeHost {
     async fn drop_clinic(&self, clinic: &ClinicId) -> Result<(), DbError> {
         let path = self.clinic_path(clinic)?;
         // Forget the pool first: no new connection reaches the file.
-        self.databases.lock().map_err(poisoned)?.remove(&path);
+        self.databases.pools.lock().map_err(poisoned)?.remove(&path);
         for suffix in ["", "-wal", "-shm"] {
             let mut file = path.clone().into_os_string();
             file.push(suffix);
@@ -697,8 +908,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_file_removed_by_another_process_is_not_brought_back() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut h = host(dir.path());
-        h.checkpoint_every = std::time::Duration::from_millis(10);
+        let h = host(dir.path());
+        h.tune(Duration::from_millis(10), IDLE_CLOSE, MAX_OPEN);
         let (id, c) = clinic(&h).await;
         drop(c);
         // As `amanah purge` does from its own process, before the
@@ -712,8 +923,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_checkpointer_keeps_the_log_from_growing() {
         let dir = tempfile::tempdir().expect("tmp");
-        let mut h = host(dir.path());
-        h.checkpoint_every = std::time::Duration::from_millis(10);
+        let h = host(dir.path());
+        h.tune(Duration::from_millis(10), IDLE_CLOSE, MAX_OPEN);
         let (id, c) = clinic(&h).await;
         c.execute_script("CREATE TABLE b (x BLOB)")
             .await
@@ -746,5 +957,27 @@ mod tests {
         let len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         let bound = 4 * RESTART_FRAMES as u64 * 4096;
         assert!(len < bound, "the log grew to {len} bytes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_clinics_are_closed_and_at_most_so_many_stay_open() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let h = host(dir.path());
+        h.tune(Duration::from_millis(10), Duration::from_secs(3600), 8);
+        for i in 0..40u8 {
+            let id = ClinicId::generate("pk", [i; 16]);
+            let c = h.create_clinic(&id).await.expect("create");
+            c.execute_script("CREATE TABLE t (x)").await.expect("table");
+        }
+        // Never more than the cap once nobody holds them.
+        assert!(h.databases().open() <= 9, "{} open", h.databases().open());
+        // Idle ones close on the checkpointer's round.
+        h.tune(Duration::from_millis(10), Duration::from_millis(1), 8);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(h.databases().open(), 0);
+        // A closed clinic opens again on its next use.
+        let id = ClinicId::generate("pk", [3; 16]);
+        let c = h.open_clinic(&id).await.expect("reopen");
+        assert!(c.query("SELECT count(*) FROM t", vec![]).await.is_ok());
     }
 }

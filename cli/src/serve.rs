@@ -31,8 +31,36 @@ async fn maintain_periodically(app: Arc<App<NativeHost>>, region: String, every:
     }
 }
 
+/// Raises the soft limit on open files to the hard one (as Go's runtime
+/// does): open clinics and connections each hold some, and the usual soft
+/// limit of 1,024 is a default, not a decision. Returns the limit now.
+fn raise_file_limit() -> u64 {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+            return 0;
+        }
+        if l.rlim_cur < l.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: l.rlim_max,
+                rlim_max: l.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    l.rlim_cur
+}
+
 pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
     let regions = chosen_regions(&args.regions)?;
+    let files = raise_file_limit();
+    tracing::info!(open_files = files, "file limit");
     if args.insecure_test_hooks && !args.listen.ip().is_loopback() {
         return Err("--insecure-test-hooks is refused unless listening on loopback".into());
     }
@@ -77,14 +105,27 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
         .map(|(r, _, url)| info(r, Some(url.clone())))
         .collect();
 
+    if args.max_connections_per_address == 0 {
+        return Err("--max-connections-per-address must be at least 1".into());
+    }
+    let limits = Arc::new(server::Limits {
+        trusted_proxies: args.trusted_proxies.clone(),
+        per_address: args.max_connections_per_address,
+    });
     let mut ready = String::from("ready");
     let mut tasks = Vec::new();
+    // Every region's host shares one set of open databases (one cap on
+    // open clinics, one checkpointer).
+    let databases = amanah::native_host::Databases::new();
     for (region, listener, url) in listeners {
         let host = region_host(&args.data_dir, &key_dir, &region)?
-            .with_checkpoint_dir(args.checkpoint_dir.clone());
+            .with_checkpoint_dir(args.checkpoint_dir.clone())
+            .with_databases(databases.clone());
         let mut config = Config::new(info(&region, Some(url.clone())), infos.clone());
         config.idle_timeout_secs = args.idle_timeout;
         config.test_hooks = args.insecure_test_hooks;
+        config.signups = args.signup_limits;
+        config.requests = args.request_limits;
         if config.test_hooks {
             tracing::warn!(
                 region = region.id,
@@ -104,6 +145,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
             app,
             assets.clone(),
             region.id.clone(),
+            limits.clone(),
         )));
     }
     println!("{ready}");

@@ -220,6 +220,9 @@ pub struct SessionUser {
     pub role: String,
     #[serde(default)]
     pub mfa_enabled: Option<bool>,
+    /// An owner reset the password: it must be changed before anything else.
+    #[serde(default)]
+    pub password_change_required: Option<bool>,
 }
 
 impl Session {
@@ -231,6 +234,10 @@ impl Session {
         self.impersonation.is_none()
             && matches!(self.user.role.as_str(), "owner" | "doctor")
             && self.user.mfa_enabled == Some(false)
+    }
+    /// A password an owner reset must be changed first.
+    pub fn must_change_password(&self) -> bool {
+        self.impersonation.is_none() && self.user.password_change_required == Some(true)
     }
     /// Roles that see clinical content (never a receptionist).
     pub fn clinical(&self) -> bool {
@@ -257,6 +264,25 @@ pub struct Impersonation {
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 pub struct LoginResult {
     pub mfa_required: bool,
+}
+
+/// The answer to the second factor: only what the screen tells the user.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct MfaResult {
+    #[serde(default)]
+    pub session: Option<MfaSession>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct MfaSession {
+    #[serde(default)]
+    pub notice: Option<SignInNotice>,
+}
+
+/// Wrong codes entered for the account since its last sign-in.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct SignInNotice {
+    pub failed_codes: i64,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]

@@ -5,7 +5,9 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{json, Value};
 
-use crate::api::{self, ApiError, LoginResult, Region, Session, SignedUp, TotpEnrolment};
+use crate::api::{
+    self, ApiError, LoginResult, MfaResult, Region, Session, SignedUp, TotpEnrolment,
+};
 use crate::ui::{state, ErrorLine, Field};
 
 const CLINIC_KEY: &str = "amanah.clinic";
@@ -196,13 +198,24 @@ fn Login() -> impl IntoView {
         error.set(None);
         spawn_local(async move {
             let result = if needs_code.get_untracked() {
-                api::call(
-                    "POST",
+                api::post::<MfaResult>(
                     "/api/v1/auth/mfa",
-                    Some(json!({"code": code.get_untracked().trim()})),
+                    json!({"code": code.get_untracked().trim()}),
                 )
                 .await
-                .map(|_| false)
+                .map(|r| {
+                    let failed = r
+                        .session
+                        .and_then(|s| s.notice)
+                        .map_or(0, |n| n.failed_codes);
+                    if failed > 0 {
+                        app.notice.set(Some(format!(
+                            "{failed} wrong two-factor code{} entered for your account since you last signed in. If that was not you, tell your clinic's owner.",
+                            if failed == 1 { " was" } else { "s were" }
+                        )));
+                    }
+                    false
+                })
             } else {
                 let id = clinic.get_untracked().trim().to_owned();
                 api::post::<LoginResult>(
@@ -267,6 +280,50 @@ fn qr_svg(uri: &str) -> String {
                 .build()
         })
         .unwrap_or_default()
+}
+
+/// A new password in place of the temporary one an owner's reset gave,
+/// required before anything else.
+#[component]
+pub fn ChangePassword() -> impl IntoView {
+    let app = state();
+    let current = RwSignal::new(String::new());
+    let new = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<ApiError>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let r = api::call(
+                "POST",
+                "/api/v1/auth/password",
+                Some(json!({"current": current.get_untracked(), "new": new.get_untracked()})),
+            )
+            .await;
+            match r {
+                Ok(()) => match load_session().await {
+                    Ok(s) => app.session.set(Some(s)),
+                    Err(e) => app.fail(&e, error),
+                },
+                Err(e) => app.fail(&e, error),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <main class="gate">
+            <h1>"Choose a new password"</h1>
+            <p>"Your clinic's owner reset your password. Enter the temporary password they gave you, then a new one of your own."</p>
+            <form class="card" on:submit=submit>
+                <Field label="Temporary password" value=current kind="password" field="current" error=error required=true autocomplete="current-password" />
+                <Field label="New password" value=new kind="password" field="new" error=error required=true autocomplete="new-password" />
+                <ErrorLine error=error />
+                <button type="submit" disabled=move || busy.get()>"Save password"</button>
+            </form>
+        </main>
+    }
 }
 
 /// TOTP enrolment, required of owners and doctors before anything else.

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{self, Session};
-use crate::auth::{load_session, Enrol, Gate};
+use crate::auth::{load_session, ChangePassword, Enrol, Gate};
 use crate::time;
 use crate::ui::{AppState, View};
 
@@ -22,6 +22,7 @@ pub fn App() -> impl IntoView {
         session: RwSignal::new(None),
         view: RwSignal::new(View::Schedule),
         last_active: RwSignal::new(time::now_ms()),
+        notice: RwSignal::new(None),
     };
     provide_context(app);
     let checked = RwSignal::new(false);
@@ -37,6 +38,7 @@ pub fn App() -> impl IntoView {
         }
         match app.session.get() {
             None => view! { <Gate /> }.into_any(),
+            Some(s) if s.must_change_password() => view! { <ChangePassword /> }.into_any(),
             Some(s) if s.must_enrol() => view! { <Enrol /> }.into_any(),
             Some(_) => view! { <Main /> }.into_any(),
         }
@@ -105,6 +107,12 @@ fn Main() -> impl IntoView {
                         ": every action is recorded. " {left} " minutes left."
                     </div>
                 }
+            })}
+            {move || app.notice.get().map(|n| view! {
+                <div class="banner notice" role="alert">
+                    {n} " "
+                    <button on:click=move |_| app.notice.set(None)>"Dismiss"</button>
+                </div>
             })}
             {move || idle_warning().then(|| view! {
                 <div class="banner idle" role="alert">

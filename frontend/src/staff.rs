@@ -1,11 +1,20 @@
-//! Staff (owners): who works here, adding someone, changing a role, and
-//! deactivating an account (it stops working on its next request).
+//! Staff (owners): who works here, adding someone, changing a role,
+//! deactivating an account (it stops working on its next request), and
+//! resetting a forgotten password or a lost two-factor device (the user's
+//! sessions end; a temporary password is shown here once).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::json;
 
 use crate::api::{self, ApiError, List, User};
+
+/// The answer to a reset: a temporary password when one was asked for.
+#[derive(serde::Deserialize)]
+struct Reset {
+    #[serde(default)]
+    temporary_password: Option<String>,
+}
 use crate::ui::{state, ErrorLine, Field};
 
 const ROLES: [&str; 4] = ["owner", "doctor", "nurse", "receptionist"];
@@ -30,6 +39,20 @@ pub fn Staff() -> impl IntoView {
             match api::patch::<User>(&format!("/api/v1/users/{id}"), body).await {
                 Ok(_) => {
                     error.set(None);
+                    reload.update(|n| *n += 1)
+                }
+                Err(e) => app.fail(&e, error),
+            }
+        });
+    };
+    // A temporary password, shown once, with whose it is.
+    let issued = RwSignal::new(None::<(String, String)>);
+    let reset = move |id: String, who: String, body: serde_json::Value| {
+        spawn_local(async move {
+            match api::post::<Reset>(&format!("/api/v1/users/{id}/reset"), body).await {
+                Ok(r) => {
+                    error.set(None);
+                    issued.set(r.temporary_password.map(|p| (who, p)));
                     reload.update(|n| *n += 1)
                 }
                 Err(e) => app.fail(&e, error),
@@ -64,11 +87,25 @@ pub fn Staff() -> impl IntoView {
         <section aria-labelledby="staff-title">
             <h1 id="staff-title">"Staff"</h1>
             <ErrorLine error=error />
+            {move || issued.get().map(|(who, p)| view! {
+                <p class="notice" role="status">
+                    "Temporary password for " {who} ": " <code>{p}</code>
+                    ". Give it to them in person; it is shown only now, and they choose their own at their next sign-in."
+                </p>
+            })}
             <table class="list" aria-label="Staff">
                 <thead><tr><th>"Name"</th><th>"Email"</th><th>"Role"</th><th>"Two-factor"</th><th>"Account"</th></tr></thead>
                 <tbody>
                     {move || users.get().into_iter().map(|u| {
-                        let (id1, id2) = (u.id.clone(), u.id.clone());
+                        let (id1, id2, id3, id4) = (u.id.clone(), u.id.clone(), u.id.clone(), u.id.clone());
+                        let (who1, who2) = (u.name.clone(), u.name.clone());
+                        let (reset_totp_label, reset_password_label) = (
+                            format!("Reset the two-factor device of {}", u.name),
+                            format!("Reset the password of {}", u.name),
+                        );
+                        // One's own account is reset by another owner.
+                        let own = app.session.get_untracked().is_some_and(|s| s.user.id == u.id);
+                        let mfa = u.mfa_enabled;
                         let current = u.role.clone();
                         let active = u.active;
                         let label = format!("Role of {}", u.name);
@@ -81,11 +118,20 @@ pub fn Staff() -> impl IntoView {
                                         {ROLES.iter().map(|r| view! { <option value=*r selected=current == *r>{*r}</option> }).collect_view()}
                                     </select>
                                 </td>
-                                <td>{if u.mfa_enabled { "on" } else { "not set up" }}</td>
+                                <td>
+                                    {if mfa { "on " } else { "not set up" }}
+                                    {(mfa && !own).then(|| view! {
+                                        <button aria-label=reset_totp_label.clone() on:click=move |_| reset(id3.clone(), who1.clone(), json!({"totp": true}))>"Reset two-factor"</button>
+                                    })}
+                                </td>
                                 <td>
                                     <button on:click=move |_| change(id2.clone(), json!({"active": !active}))>
                                         {if active { "Deactivate" } else { "Reactivate" }}
                                     </button>
+                                    {(!own).then(|| view! {
+                                        " "
+                                        <button aria-label=reset_password_label.clone() on:click=move |_| reset(id4.clone(), who2.clone(), json!({"password": true}))>"Reset password"</button>
+                                    })}
                                 </td>
                             </tr>
                         }

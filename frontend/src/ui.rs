@@ -23,6 +23,9 @@ pub struct AppState {
     pub view: RwSignal<View>,
     /// When the user last did something (ms), for the idle warning.
     pub last_active: RwSignal<f64>,
+    /// What the user should know on signing in (wrong codes entered for
+    /// their account), until they dismiss it.
+    pub notice: RwSignal<Option<String>>,
 }
 
 pub fn state() -> AppState {

@@ -17,6 +17,7 @@ use crate::error::ApiResult;
 use crate::host::{Conn, Host};
 use crate::records::audit::{self, Entry, Head};
 use crate::region_key::RegionKey;
+use crate::request::rate::{Buckets, RequestLimits};
 use crate::token::TokenKeys;
 
 /// A region as the API lists it.
@@ -47,6 +48,50 @@ pub struct Config {
     /// The bearer token of `POST /internal/maintain` (at least 32
     /// characters); without one the route answers 404.
     pub maintain_token: Option<String>,
+    /// Sign-ups an hour: from one address, and in the whole region (each
+    /// makes a database).
+    pub signups: SignupLimits,
+    /// How fast one user and one address may call the API.
+    pub requests: RequestLimits,
+}
+
+/// How many clinics may sign up an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignupLimits {
+    pub per_address: i64,
+    pub per_region: i64,
+}
+
+impl Default for SignupLimits {
+    fn default() -> Self {
+        SignupLimits {
+            per_address: 10,
+            per_region: 200,
+        }
+    }
+}
+
+impl std::str::FromStr for SignupLimits {
+    type Err = String;
+
+    /// `ADDRESS,REGION`: sign-ups an hour, each 1 to 1,000,000.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            "must be two numbers of sign-ups an hour, 1 to 1000000: per address,per region"
+                .to_owned()
+        };
+        let (a, r) = s.split_once(',').ok_or_else(bad)?;
+        let n = |t: &str| {
+            t.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+        };
+        Ok(SignupLimits {
+            per_address: n(a).ok_or_else(bad)?,
+            per_region: n(r).ok_or_else(bad)?,
+        })
+    }
 }
 
 impl Config {
@@ -58,6 +103,8 @@ impl Config {
             absolute_timeout_secs: 12 * 60 * clock::MINUTE,
             test_hooks: false,
             maintain_token: None,
+            signups: SignupLimits::default(),
+            requests: RequestLimits::default(),
         }
     }
 }
@@ -101,6 +148,8 @@ pub struct App<H: Host> {
     root_derived: Mutex<Arc<RootDerived>>,
     region_key: Mutex<Option<Arc<RegionKey>>>,
     pub(crate) schemas: SchemaState,
+    /// The request rate buckets of this instance.
+    pub(crate) buckets: Buckets,
     #[cfg(feature = "inject-forgot-clinic")]
     pub(crate) injected: crate::injected::ForgotClinic,
 }
@@ -114,6 +163,7 @@ impl<H: Host> App<H> {
             host,
             config,
             schemas: SchemaState::default(),
+            buckets: Buckets::default(),
             #[cfg(feature = "inject-forgot-clinic")]
             injected: Default::default(),
         }

@@ -26,10 +26,11 @@ pub enum Code {
     RateLimited,
     Internal,
     Unavailable,
+    PasswordChangeRequired,
 }
 
 impl Code {
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 14] = [
         Code::InvalidRequest,
         Code::Unauthenticated,
         Code::MfaRequired,
@@ -43,6 +44,7 @@ impl Code {
         Code::RateLimited,
         Code::Internal,
         Code::Unavailable,
+        Code::PasswordChangeRequired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +60,7 @@ impl Code {
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::WrongRegion => "wrong_region",
             Code::RateLimited => "rate_limited",
+            Code::PasswordChangeRequired => "password_change_required",
             Code::Internal => "internal",
             Code::Unavailable => "unavailable",
         }
@@ -67,7 +70,9 @@ impl Code {
         match self {
             Code::InvalidRequest => StatusCode::BAD_REQUEST,
             Code::Unauthenticated | Code::MfaRequired => StatusCode::UNAUTHORIZED,
-            Code::Forbidden | Code::MfaEnrollmentRequired => StatusCode::FORBIDDEN,
+            Code::Forbidden | Code::MfaEnrollmentRequired | Code::PasswordChangeRequired => {
+                StatusCode::FORBIDDEN
+            }
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::Conflict => StatusCode::CONFLICT,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

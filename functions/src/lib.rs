@@ -43,9 +43,10 @@ pub mod token;
 pub mod validate;
 pub mod web;
 
-pub use app::{App, ClientIp, Config, RegionInfo};
+pub use app::{App, ClientIp, Config, RegionInfo, SignupLimits};
 pub use host::{Conn, DbError, Host, Row, Value};
 pub use records::audit;
+pub use request::rate::RequestLimits;
 pub use request::render::RequestLog;
 
 // The application's inside.

@@ -174,6 +174,11 @@ fn errors(route: &Route, op: &Operation) -> Vec<(u16, &'static str)> {
     }
     if route.has(Flag::Throttled) {
         out.push((429, "too many attempts; see Retry-After"));
+    } else {
+        out.push((
+            429,
+            "too many requests from this user or address; see Retry-After",
+        ));
     }
     out.push((500, "internal error (details only in the server's log)"));
     out.push((503, "the region's database cannot be reached now"));

@@ -223,8 +223,8 @@ routes! {
         Logout: POST "/api/v1/auth/logout" => Session, "auth.logout", auth::logout, [],
             "End the session, for cookie and bearer alike" => 204 ();
         TotpStart: POST "/api/v1/auth/totp" => Session, "auth.totp.start", auth::totp_start, [OwnAccount, Throttled],
-            "Begin TOTP enrolment" => 200 (auth::TotpEnrolment),
-            body auth::PasswordOnly;
+            "Begin TOTP enrolment (again: with a code from the device in use)" => 200 (auth::TotpEnrolment),
+            body auth::TotpStart;
         TotpConfirm: POST "/api/v1/auth/totp/confirm" => Session, "auth.totp.confirm", auth::totp_confirm, [OwnAccount, Throttled],
             "Confirm TOTP enrolment with a code" => 204 (),
             body auth::Code6, errors [409 "no enrolment under way: start one first"];
@@ -242,6 +242,9 @@ routes! {
         UsersUpdate: PATCH "/api/v1/users/{id}" => P(StaffManage), "user.update", users::update, [],
             "Change a staff member's role or deactivate them" => 200 (users::UserView),
             body users::UserPatch;
+        UsersReset: POST "/api/v1/users/{id}/reset" => P(StaffManage), "user.reset", users::reset, [],
+            "Reset a colleague's password (a temporary one, changed at the next sign-in) or TOTP (enrolled again); their sessions end" => 200 (users::ResetDone),
+            body users::Reset;
         PatientsList: GET "/api/v1/patients" => P(PatientRead), "patient.list", patients::list, [],
             "List or search patients (name words and prefixes, phone, national id)" => 200 (page patients::PatientView),
             query patients::LIST_QUERY;

@@ -15,6 +15,8 @@
 //! | `ROOT_KEY` | secret | `v1:<64 hex>`, the region's key-encryption key; during a root rotation every version held, comma-separated (`v1:…,v2:…`; the newest wraps) |
 //! | `DB_AUTH_TOKEN` | secret | optional bearer token for the libSQL server |
 //! | `DB_ADMIN_TOKEN` | secret | optional bearer token for the admin API |
+//! | `REQUEST_LIMITS` | plain | optional, default `20/200,50/500`: requests a second and at once, per user and per address (per isolate) |
+//! | `SIGNUP_LIMITS` | plain | optional, default `10,200`: sign-ups an hour from one address, and in the region |
 //! | `MAINTAIN_TOKEN` | secret | optional: the bearer token (32+ characters) of `POST /internal/maintain`, the region's scheduled work; without it the route answers 404 |
 //!
 //! Spin spells the same names in lower case (`root_key`, …), as its
@@ -37,7 +39,7 @@ pub enum Kind {
 }
 
 /// Every setting [`read`] looks up, with its kind.
-pub const NAMES: [(&str, Kind); 11] = [
+pub const NAMES: [(&str, Kind); 13] = [
     ("REGION", Kind::Plain),
     ("REGION_URLS", Kind::Plain),
     ("DB_URL", Kind::Plain),
@@ -45,6 +47,8 @@ pub const NAMES: [(&str, Kind); 11] = [
     ("IDLE_TIMEOUT_SECS", Kind::Plain),
     ("DB_TIMEOUT_MS", Kind::Plain),
     ("TEST_HOOKS", Kind::Plain),
+    ("SIGNUP_LIMITS", Kind::Plain),
+    ("REQUEST_LIMITS", Kind::Plain),
     ("ROOT_KEY", Kind::Secret),
     ("DB_AUTH_TOKEN", Kind::Secret),
     ("DB_ADMIN_TOKEN", Kind::Secret),
@@ -124,6 +128,12 @@ pub fn read(get: impl Fn(&str, Kind) -> Option<String>) -> Result<Settings, Stri
             config.test_hooks = true;
         }
         Some(_) => return Err("TEST_HOOKS must be 0 or 1".into()),
+    }
+    if let Some(limits) = optional("SIGNUP_LIMITS", Kind::Plain) {
+        config.signups = limits.parse().map_err(|e| format!("SIGNUP_LIMITS {e}"))?;
+    }
+    if let Some(limits) = optional("REQUEST_LIMITS", Kind::Plain) {
+        config.requests = limits.parse().map_err(|e| format!("REQUEST_LIMITS {e}"))?;
     }
     config.maintain_token = match optional("MAINTAIN_TOKEN", Kind::Secret) {
         Some(t) if t.len() < 32 => {

@@ -1,13 +1,36 @@
 //! Input rules for people's data. Each returns the normalised value or a 400
 //! naming the field; messages never repeat the value.
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 
-/// A person's or clinic's name: 1–200 characters after trimming, no control
-/// characters.
+/// The one form of a text: NFKC (full-width letters and digits, ligatures
+/// and presentation forms as their plain letters), trimmed.
+pub fn nfkc(s: &str) -> String {
+    s.nfkc().collect::<String>().trim().to_owned()
+}
+
+/// Characters that reorder or hide text (bidirectional overrides and
+/// isolates, zero-width characters): refused in names, where they would
+/// make one name display as another.
+fn hides_text(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// A person's or clinic's name, in NFKC: 1–200 characters after trimming,
+/// no control characters, no bidirectional override or zero-width
+/// character.
 pub fn name(field: &str, s: &str) -> ApiResult<String> {
-    let t = s.trim();
+    let t = nfkc(s);
     if t.is_empty() || t.chars().count() > 200 {
         return Err(ApiError::invalid(field, "must be 1 to 200 characters"));
     }
@@ -17,7 +40,13 @@ pub fn name(field: &str, s: &str) -> ApiResult<String> {
             "must not contain control characters",
         ));
     }
-    Ok(t.to_owned())
+    if t.chars().any(hides_text) {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain direction overrides or invisible characters",
+        ));
+    }
+    Ok(t)
 }
 
 /// Free text up to `max` characters (addresses).
@@ -38,9 +67,16 @@ pub fn text(field: &str, s: &str, max: usize) -> ApiResult<String> {
     Ok(t.to_owned())
 }
 
-/// An email address, lowercased: one `@`, a dotted domain, at most 254 chars.
+/// How an email is compared and looked up: NFKC, trimmed, lowercased (so
+/// that `ｎurse@…` is `nurse@…`).
+pub fn email_key(s: &str) -> String {
+    nfkc(s).to_lowercase()
+}
+
+/// An email address, as [`email_key`] gives it: one `@`, a dotted domain,
+/// at most 254 chars.
 pub fn email(field: &str, s: &str) -> ApiResult<String> {
-    let t = s.trim().to_lowercase();
+    let t = email_key(s);
     let ok = t.len() <= 254
         && t.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()

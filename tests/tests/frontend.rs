@@ -244,6 +244,53 @@ fn a_clinics_day_in_the_browser() {
     assert!(!b.body_text().contains(NOTE));
     log_out(&b);
 
+    // The receptionist forgot the password: the owner resets it (a wrong
+    // code first, which the owner is told of on signing in), the
+    // receptionist signs in with the temporary one and must choose another.
+    clinic.advance(31);
+    b.wait_text_css("h2#login-title", "Log in");
+    b.fill("#f-clinic-id", &clinic.id);
+    b.fill("#f-email", OWNER);
+    b.fill("#f-password", &format!("{PASSWORD}{ENTER}"));
+    let wrong = format!(
+        "{:06}",
+        (totp_code(&owner_secret, clinic.now())
+            .parse::<u32>()
+            .unwrap_or(0)
+            + 1)
+            % 1_000_000
+    );
+    b.fill("#f-code", &format!("{wrong}{ENTER}"));
+    b.wait_text_css("form .error", "");
+    b.fill(
+        "#f-code",
+        &format!("{}{ENTER}", totp_code(&owner_secret, clinic.now())),
+    );
+    b.wait_for("header nav");
+    b.wait_text_css(".banner.notice", "1 wrong two-factor code");
+    b.click_button("Dismiss");
+    b.wait_gone(".banner.notice");
+    b.click_button("Staff");
+    b.click("button[aria-label='Reset the password of Hina Baig']");
+    let issued = b.wait_text_css(".notice", "Temporary password for Hina Baig");
+    let temporary = b.wait_text_css(".notice code", "");
+    assert!(
+        temporary.len() >= 12 && issued.contains(&temporary),
+        "{issued}"
+    );
+    all_labelled(&b, "staff after a reset");
+    log_out(&b);
+    b.fill("#f-clinic-id", &clinic.id);
+    b.fill("#f-email", DESK);
+    b.fill("#f-password", &format!("{temporary}{ENTER}"));
+    b.wait_text_css("h1", "Choose a new password");
+    all_labelled(&b, "new password");
+    b.fill("#f-temporary-password", &temporary);
+    b.fill("#f-new-password", &format!("{PASSWORD}-new"));
+    b.click_button("Save password");
+    b.wait_for("header nav");
+    log_out(&b);
+
     // The owner: the patient's timeline shows the doctor's note; the audit
     // chain verifies; the export holds the record.
     owner_logs_in(&b, &clinic, &owner_secret);

@@ -359,6 +359,18 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
     get(&owner, "/api/v1/patients/pat_doesnotexist");
     get(&nurse, "/api/v1/audit");
 
+    // An owner's reset of a user's password (the nurse's session ends).
+    let r = ok(
+        post(
+            &owner,
+            &format!("/api/v1/users/{nurse_id}/reset"),
+            json!({"password": true}),
+        ),
+        200,
+    );
+    assert!(r.body["temporary_password"].is_string(), "{}", r.body);
+    get(&nurse, "/api/v1/auth/session");
+
     let missing: Vec<String> = ROUTES
         .iter()
         .filter(|r| {

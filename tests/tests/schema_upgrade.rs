@@ -36,6 +36,9 @@ fn a_clinic_database_a_version_behind_is_migrated_and_the_request_runs_once() {
         &[
             "DROP TABLE role_settings",
             "DROP TABLE idempotency",
+            "DROP TABLE known_addresses",
+            "ALTER TABLE users DROP COLUMN mfa_failures",
+            "ALTER TABLE users DROP COLUMN password_change_required",
             "DELETE FROM schema_migrations WHERE version >= 4",
         ],
     )

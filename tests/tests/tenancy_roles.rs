@@ -202,7 +202,9 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
         if !route.path.contains("{id}") {
             continue;
         }
-        let (id, body) = if route.path.starts_with("/api/v1/users/") {
+        let (id, body) = if route.path.ends_with("/reset") {
+            (uid.as_str(), json!({"password": true}))
+        } else if route.path.starts_with("/api/v1/users/") {
             (uid.as_str(), json!({"active": false}))
         } else if route.path.starts_with("/api/v1/patients/") {
             (pid.as_str(), json!({"name": "Hijacked"}))

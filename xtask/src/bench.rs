@@ -1,12 +1,12 @@
 //! `cargo xtask bench`: builds everything in release, runs the criterion
 //! micro-benchmarks natively and under wasmtime, the mixed load against the
 //! native host and the Worker host (workerd + sqld), the Spin host's cold
-//! start, the scale runs, and writes `BENCHMARKS.md`'s table and
+//! start, the scale runs, the cost of idle clinics, and writes `BENCHMARKS.md`'s table and
 //! `bench/results/latest.json` (through `amanah-bench`, `bench/src/`).
 //!
 //! `--quick` runs everything small (a smoke run of the machinery, not
 //! figures to publish): 1 clinic per region, 3 s per level, a scale clinic
-//! of 1,000 patients, and writes to `target/bench/quick/` only.
+//! of 1,000 patients, 200 idle clinics, and writes to `target/bench/quick/` only.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -132,6 +132,15 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         ]);
     }
     run("scale: export and audit verification", c)?;
+
+    // What idle clinics cost the native host.
+    let mut c = Command::new(&driver);
+    c.args(["clinics", "--native"])
+        .arg(&amanah)
+        .arg("--out")
+        .arg(&out)
+        .args(["--clinics", if quick { "200" } else { "10000" }]);
+    run("idle clinics: memory and open files after many sign-ups", c)?;
 
     // The results file and the table.
     let (md, json) = if quick {

@@ -251,6 +251,10 @@ impl WasmHost for Spin<'_> {
             // Tests also stop sqld (SIGSTOP): give up on it sooner than the
             // production default of 10 s.
             vars.push(("TEST_HOOKS", "1".into()));
+            // As for the Worker's test deployment: a whole suite signs up
+            // and calls from one address.
+            vars.push(("SIGNUP_LIMITS", "1000000,1000000".into()));
+            vars.push(("REQUEST_LIMITS", "1000000/1000000,1000000/1000000".into()));
             vars.push(("DB_TIMEOUT_MS", "2000".into()));
         }
         let log = r.dir(data).join("spin.log");

@@ -11,6 +11,10 @@ use crate::deploy::{free_port, log_file, root_key, write_private, RegionProc, Wa
 use crate::tools::Tools;
 use crate::{cargo, newer, root, run, target_dir};
 
+/// The limits of a test deployment, as `--var`s (see `worker::Worker::start`).
+pub const TEST_SIGNUP_LIMITS: &str = "SIGNUP_LIMITS:1000000,1000000";
+pub const TEST_REQUEST_LIMITS: &str = "REQUEST_LIMITS:1000000/1000000,1000000/1000000";
+
 /// Every Worker environment of wrangler.toml.
 pub const ENVS: [&str; 3] = ["pk", "ae", "eu"];
 
@@ -119,6 +123,10 @@ impl WasmHost for Worker<'_> {
             // Tests also stop sqld (SIGSTOP): give up on it sooner than the
             // production default of 10 s.
             c.args(["--var", "TEST_HOOKS:1", "--var", "DB_TIMEOUT_MS:2000"]);
+            // Every suite signs clinics up and calls from one address, in
+            // parallel: the limits that a suite of its own proves
+            // (natively) would refuse the rest.
+            c.args(["--var", TEST_SIGNUP_LIMITS, "--var", TEST_REQUEST_LIMITS]);
             // `GET /__scheduled` fires the cron trigger (the purge).
             c.arg("--test-scheduled");
         }

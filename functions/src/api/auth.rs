@@ -10,10 +10,14 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::host::Host;
 use crate::ids::{kind, ClinicId};
 use crate::records::directory::throttle;
+use crate::records::known_addresses;
 use crate::records::sessions::{self, SessionKind};
 use crate::records::users;
 use crate::request::actor::Actor;
-use crate::request::session::{self, account_key, address_key, recheck_password};
+use crate::request::session::{self, SignInNotice};
+use crate::request::sign_in::{
+    check_code, known_here, mfa_key, recheck_password, remember_address, PasswordKeys,
+};
 use crate::request::{ClinicScope, Open, Reply, Resource};
 use crate::token::{Subject, TokenKind};
 use crate::web;
@@ -39,10 +43,13 @@ pub(crate) struct Code6 {
     code: String,
 }
 
+/// The body of `POST /api/v1/auth/totp`: the password, and a code from the
+/// device in use when TOTP is already enrolled (re-enrolment).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PasswordOnly {
+pub(crate) struct TotpStart {
     password: String,
+    code: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -80,13 +87,10 @@ pub(crate) async fn login<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> 
         return Err(ApiError::invalid("password", "too long"));
     }
     p.apply_test_clock(&clinic).await?;
-    let email = req.email.trim().to_lowercase();
+    let email = crate::validate::email_key(&req.email);
     let dir = p.app.directory().await?;
-    let account = account_key(p, &clinic, &email);
-    let address = address_key(p);
-    let mut keys = vec![account.clone()];
-    keys.extend(address.clone());
-    let counted = throttle::check(&dir, &keys, p.now).await?;
+    let keys = PasswordKeys::new(p, &clinic, &email);
+    let counted = keys.check(&dir, p.now).await?;
 
     let mut s = match p.enter(&clinic).await {
         Ok(s) => s,
@@ -94,14 +98,27 @@ pub(crate) async fn login<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> 
             // No such clinic: the same answer and work as a wrong password.
             password::verify_dummy(&req.password);
             p.audit.tried_by("unknown", None);
-            return refuse(p, &dir, &account, address.as_deref()).await;
+            keys.admit(&counted, false)?;
+            keys.failed(&dir, p.now).await?;
+            return Err(ApiError::bad_credentials());
         }
         Err(e) => return Err(e),
     };
-    let rows = s
-        .query_with_audit_head(users::find_by_email(&s.vault, &email))
-        .await?;
-    let found = users::account_from_rows(&rows)?;
+    let lookups = vec![
+        users::find_by_email(&s.vault, &email),
+        known_here(&s, &s.vault, &email),
+    ];
+    let mut rows = s.query_with_audit_head(lookups).await?.into_iter();
+    let found = users::account_from_rows(&rows.next().unwrap_or_default())?;
+    let known = known_addresses::known(&rows.next().unwrap_or_default());
+    match &found {
+        Some(a) => s.audit.tried_by(&a.id, Some(a.role.as_str())),
+        None => s.audit.tried_by("unknown", None),
+    }
+    if let Err(e) = keys.admit(&counted, known) {
+        password::verify_dummy(&req.password);
+        return Err(e);
+    }
     let ok = match &found {
         Some(a) if a.active => password::verify(&req.password, &a.password_hash),
         _ => {
@@ -109,16 +126,12 @@ pub(crate) async fn login<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> 
             false
         }
     };
-    match &found {
-        Some(a) => s.audit.tried_by(&a.id, Some(a.role.as_str())),
-        None => s.audit.tried_by("unknown", None),
-    }
     let Some(user) = found.filter(|_| ok) else {
-        return refuse(&mut s, &dir, &account, address.as_deref()).await;
+        keys.failed(&dir, s.now).await?;
+        return Err(ApiError::bad_credentials());
     };
-    if counted.contains(&account) {
-        throttle::clear(&dir, &account).await?;
-    }
+    keys.succeeded(&dir, &counted).await?;
+    remember_address(&s, &email).await?;
     s.audit.about(Resource::User(&user.id));
 
     if user.mfa_enabled {
@@ -156,20 +169,6 @@ pub(crate) async fn login<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> 
     })
 }
 
-/// A refused sign-in: counted against the account and the address.
-async fn refuse<H: Host>(
-    cx: &mut crate::request::Ctx<'_, H>,
-    dir: &H::Conn,
-    account: &[u8],
-    address: Option<&[u8]>,
-) -> ApiResult<Reply> {
-    throttle::fail(dir, account, throttle::ACCOUNT, cx.now).await?;
-    if let Some(a) = address {
-        throttle::fail(dir, a, throttle::ADDRESS, cx.now).await?;
-    }
-    Err(ApiError::bad_credentials())
-}
-
 /// `POST /api/v1/auth/mfa`: the TOTP step.
 pub(crate) async fn mfa<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
     let req: Code6 = p.json()?;
@@ -195,14 +194,17 @@ pub(crate) async fn mfa<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
         .tried_by(&user_id, Some(challenge.user.role.as_str()));
     s.audit.about(Resource::User(&user_id));
     let dir = s.app.directory().await?;
-    let account = account_key(&s, &clinic, &challenge.user.email);
-    let counted = throttle::check(&dir, std::slice::from_ref(&account), s.now).await?;
+    // Wrong codes count against the account's TOTP step across every
+    // sign-in, not only this challenge: signing in again buys no guesses.
+    let mfa = mfa_key(&s, &clinic, &user_id);
+    let counted = throttle::check(&dir, std::slice::from_ref(&mfa), s.now).await?;
 
     let Some(step) = totp::verify(&secret, req.code.trim(), s.now, challenge.user.last_step) else {
         // The failure counts stand even though the request fails.
         s.keep_writes_on_error = true;
         sessions::count_failure(s.db, &subject.session).await?;
-        throttle::fail(&dir, &account, throttle::ACCOUNT, s.now).await?;
+        users::count_totp_failure(s.db, &user_id).await?;
+        throttle::fail(&dir, &mfa, throttle::MFA, s.now).await?;
         return Err(ApiError::new(
             Code::Unauthenticated,
             "wrong, expired or already used code",
@@ -210,11 +212,16 @@ pub(crate) async fn mfa<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
     };
     users::use_totp_step(s.db, &user_id, step).await?;
     sessions::end_later(s.db, &subject.session, s.now).await?;
-    if counted.contains(&account) {
-        throttle::clear(&dir, &account).await?;
+    if counted.contains(&mfa) {
+        throttle::clear(&dir, &mfa).await?;
     }
     s.clear_cookie(web::MFA_COOKIE);
-    let session = start_session(&mut s, &user_id).await?;
+    let mut session = start_session(&mut s, &user_id).await?;
+    if challenge.user.failures > 0 {
+        session.notice = Some(SignInNotice {
+            failed_codes: challenge.user.failures,
+        });
+    }
     Reply::ok(LoginResult {
         mfa_required: false,
         session: Some(session),
@@ -287,12 +294,25 @@ fn user<'s, H: Host>(
     }
 }
 
-/// `POST /api/v1/auth/totp`: enrolment begins (password re-checked).
+/// `POST /api/v1/auth/totp`: enrolment begins (password re-checked; a code
+/// from the device in use when TOTP is enrolled already, so that a stolen
+/// password and session alone cannot move the second factor to another
+/// device: a lost device is an owner's reset).
 pub(crate) async fn totp_start<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
-    let req: PasswordOnly = s.json()?;
+    let req: TotpStart = s.json()?;
     let u = user(s)?;
     let email = recheck_password(s, &u.user_id, &req.password, "password").await?;
     s.audit.about(Resource::User(&u.user_id));
+    if let Some((secret, last_step)) = users::totp_in_force(s.db, &s.vault, &u.user_id).await? {
+        let Some(code) = req.code.as_deref() else {
+            return Err(ApiError::invalid(
+                "code",
+                "TOTP is enrolled: give a code from the device in use (a lost device is an owner's reset)",
+            ));
+        };
+        let step = check_code(s, &u.user_id, &secret, last_step, code, "code").await?;
+        users::use_totp_step(s.db, &u.user_id, step).await?;
+    }
     let secret: [u8; totp::SECRET_LEN] = s.random();
     users::set_pending_totp(s.db, &s.vault, &u.user_id, &secret, s.now).await?;
     Reply::ok(TotpEnrolment {
@@ -306,7 +326,7 @@ pub(crate) async fn totp_confirm<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> Api
     let req: Code6 = s.json()?;
     let u = user(s)?;
     s.audit.about(Resource::User(&u.user_id));
-    let (pending, last_step) = users::pending_totp(s.db, &s.vault, &u.user_id)
+    let (pending, _) = users::pending_totp(s.db, &s.vault, &u.user_id)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
     let Some(secret) = pending else {
@@ -314,7 +334,9 @@ pub(crate) async fn totp_confirm<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> Api
             "start enrolment first (POST /api/v1/auth/totp)",
         ));
     };
-    let step = totp::verify(&secret, req.code.trim(), s.now, last_step)
+    // A new secret's codes were never used: the last step of the secret
+    // in force (a re-enrolment's, checked a moment ago) says nothing of it.
+    let step = totp::verify(&secret, req.code.trim(), s.now, None)
         .ok_or_else(|| ApiError::invalid("code", "wrong, expired or already used code"))?;
     users::confirm_totp(s.db, &s.vault, &u.user_id, &secret, step, s.now).await?;
     Reply::no_content()
@@ -330,7 +352,7 @@ pub(crate) async fn change_password<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> 
     recheck_password(s, &u.user_id, &req.current, "current").await?;
     s.audit.about(Resource::User(&u.user_id));
     let hash = password::hash(&req.new, s.random());
-    users::set_password(s.db, &u.user_id, &hash, s.now).await?;
+    users::set_password(s.db, &u.user_id, &hash, false, s.now).await?;
     sessions::end_all_of(s.db, &u.user_id, Some(&u.session_id), s.now).await?;
     Reply::no_content()
 }

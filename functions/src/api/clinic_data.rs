@@ -14,7 +14,7 @@ use crate::host::Host;
 use crate::jobs::purge::GRACE_SECS;
 use crate::records::clinic;
 use crate::records::directory::clinics;
-use crate::request::session::recheck_password;
+use crate::request::sign_in::recheck_password;
 use crate::request::{ClinicScope, Reply, Resource};
 
 use super::Deletion;

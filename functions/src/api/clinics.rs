@@ -12,6 +12,7 @@ use crate::host::{Conn, Host};
 use crate::ids::{kind, ClinicId};
 use crate::rbac::Role;
 use crate::records::clinic::{self, ClinicSummary};
+use crate::records::directory::throttle::{self, Limit};
 use crate::records::directory::{clinic_keys, clinics};
 use crate::records::users;
 use crate::request::{Open, Reply, Resource};
@@ -68,6 +69,25 @@ pub(crate) async fn sign_up<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply
     let clinic = ClinicId::generate(&req.region, p.random());
     // A clinic of another region is that region's to create.
     p.guard_region(&clinic)?;
+    // Each sign-up makes a database: from one address, and in the region,
+    // only so many an hour.
+    let dir = p.app.directory().await?;
+    let limits = p.app.config.signups;
+    let hour = 60 * 60;
+    if let Some(ip) = p.ip {
+        let key = throttle::key(&p.app.throttle_key(), "signup", &[&ip.to_string()]);
+        let limit = Limit {
+            events: limits.per_address,
+            window_secs: hour,
+        };
+        throttle::take(&dir, &key, limit, p.now).await?;
+    }
+    let region = throttle::key(&p.app.throttle_key(), "signup-region", &[]);
+    let limit = Limit {
+        events: limits.per_region,
+        window_secs: hour,
+    };
+    throttle::take(&dir, &region, limit, p.now).await?;
 
     let dek = DataKey {
         version: 1,
@@ -76,7 +96,6 @@ pub(crate) async fn sign_up<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply
     let ring = p.app.host.root_keys();
     let root = ring.current();
     let wrapped = root.wrap(clinic.as_str(), &dek, p.random());
-    let dir = p.app.directory().await?;
     dir.execute("BEGIN IMMEDIATE", vec![]).await?;
     let registered = async {
         clinics::insert(&dir, &clinic, p.now).await?;

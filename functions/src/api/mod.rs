@@ -101,7 +101,7 @@ pub(crate) fn fuzz_json_bodies(data: &[u8]) {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let h = &headers;
     let _ = parse::<auth::Login>(h, data);
-    let _ = parse::<auth::PasswordOnly>(h, data);
+    let _ = parse::<auth::TotpStart>(h, data);
     let _ = parse::<auth::ChangePassword>(h, data);
     let _ = parse::<clinic_data::Confirm>(h, data);
     let _ = parse::<clinics::SignUp>(h, data);
@@ -113,6 +113,7 @@ pub(crate) fn fuzz_json_bodies(data: &[u8]) {
     let _ = parse::<support::NewRequest>(h, data);
     let _ = parse::<users::NewUser>(h, data);
     let _ = parse::<users::UserPatch>(h, data);
+    let _ = parse::<users::Reset>(h, data);
     if let Some(d) = parse::<patients::Demographics>(h, data) {
         let _ = d.validated(NOW);
     }

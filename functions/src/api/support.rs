@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::host::{Conn, Host};
 use crate::ids::{kind, ClinicId};
 use crate::rbac::StaffRole;
+use crate::records::directory::throttle::Limit;
 use crate::records::directory::{access_requests, staff, support_sessions, throttle};
 use crate::request::actor::{Staff, SupportSession};
 use crate::request::auth::{platform_subject, STAFF_COOKIE};
@@ -31,6 +32,11 @@ use crate::web;
 const STAFF_SESSION_SECS: i64 = 60 * clock::MINUTE;
 /// A support session lasts this long from its start, whatever the activity.
 pub const SUPPORT_SESSION_SECS: i64 = 30 * clock::MINUTE;
+/// Access requests one support agent may file a day.
+const ACCESS_REQUESTS_PER_DAY: Limit = Limit {
+    events: 20,
+    window_secs: clock::DAY,
+};
 /// An approval not used within this long must be asked for again.
 const APPROVAL_VALID_SECS: i64 = clock::DAY;
 
@@ -122,7 +128,7 @@ pub(crate) async fn login<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> 
         return Err(ApiError::invalid("password", "too long"));
     }
     p.audit.platform = true;
-    let email = req.email.trim().to_lowercase();
+    let email = crate::validate::email_key(&req.email);
     let now = p.app.host.now();
     let dir = p.app.directory().await?;
     let account = throttle::key(&p.app.throttle_key(), "staff", &[&email]);
@@ -187,12 +193,15 @@ pub(crate) async fn create_request<H: Host>(o: &mut Open<'_, '_, H, Staff>) -> A
         .ok_or_else(|| ApiError::invalid("clinic", "not a clinic id"))?;
     let ticket = ticket(&req.ticket)?;
     let reason = crate::validate::text("reason", &req.reason, 500)?;
+    // A support agent asks a few clinics a day, not hundreds.
+    let dir = o.app.directory().await?;
+    let key = throttle::key(&o.app.throttle_key(), "access-requests", &[&staff_id]);
+    throttle::take(&dir, &key, ACCESS_REQUESTS_PER_DAY, o.now).await?;
     let mut s = o.enter(&clinic).await?;
     let id = s.new_id(kind::ACCESS_REQUEST);
     s.audit.about(Resource::AccessRequest(&id));
     s.audit.on_behalf_of = Some(format!("ticket:{ticket}"));
     let region_key = s.app.region_key().await?;
-    let dir = s.app.directory().await?;
     access_requests::insert(
         &dir,
         &region_key.platform,

@@ -3,7 +3,7 @@
 //! that user's next request, because every request reads role and status
 //! afresh.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::crypto::password;
@@ -35,6 +35,25 @@ pub(crate) struct UserPatch {
     role: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
     active: Option<Option<bool>>,
+}
+
+/// `POST /api/v1/users/{id}/reset`: what an owner resets of a colleague.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Reset {
+    /// A temporary password, to be changed at the next sign-in.
+    #[serde(default)]
+    password: bool,
+    /// TOTP removed: the user enrols again (a lost device).
+    #[serde(default)]
+    totp: bool,
+}
+
+/// The answer to a reset: the temporary password, shown once.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ResetDone {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temporary_password: Option<String>,
 }
 
 fn role(r: &str) -> ApiResult<Role> {
@@ -120,4 +139,40 @@ pub(crate) async fn update<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult
         sessions::end_all_of(s.db, &id, None, s.now).await?;
     }
     Reply::ok(users::load(s.db, &s.vault, &id).await?)
+}
+
+/// `POST /api/v1/users/{id}/reset`: an owner resets a colleague's password
+/// (a temporary one, to be changed before anything else) or TOTP (to be
+/// enrolled again); every session of theirs ends.
+pub(crate) async fn reset<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    let id = s.path_id(kind::USER)?;
+    let req: Reset = s.json()?;
+    if !req.password && !req.totp {
+        return Err(ApiError::bad_request(
+            "give `password`, `totp` or both as true",
+        ));
+    }
+    s.audit.about(Resource::User(&id));
+    if id == s.actor.id() {
+        return Err(ApiError::bad_request(
+            "your own password and TOTP are changed from your own session",
+        ));
+    }
+    users::load(s.db, &s.vault, &id).await?;
+    let mut done = ResetDone {
+        temporary_password: None,
+    };
+    if req.password {
+        let temporary = data_encoding::BASE32_NOPAD
+            .encode(&s.random::<15>())
+            .to_lowercase();
+        let hash = password::hash(&temporary, s.random());
+        users::set_password(s.db, &id, &hash, true, s.now).await?;
+        done.temporary_password = Some(temporary);
+    }
+    if req.totp {
+        users::reset_totp(s.db, &id, s.now).await?;
+    }
+    sessions::end_all_of(s.db, &id, None, s.now).await?;
+    Reply::ok(done)
 }

@@ -6,6 +6,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use unicode_normalization::UnicodeNormalization;
 
 use super::keys::{derive, DataKey, KeyBytes};
 
@@ -22,8 +23,11 @@ pub enum TermKind {
     Phone,
     NationalId,
     Email,
-    /// A client's idempotency key, with its user ([`crate::idempotency`]).
+    /// A client's idempotency key, with its user
+    /// ([`crate::request::idempotency`]).
     Idempotency,
+    /// A user and an address they signed in from.
+    KnownAddress,
 }
 
 impl TermKind {
@@ -35,6 +39,7 @@ impl TermKind {
             TermKind::NationalId => b"national-id",
             TermKind::Email => b"email",
             TermKind::Idempotency => b"idempotency-key",
+            TermKind::KnownAddress => b"known-address",
         }
     }
 }
@@ -61,8 +66,10 @@ impl BlindIndex {
     }
 }
 
-/// Lowercased words of a name (letters and digits; everything else separates).
+/// Lowercased words of a name in NFKC (letters and digits; everything else
+/// separates): full-width and presentation forms find their plain letters.
 pub fn name_words(name: &str) -> Vec<String> {
+    let name: String = name.nfkc().collect();
     let mut words: Vec<String> = name
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -73,14 +80,15 @@ pub fn name_words(name: &str) -> Vec<String> {
     words
 }
 
-/// Digits only: how phone numbers are compared.
+/// Digits only (after NFKC, so full-width digits count): how phone numbers
+/// are compared.
 pub fn phone_digits(phone: &str) -> String {
-    phone.chars().filter(char::is_ascii_digit).collect()
+    phone.nfkc().filter(char::is_ascii_digit).collect()
 }
 
-/// A national id without spaces and dashes, lowercased.
+/// A national id in NFKC without spaces and dashes, lowercased.
 pub fn national_id_norm(id: &str) -> String {
-    id.chars()
+    id.nfkc()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .flat_map(char::to_lowercase)
         .collect()

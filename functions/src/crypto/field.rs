@@ -6,6 +6,14 @@
 //! every version of a clinic's key: it seals under the newest and opens each
 //! value under the version it names, so a clinic key rotation needs no
 //! flag day (old values open until the sweep re-seals them).
+//!
+//! Lengths do not show: before sealing, a value is framed with its length
+//! and padded with zeros to a bucket ([`padded_len`]: 16 bytes, then the
+//! next power of two), so that `female` and `male`, or two names of
+//! similar length, seal to ciphertexts of one size (format 2, whose AAD
+//! names the format: a value cannot be passed off as the other format).
+//! Values sealed before padding (format 1) still open; the key sweep
+//! re-seals them.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -13,8 +21,47 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use super::keys::DataKey;
 use super::{push_lp, CryptoError};
 
-const FIELD_FORMAT: u8 = 1;
+/// Unpadded values, sealed before lengths were hidden: still opened.
+const FORMAT_UNPADDED: u8 = 1;
+/// Values framed with their length and padded to a bucket.
+const FORMAT_PADDED: u8 = 2;
 const HEADER: usize = 1 + 4 + 12;
+/// The smallest bucket: every short value (an enum, a date, a phone) seals
+/// to one size.
+const MIN_BUCKET: usize = 16;
+
+/// The size a value of `len` bytes is padded to, its 4-byte length frame
+/// included: 16, then the next power of two.
+pub fn padded_len(len: usize) -> usize {
+    (len + 4).max(MIN_BUCKET).next_power_of_two()
+}
+
+fn pad(plaintext: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::with_capacity(padded_len(plaintext.len()));
+    framed.extend_from_slice(&(plaintext.len() as u32).to_be_bytes());
+    framed.extend_from_slice(plaintext);
+    framed.resize(padded_len(plaintext.len()), 0);
+    framed
+}
+
+fn unpad(mut framed: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+    let len = framed
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes)
+        .ok_or(CryptoError)? as usize;
+    if len > framed.len() - 4 || framed[4 + len..].iter().any(|b| *b != 0) {
+        return Err(CryptoError);
+    }
+    framed.truncate(4 + len);
+    framed.drain(..4);
+    Ok(framed)
+}
+
+/// Whether a ciphertext predates padding (the sweep re-seals those).
+pub fn unpadded(sealed: &[u8]) -> bool {
+    sealed.first() == Some(&FORMAT_UNPADDED)
+}
 
 /// An encrypted column: where a ciphertext belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,14 +94,17 @@ impl std::fmt::Debug for FieldCipher {
 /// The key version a ciphertext names in its header (unauthenticated: it
 /// only chooses which key to try, or shows the sweep what to re-seal).
 pub fn sealed_version(sealed: &[u8]) -> Option<u32> {
-    if sealed.len() < HEADER || sealed[0] != FIELD_FORMAT {
+    if sealed.len() < HEADER || !matches!(sealed[0], FORMAT_UNPADDED | FORMAT_PADDED) {
         return None;
     }
     Some(u32::from_be_bytes(sealed[1..5].try_into().ok()?))
 }
 
-fn aad(clinic: &str, field: Field, row: &str, version: u32) -> Vec<u8> {
-    let mut aad = b"amanah.field.v1".to_vec();
+fn aad(format: u8, clinic: &str, field: Field, row: &str, version: u32) -> Vec<u8> {
+    let mut aad = match format {
+        FORMAT_UNPADDED => b"amanah.field.v1".to_vec(),
+        _ => b"amanah.field.v2".to_vec(),
+    };
     push_lp(&mut aad, clinic.as_bytes());
     push_lp(&mut aad, field.table.as_bytes());
     push_lp(&mut aad, field.column.as_bytes());
@@ -93,22 +143,23 @@ impl FieldCipher {
             .map(|(_, c)| c)
     }
 
-    /// `[format][key version][nonce][ciphertext+tag]`.
+    /// `[format][key version][nonce][ciphertext+tag]`, the plaintext framed
+    /// and padded to its bucket.
     pub fn seal(&self, field: Field, row: &str, plaintext: &[u8], nonce: [u8; 12]) -> Vec<u8> {
-        let aad = aad(&self.clinic, field, row, self.version);
+        let aad = aad(FORMAT_PADDED, &self.clinic, field, row, self.version);
         let ct = self
             .cipher(self.version)
             .expect("the sealing version is held")
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: plaintext,
+                    msg: &pad(plaintext),
                     aad: &aad,
                 },
             )
             .expect("AES-GCM encryption of a field cannot fail");
         let mut out = Vec::with_capacity(HEADER + ct.len());
-        out.push(FIELD_FORMAT);
+        out.push(FORMAT_PADDED);
         out.extend_from_slice(&self.version.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
@@ -121,8 +172,9 @@ impl FieldCipher {
         }
         let version = sealed_version(sealed).ok_or(CryptoError)?;
         let cipher = self.cipher(version).ok_or(CryptoError)?;
-        let aad = aad(&self.clinic, field, row, version);
-        cipher
+        let format = sealed[0];
+        let aad = aad(format, &self.clinic, field, row, version);
+        let plaintext = cipher
             .decrypt(
                 Nonce::from_slice(&sealed[5..HEADER]),
                 Payload {
@@ -130,7 +182,41 @@ impl FieldCipher {
                     aad: &aad,
                 },
             )
-            .map_err(|_| CryptoError)
+            .map_err(|_| CryptoError)?;
+        match format {
+            FORMAT_UNPADDED => Ok(plaintext),
+            _ => unpad(plaintext),
+        }
+    }
+
+    /// A value sealed the old way, without padding (tests of the sweep's
+    /// re-sealing, and of reading what older versions wrote).
+    #[doc(hidden)]
+    pub fn seal_unpadded(
+        &self,
+        field: Field,
+        row: &str,
+        plaintext: &[u8],
+        nonce: [u8; 12],
+    ) -> Vec<u8> {
+        let aad = aad(FORMAT_UNPADDED, &self.clinic, field, row, self.version);
+        let ct = self
+            .cipher(self.version)
+            .expect("the sealing version is held")
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .expect("AES-GCM encryption of a field cannot fail");
+        let mut out = Vec::with_capacity(HEADER + ct.len());
+        out.push(FORMAT_UNPADDED);
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
     }
 }
 
@@ -172,6 +258,38 @@ mod tests {
         // Without the old version, old values no longer open.
         let only_new = FieldCipher::new("pk_a", &dek(2, 4));
         assert_eq!(only_new.open(NAME, "pat_1", &ct1), Err(CryptoError));
+    }
+
+    #[test]
+    fn lengths_do_not_show_and_old_values_still_open() {
+        let c = cipher("pk_a", 3);
+        let sizes: Vec<usize> = ["female", "male", "other", "unknown"]
+            .iter()
+            .map(|s| c.seal(PHONE, "pat_1", s.as_bytes(), [1; 12]).len())
+            .collect();
+        assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
+        let a = c.seal(NAME, "pat_1", b"Ali Khan", [1; 12]).len();
+        let b = c.seal(NAME, "pat_1", b"Muhammad Ali", [1; 12]).len();
+        assert_eq!(a, b);
+        assert_eq!(padded_len(0), 16);
+        assert_eq!(padded_len(12), 16);
+        assert_eq!(padded_len(13), 32);
+        assert_eq!(padded_len(20_000), 32_768);
+        for text in [&b""[..], b"x", &[0u8; 40], "نام".as_bytes()] {
+            let sealed = c.seal(NAME, "pat_1", text, [2; 12]);
+            assert!(!unpadded(&sealed));
+            assert_eq!(c.open(NAME, "pat_1", &sealed).unwrap(), text);
+        }
+        let old = c.seal_unpadded(NAME, "pat_1", b"Ayesha", [3; 12]);
+        assert!(unpadded(&old));
+        assert_eq!(c.open(NAME, "pat_1", &old).unwrap(), b"Ayesha");
+        // The format byte is authenticated: relabelled, neither opens.
+        let mut relabelled = old.clone();
+        relabelled[0] = FORMAT_PADDED;
+        assert_eq!(c.open(NAME, "pat_1", &relabelled), Err(CryptoError));
+        let mut relabelled = c.seal(NAME, "pat_1", b"Ayesha", [4; 12]);
+        relabelled[0] = FORMAT_UNPADDED;
+        assert_eq!(c.open(NAME, "pat_1", &relabelled), Err(CryptoError));
     }
 
     #[test]

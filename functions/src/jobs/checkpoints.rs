@@ -242,3 +242,25 @@ async fn chains<H: Host>(
     }
     Ok(out)
 }
+
+/// The newest checkpoint of `chain` the host's store keeps that this
+/// region signed: (entry count, head hash). `None` where the host keeps no
+/// checkpoints, none is kept yet, or the store cannot be read (a caller
+/// then walks the whole chain).
+pub(crate) async fn newest<H: Host>(app: &App<H>, chain: &str) -> Option<(i64, Vec<u8>)> {
+    let store = app.host().checkpoints()?;
+    let region = &app.config().region.id;
+    let texts = store.load(region, chain).await.ok()?;
+    let key = app.region_key().await.ok()?;
+    texts
+        .iter()
+        .filter_map(|t| serde_json::from_str::<Checkpoint>(t).ok())
+        .filter(|c| c.chain == chain && c.check(&key).is_ok())
+        .max_by_key(|c| c.seq)
+        .and_then(|c| {
+            Some((
+                c.seq,
+                data_encoding::HEXLOWER.decode(c.head.as_bytes()).ok()?,
+            ))
+        })
+}

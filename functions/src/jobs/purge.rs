@@ -7,8 +7,10 @@
 //!   database is destroyed.
 //! - In every other clinic, patients deleted more than 30 days ago are
 //!   removed with every row that names them
-//!   ([`crate::records::naming_patients`]);
-//!   the audit chain keeps their opaque id and records the purge.
+//!   ([`crate::records::naming_patients`]: search terms, clinical record,
+//!   appointments, the stored answers of idempotent writes about them); the
+//!   audit chain keeps their opaque id and records the purge. Stored
+//!   answers past their day are dropped too.
 //!
 //! Where the store allows it the deleted bytes are scrubbed from the files
 //! too ([`crate::host::Host::scrub`]). A libSQL server keeps past pages in its
@@ -27,7 +29,7 @@ use crate::error::ApiResult;
 use crate::host::{Conn, Host};
 use crate::ids::ClinicId;
 use crate::records::directory::{clinic_keys, clinics};
-use crate::records::patients;
+use crate::records::{idempotency, patients};
 use crate::request::audit::system_entry;
 use crate::request::Resource;
 use crate::store;
@@ -102,6 +104,7 @@ impl<H: Host> App<H> {
     /// whether the clinic's files were scrubbed of them.
     async fn purge_patients(&self, clinic: &ClinicId, now: i64) -> ApiResult<(usize, bool)> {
         let db = self.clinic_conn(clinic, false, true).await?;
+        idempotency::expire(&db, now - idempotency::KEPT_SECS).await?;
         let due = patients::due_for_purge(&db, now).await?;
         if due.is_empty() {
             return Ok((0, true));

@@ -12,8 +12,10 @@
 //! per transaction (each with its audit entry, `clinic.key_sweep`), every
 //! field whose ciphertext names an older version is opened and sealed again
 //! under the current one, and a re-sealed patient's search terms and a
-//! re-sealed user's email term are rebuilt. It is idempotent (a value already
-//! under the current version is skipped by its header, without decrypting),
+//! re-sealed user's email term are rebuilt. Values sealed before padding
+//! (`crypto::field`) are re-sealed the same way, once per clinic. It is
+//! idempotent (a padded value already under the current version is
+//! skipped by its header, without decrypting),
 //! so an interrupted sweep is simply run again. When a count finds nothing
 //! left under an older version, the directory records the clinic as swept.
 //! `amanah keys rotate-clinic` runs it at once; every host's scheduled
@@ -205,9 +207,9 @@ impl<H: Host> App<H> {
             }
             let stale: Vec<usize> = (0..columns.len())
                 .filter(|&i| {
-                    values[i]
-                        .as_deref()
-                        .is_some_and(|b| field::sealed_version(b) != Some(target))
+                    values[i].as_deref().is_some_and(|b| {
+                        field::sealed_version(b) != Some(target) || field::unpadded(b)
+                    })
                 })
                 .collect();
             if stale.is_empty() {

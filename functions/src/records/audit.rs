@@ -311,9 +311,96 @@ pub async fn verify_marked<C: Conn>(
     conn: &C,
     marks: &[i64],
 ) -> ApiResult<(Verification, BTreeMap<i64, Vec<u8>>)> {
+    walk(conn, 1, GENESIS.to_vec(), marks).await
+}
+
+/// [`verify`] from a checkpoint: entry `seq` must still hash to `head` (the
+/// chain's head a signed checkpoint saw), and every entry after it must
+/// link up; the entries before are the checkpoint's word. A chain cut
+/// below `seq` is broken at the first missing entry.
+pub async fn verify_since<C: Conn>(conn: &C, seq: i64, head: &[u8]) -> ApiResult<Verification> {
+    if seq == 0 {
+        return Ok(walk(conn, 1, GENESIS.to_vec(), &[]).await?.0);
+    }
+    let rows = conn
+        .query(
+            &format!("SELECT {COLUMNS} FROM audit WHERE seq <= ?1 ORDER BY seq DESC LIMIT 1"),
+            vec![seq.into()],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(Verification::Broken { first_bad_seq: 1 });
+    };
+    let found = row.int(0)?;
+    if found != seq {
+        return Ok(Verification::Broken {
+            first_bad_seq: found + 1,
+        });
+    }
+    let prev = row.opt_blob(11)?.unwrap_or_default();
+    let hash = chain_hash_owned(&prev, &stored_of(row)?);
+    if hash.as_slice() != head || row.opt_blob(12)?.as_deref() != Some(head) {
+        return Ok(Verification::Broken { first_bad_seq: seq });
+    }
+    Ok(walk(conn, seq + 1, head.to_vec(), &[]).await?.0)
+}
+
+/// The stored columns of an entry's row (of [`COLUMNS`]).
+fn stored_of(row: &Row) -> ApiResult<Owned> {
+    let texts: Vec<Option<String>> = [1, 2, 3, 4, 5, 6, 7, 10]
+        .iter()
+        .map(|&i| row.opt_text(i))
+        .collect::<ApiResult<_>>()?;
+    Ok(Owned {
+        seq: row.int(0)?,
+        texts,
+        reason: row.opt_blob(8)?,
+        ip: row.opt_blob(9)?,
+    })
+}
+
+/// A row's stored columns, owned.
+struct Owned {
+    seq: i64,
+    /// at, actor, role, on_behalf_of, action, resource, patient_id, outcome
+    texts: Vec<Option<String>>,
+    reason: Option<Vec<u8>>,
+    ip: Option<Vec<u8>>,
+}
+
+impl Owned {
+    fn stored(&self) -> Stored<'_> {
+        let t = |i: usize| self.texts[i].as_deref();
+        Stored {
+            seq: self.seq,
+            at: t(0).unwrap_or(""),
+            actor: t(1).unwrap_or(""),
+            role: t(2),
+            on_behalf_of: t(3),
+            action: t(4).unwrap_or(""),
+            resource: t(5),
+            patient_id: t(6),
+            reason: self.reason.as_deref(),
+            ip: self.ip.as_deref(),
+            outcome: t(7).unwrap_or(""),
+        }
+    }
+}
+
+fn chain_hash_owned(prev: &[u8], o: &Owned) -> [u8; 32] {
+    chain_hash(prev, &o.stored())
+}
+
+/// Walks the chain from entry `from`, which must follow `prev`; the hashes
+/// at `marks` noted.
+async fn walk<C: Conn>(
+    conn: &C,
+    from: i64,
+    mut prev: Vec<u8>,
+    marks: &[i64],
+) -> ApiResult<(Verification, BTreeMap<i64, Vec<u8>>)> {
     let mut at_marks = BTreeMap::new();
-    let mut expected_seq = 1i64;
-    let mut prev = GENESIS.to_vec();
+    let mut expected_seq = from;
     loop {
         let rows = conn
             .query(
@@ -334,26 +421,9 @@ pub async fn verify_marked<C: Conn>(
                     at_marks,
                 ));
             }
-            let (reason, ip) = (row.opt_blob(8)?, row.opt_blob(9)?);
-            let texts: Vec<Option<String>> = [1, 2, 3, 4, 5, 6, 7, 10]
-                .iter()
-                .map(|&i| row.opt_text(i))
-                .collect::<ApiResult<_>>()?;
-            let stored = Stored {
-                seq,
-                at: texts[0].as_deref().unwrap_or(""),
-                actor: texts[1].as_deref().unwrap_or(""),
-                role: texts[2].as_deref(),
-                on_behalf_of: texts[3].as_deref(),
-                action: texts[4].as_deref().unwrap_or(""),
-                resource: texts[5].as_deref(),
-                patient_id: texts[6].as_deref(),
-                reason: reason.as_deref(),
-                ip: ip.as_deref(),
-                outcome: texts[7].as_deref().unwrap_or(""),
-            };
+            let stored = stored_of(row)?;
             let (stored_prev, stored_hash) = (row.opt_blob(11)?, row.opt_blob(12)?);
-            let hash = chain_hash(&prev, &stored);
+            let hash = chain_hash_owned(&prev, &stored);
             if stored_prev.as_deref() != Some(prev.as_slice())
                 || stored_hash.as_deref() != Some(hash.as_slice())
             {

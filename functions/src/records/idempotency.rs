@@ -17,9 +17,10 @@ use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "idempotency",
-    schema: &[(
-        5,
-        r#"
+    schema: &[
+        (
+            5,
+            r#"
 CREATE TABLE idempotency (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -28,16 +29,29 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_created ON idempotency(created_at);
 "#,
-    )],
+        ),
+        // The patient a stored answer is about, so that the purge of a
+        // patient removes the answers that hold their demographics.
+        (
+            6,
+            r#"
+ALTER TABLE idempotency ADD COLUMN patient_id TEXT;
+CREATE INDEX idempotency_patient ON idempotency(patient_id);
+"#,
+        ),
+    ],
     row_key: "id",
     columns: &[col("reply", SealedSecret)],
     export: false,
     counted: false,
-    patient: None,
+    patient: Some("patient_id"),
     reindex: None,
 };
 
 const REPLY: Field = Field::new("idempotency", "reply");
+
+/// How long an answer is kept.
+pub const KEPT_SECS: i64 = 24 * 60 * 60;
 
 /// The stored answer (its JSON text) under `term` (a user's key), if one
 /// was kept after `since`; asked under every key version the clinic holds.
@@ -71,13 +85,15 @@ pub(crate) async fn find<C: Conn>(
     Ok(Some(v.open(REPLY, &id, &row.blob(1)?)?))
 }
 
-/// Keeps an answer under `term` and drops answers kept at or before
-/// `expired` (queued, in the request's transaction).
+/// Keeps an answer under `term`, naming the patient it is about, and drops
+/// answers kept at or before `expired` (queued, in the request's
+/// transaction).
 pub(crate) async fn keep<C: Conn>(
     db: &C,
     v: &Vault<'_>,
     term: &str,
     answer: &str,
+    patient: Option<&str>,
     now: i64,
     expired: i64,
 ) -> ApiResult<()> {
@@ -88,13 +104,25 @@ pub(crate) async fn keep<C: Conn>(
     )
     .await?;
     db.execute_later(
-        "INSERT INTO idempotency (id, created_at, reply) VALUES (?1, ?2, ?3)",
+        "INSERT INTO idempotency (id, created_at, reply, patient_id) VALUES (?1, ?2, ?3, ?4)",
         vec![
             id.clone().into(),
             now.into(),
             v.seal(REPLY, &id, answer).into(),
+            patient.into(),
         ],
     )
     .await?;
     Ok(())
+}
+
+/// Drops the answers kept at or before `expired` (the scheduled work, so
+/// that a clinic with no more keyed writes still forgets them); how many.
+pub(crate) async fn expire<C: Conn>(db: &C, expired: i64) -> ApiResult<u64> {
+    Ok(db
+        .execute(
+            "DELETE FROM idempotency WHERE created_at <= ?1",
+            vec![expired.into()],
+        )
+        .await?)
 }

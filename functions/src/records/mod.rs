@@ -21,6 +21,7 @@ pub(crate) mod clinic;
 pub(crate) mod clinical;
 pub(crate) mod directory;
 pub(crate) mod idempotency;
+pub(crate) mod known_addresses;
 pub(crate) mod patients;
 pub(crate) mod role_settings;
 pub(crate) mod sessions;
@@ -46,6 +47,7 @@ pub const CLINIC: &[&Table] = &[
     &clinical::NOTES.table,
     &appointments::TABLE,
     &idempotency::TABLE,
+    &known_addresses::TABLE,
     &audit::TABLE,
 ];
 

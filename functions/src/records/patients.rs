@@ -344,6 +344,9 @@ pub(crate) async fn page<C: Conn>(
     let filter = match search {
         None => String::new(),
         Some(s) => {
+            // Full-width digits and letters are the same search (NFKC).
+            let s = crate::validate::nfkc(s);
+            let s = s.as_str();
             let mut alternatives = Vec::new();
             let mut exact = Vec::new();
             // One patient's terms are all under one key version (a write

@@ -68,13 +68,16 @@ pub(crate) struct Live {
     pub mfa_enabled: bool,
     /// The clinic's setting for the user's role, if any.
     pub role_setting: Option<String>,
+    /// An owner reset the password: it must be changed first.
+    pub password_change_required: bool,
 }
 
 /// The statement reading a session with its user and role setting, for the
 /// request's first batch: see [`live_from_rows`].
 pub(crate) fn live(session: &str) -> Statement {
     (
-        "SELECT s.user_id, s.last_seen, s.expires_at, s.revoked_at, u.role, u.active, u.mfa_enabled, r.permissions \
+        "SELECT s.user_id, s.last_seen, s.expires_at, s.revoked_at, u.role, u.active, u.mfa_enabled, r.permissions, \
+         u.password_change_required \
          FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN role_settings r ON r.role = u.role \
          WHERE s.id = ?1 AND s.kind = 'session'"
             .to_owned(),
@@ -94,6 +97,7 @@ pub(crate) fn live_from_rows(rows: &[Row]) -> ApiResult<Option<Live>> {
                 active: row.int(5)? == 1,
                 mfa_enabled: row.int(6)? == 1,
                 role_setting: row.opt_text(7)?,
+                password_change_required: row.int(8)? == 1,
             })
         })
         .transpose()

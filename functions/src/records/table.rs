@@ -147,11 +147,15 @@ impl Table {
     }
 
     /// How many sealed values name another data key version than `target`
-    /// in their header.
+    /// in their header, or predate padding (format 1).
     pub fn sealed_under_other(&self, target: u32) -> Statement {
         let stale = self
             .swept_columns()
-            .map(|c| format!("({c} IS NOT NULL AND substr({c}, 2, 4) <> ?1)"))
+            .map(|c| {
+                format!(
+                    "({c} IS NOT NULL AND (substr({c}, 2, 4) <> ?1 OR substr({c}, 1, 1) = X'01'))"
+                )
+            })
             .collect::<Vec<_>>()
             .join(" + ");
         (

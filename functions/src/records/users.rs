@@ -19,9 +19,10 @@ use crate::store::RowExt;
 
 pub const TABLE: Table = Table {
     name: "users",
-    schema: &[(
-        1,
-        r#"
+    schema: &[
+        (
+            1,
+            r#"
 CREATE TABLE users (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -39,7 +40,18 @@ CREATE TABLE users (
     updated_at INTEGER NOT NULL
 );
 "#,
-    )],
+        ),
+        // Wrong TOTP codes since the user's last sign-in (shown at the next
+        // one); a password an owner reset must be changed before anything
+        // else.
+        (
+            6,
+            r#"
+ALTER TABLE users ADD COLUMN mfa_failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN password_change_required INTEGER NOT NULL DEFAULT 0;
+"#,
+        ),
+    ],
     row_key: "id",
     columns: &[
         col("id", Text),
@@ -287,12 +299,14 @@ pub(crate) struct Profile {
     pub email: String,
     pub role: String,
     pub mfa_enabled: bool,
+    pub password_change_required: bool,
 }
 
 /// The statement reading a profile, for a batch: see [`profile_from_rows`].
 pub(crate) fn profile(id: &str) -> Statement {
     (
-        "SELECT name, email, role, mfa_enabled FROM users WHERE id = ?1".to_owned(),
+        "SELECT name, email, role, mfa_enabled, password_change_required FROM users WHERE id = ?1"
+            .to_owned(),
         vec![id.into()],
     )
 }
@@ -306,6 +320,7 @@ pub(crate) fn profile_from_rows(v: &Vault<'_>, id: &str, rows: &[Row]) -> ApiRes
         email: v.open(EMAIL, id, &u.blob(1)?)?,
         role: u.text(2)?,
         mfa_enabled: u.int(3)? == 1,
+        password_change_required: u.int(4)? == 1,
     })
 }
 
@@ -326,14 +341,57 @@ pub(crate) async fn credentials<C: Conn>(
         .transpose()
 }
 
-/// Sets a new password hash.
-pub(crate) async fn set_password<C: Conn>(db: &C, id: &str, hash: &str, now: i64) -> ApiResult<()> {
+/// Sets a new password hash; `temporary`: an owner's reset, to be changed
+/// at the user's next sign-in.
+pub(crate) async fn set_password<C: Conn>(
+    db: &C,
+    id: &str,
+    hash: &str,
+    temporary: bool,
+    now: i64,
+) -> ApiResult<()> {
     db.execute(
-        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-        vec![id.into(), hash.into(), now.into()],
+        "UPDATE users SET password_hash = ?2, password_change_required = ?3, updated_at = ?4 WHERE id = ?1",
+        vec![id.into(), hash.into(), temporary.into(), now.into()],
     )
     .await?;
     Ok(())
+}
+
+/// Removes a user's TOTP (an owner's reset): they enrol again.
+pub(crate) async fn reset_totp<C: Conn>(db: &C, id: &str, now: i64) -> ApiResult<()> {
+    db.execute(
+        "UPDATE users SET mfa_enabled = 0, totp_secret = NULL, totp_pending = NULL, totp_last_step = NULL, \
+         mfa_failures = 0, updated_at = ?2 WHERE id = ?1",
+        vec![id.into(), now.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The TOTP secret in force and the last step a code was used at, if the
+/// user has enrolled.
+pub(crate) async fn totp_in_force<C: Conn>(
+    db: &C,
+    v: &Vault<'_>,
+    id: &str,
+) -> ApiResult<Option<(Vec<u8>, Option<i64>)>> {
+    let rows = db
+        .query(
+            "SELECT totp_secret, totp_last_step FROM users WHERE id = ?1 AND mfa_enabled = 1",
+            vec![id.into()],
+        )
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let Some(sealed) = r.opt_blob(0)? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        v.open_bytes(TOTP_SECRET, id, &sealed)?,
+        r.opt_int(1)?,
+    )))
 }
 
 /// Keeps a TOTP secret being enrolled (not yet in force).
@@ -396,11 +454,22 @@ pub(crate) async fn confirm_totp<C: Conn>(
     Ok(())
 }
 
-/// Records the step of a used TOTP code (no code is accepted twice).
+/// Records the step of a used TOTP code (no code is accepted twice) and
+/// forgets the wrong codes before it (the user has been told of them).
 pub(crate) async fn use_totp_step<C: Conn>(db: &C, id: &str, step: i64) -> ApiResult<()> {
     db.execute_later(
-        "UPDATE users SET totp_last_step = ?2 WHERE id = ?1",
+        "UPDATE users SET totp_last_step = ?2, mfa_failures = 0 WHERE id = ?1",
         vec![id.into(), step.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Counts a wrong TOTP code against the user (queued).
+pub(crate) async fn count_totp_failure<C: Conn>(db: &C, id: &str) -> ApiResult<()> {
+    db.execute_later(
+        "UPDATE users SET mfa_failures = mfa_failures + 1 WHERE id = ?1",
+        vec![id.into()],
     )
     .await?;
     Ok(())
@@ -412,7 +481,8 @@ pub(crate) struct TotpAccount {
     pub active: bool,
     pub secret: Option<Vec<u8>>,
     pub last_step: Option<i64>,
-    pub email: String,
+    /// Wrong codes since the user's last sign-in.
+    pub failures: i64,
 }
 
 /// The TOTP step's view of a user, decrypted.
@@ -430,12 +500,13 @@ pub(crate) fn totp_account(
             .map(|s| v.open_bytes(TOTP_SECRET, id, &s))
             .transpose()?,
         last_step: r.opt_int(first + 3)?,
-        email: v.open(EMAIL, id, &r.blob(first + 4)?)?,
+        failures: r.int(first + 4)?,
     })
 }
 
 /// The columns [`totp_account`] reads, prefixed `u.`.
-pub(crate) const TOTP_COLUMNS: &str = "u.role, u.active, u.totp_secret, u.totp_last_step, u.email";
+pub(crate) const TOTP_COLUMNS: &str =
+    "u.role, u.active, u.totp_secret, u.totp_last_step, u.mfa_failures";
 
 /// Parses a stored role.
 pub(crate) fn parse_role(text: &str) -> ApiResult<Role> {

@@ -19,6 +19,8 @@ pub(crate) struct UserSession {
     pub mfa_enabled: bool,
     /// What the role holds in this clinic, as of this request.
     pub grants: Grants,
+    /// An owner reset the password: it must be changed first.
+    pub password_change_required: bool,
     pub token: String,
 }
 
@@ -92,6 +94,11 @@ impl Actor {
             Actor::Support(_) => rbac::support(),
             Actor::Staff(_) => Grants::default(),
         }
+    }
+
+    /// A user whose password an owner reset, who has not changed it yet.
+    pub fn password_change_due(&self) -> bool {
+        matches!(self, Actor::User(u) if u.password_change_required)
     }
 
     /// An owner or doctor who has not enrolled TOTP yet.

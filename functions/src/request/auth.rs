@@ -50,9 +50,10 @@ pub(crate) async fn session<H: Host>(
         &t.db,
         &mut t.head,
         audited,
-        sessions::live(&subject.session),
+        vec![sessions::live(&subject.session)],
     )
     .await?;
+    let rows = rows.into_iter().next().unwrap_or_default();
     let row = sessions::live_from_rows(&rows)?.ok_or_else(ApiError::unauthenticated)?;
     let live = row.user_id == subject.user
         && !row.revoked
@@ -76,6 +77,7 @@ pub(crate) async fn session<H: Host>(
         expires_at: row.expires_at,
         mfa_enabled: row.mfa_enabled,
         grants: rbac::effective(row.role, row.role_setting.as_deref()),
+        password_change_required: row.password_change_required,
         token,
     }))
 }

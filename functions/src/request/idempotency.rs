@@ -45,7 +45,7 @@ pub const REPLAYED: &str = "idempotent-replayed";
 /// Longest key accepted.
 pub const MAX_LEN: usize = 128;
 /// How long a key's answer is kept.
-pub const TTL_SECS: i64 = 24 * 60 * 60;
+pub const TTL_SECS: i64 = idempotency::KEPT_SECS;
 
 /// A client's key, checked: 1 to [`MAX_LEN`] visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +169,16 @@ pub(crate) async fn remember<H: Host>(
     };
     let json = serde_json::to_string(&stored)
         .map_err(|e| ApiError::internal(format!("serialise: {e}")))?;
-    idempotency::keep(db, v, &key.term(user), &json, cx.now, cx.now - TTL_SECS).await
+    idempotency::keep(
+        db,
+        v,
+        &key.term(user),
+        &json,
+        cx.audit.patient_id.as_deref(),
+        cx.now,
+        cx.now - TTL_SECS,
+    )
+    .await
 }
 
 #[cfg(test)]

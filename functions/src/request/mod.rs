@@ -12,11 +12,12 @@ pub(crate) mod ctx;
 pub(crate) mod guards;
 pub(crate) mod idempotency;
 pub(crate) mod pipeline;
+pub mod rate;
 pub(crate) mod render;
 pub(crate) mod scope;
 pub(crate) mod session;
+pub(crate) mod sign_in;
 
 pub(crate) use audit::Resource;
-pub(crate) use ctx::Ctx;
 pub(crate) use render::Reply;
 pub(crate) use scope::{ClinicScope, Open};

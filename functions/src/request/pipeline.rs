@@ -18,6 +18,7 @@ use crate::body::Body;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::export;
 use crate::host::{Conn, Host};
+use crate::ids::{self, kind};
 use crate::records::{audit, Vault};
 use crate::route::Access;
 use crate::store;
@@ -92,6 +93,14 @@ impl<'a, H: Host> Request<'a, H> {
         if self.cx.body.len() > web::MAX_BODY {
             return Err(web::too_large());
         }
+        let limits = self.cx.app.config.requests;
+        let now = self.cx.app.host.now() as f64;
+        if let Some(ip) = self.cx.ip {
+            self.cx
+                .app
+                .buckets
+                .take(format!("a:{ip}"), limits.per_address, now)?;
+        }
         self.cx.reason = guards::access_reason(&self.cx.headers)?;
         guards::same_origin_only(&self.cx.headers)?;
         if idempotency::applies(route) {
@@ -110,11 +119,29 @@ impl<'a, H: Host> Request<'a, H> {
                 let actor = self
                     .actor
                     .insert(auth::session(&mut self.cx, &mut self.tenant).await?);
+                if !route.mfa_exempt() && actor.password_change_due() {
+                    return Err(ApiError::new(
+                        Code::PasswordChangeRequired,
+                        "an owner reset your password: choose a new one first",
+                    ));
+                }
                 if !route.mfa_exempt() && actor.enrolment_due() {
                     return Err(ApiError::new(
                         Code::MfaEnrollmentRequired,
                         "owners and doctors must set up two-factor authentication first",
                     ));
+                }
+                // A refusal of a patient's record names the patient too, so
+                // that it is on their timeline.
+                if route.path.starts_with("/api/v1/patients/{id}") {
+                    if let Some(p) = self
+                        .cx
+                        .params
+                        .first()
+                        .filter(|p| ids::is_id(kind::PATIENT, p))
+                    {
+                        self.cx.audit.patient_id = Some(p.clone());
+                    }
                 }
                 if let Access::Permission(perm) = route.access {
                     if !actor.grants().contains(perm) {
@@ -138,6 +165,13 @@ impl<'a, H: Host> Request<'a, H> {
                     ));
                 }
             }
+        }
+        if let Some(actor) = &self.actor {
+            let clinic = self.tenant.as_ref().map_or("platform", |t| t.id.as_str());
+            self.cx
+                .app
+                .buckets
+                .take(format!("u:{clinic}:{}", actor.id()), limits.per_user, now)?;
         }
         if let Some(key) = self.idempotency.clone() {
             if let (Some(t), Some(a)) = (&self.tenant, &self.actor) {

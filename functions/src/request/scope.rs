@@ -40,28 +40,36 @@ pub(crate) struct Tenant<H: Host> {
 }
 
 impl<H: Host> Tenant<H> {
-    /// A query of the request's first look at the clinic database, sent with
-    /// the read of the audit chain's head when the route will append an
-    /// entry (`audited`): one round trip instead of two.
+    /// The queries of the request's first look at the clinic database, sent
+    /// with the read of the audit chain's head when the route will append
+    /// an entry (`audited`): one round trip for all. Each query's rows, in
+    /// order.
     pub(crate) async fn query_with_audit_head(
         db: &H::Conn,
         head: &mut Option<Head>,
         audited: bool,
-        (sql, params): Statement,
-    ) -> ApiResult<Vec<Row>> {
-        if !audited || head.is_some() {
-            return Ok(db.query(&sql, params).await?);
+        mut statements: Vec<Statement>,
+    ) -> ApiResult<Vec<Vec<Row>>> {
+        let n = statements.len();
+        let read_head = audited && head.is_none();
+        if read_head {
+            statements.push((audit::HEAD_SQL.to_owned(), Vec::new()));
         }
-        let mut results = db
-            .query_many(vec![
-                (sql, params),
-                (audit::HEAD_SQL.to_owned(), Vec::new()),
-            ])
-            .await?
-            .into_iter();
-        let rows = results.next().unwrap_or_default();
-        *head = Some(Head::from_rows(&results.next().unwrap_or_default())?);
-        Ok(rows)
+        let mut results = if read_head || n > 1 {
+            db.query_many(statements).await?
+        } else {
+            let mut one = Vec::with_capacity(1);
+            for (sql, params) in statements {
+                one.push(db.query(&sql, params).await?);
+            }
+            one
+        };
+        if read_head {
+            let rows = results.pop().unwrap_or_default();
+            *head = Some(Head::from_rows(&rows)?);
+        }
+        results.resize_with(n, Vec::new);
+        Ok(results)
     }
 }
 
@@ -173,15 +181,15 @@ impl<'s, 'a: 's, H: Host, A> ClinicScope<'s, 'a, H, A> {
         }
     }
 
-    /// A query sent with the read of the audit chain's head, if this
+    /// Queries sent with the read of the audit chain's head, if this
     /// request's route is audited and the head is not read yet (one round
-    /// trip for both).
+    /// trip for all); each query's rows.
     pub(crate) async fn query_with_audit_head(
         &mut self,
-        statement: Statement,
-    ) -> ApiResult<Vec<Row>> {
+        statements: Vec<Statement>,
+    ) -> ApiResult<Vec<Vec<Row>>> {
         let audited = self.cx.route.audit.is_some();
-        Tenant::<H>::query_with_audit_head(self.db, self.head, audited, statement).await
+        Tenant::<H>::query_with_audit_head(self.db, self.head, audited, statements).await
     }
 }
 

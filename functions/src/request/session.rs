@@ -1,22 +1,17 @@
 //! A session as the API shows it (`GET /api/v1/auth/session`, and the
 //! answers of sign-in and of a support session's start), for either kind of
-//! clinic actor; and the re-check of a signed-in user's password before a
-//! sensitive change, throttled like sign-in.
+//! clinic actor.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::clock;
-use crate::crypto::password;
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::ApiResult;
 use crate::host::{Conn, Host};
-use crate::ids::ClinicId;
 use crate::records::clinic::{self, ClinicSummary};
-use crate::records::directory::throttle;
 use crate::records::users;
 
 use super::actor::SupportSession;
-use super::ctx::Ctx;
 use super::scope::ClinicScope;
 
 /// A live session as `GET /api/v1/auth/session` shows it.
@@ -31,6 +26,10 @@ pub(crate) struct SessionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_expires_at: Option<String>,
     pub impersonation: Option<ImpersonationView>,
+    /// Set on the answer of a sign-in when something happened to the
+    /// account since the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<SignInNotice>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -43,6 +42,17 @@ pub(crate) struct SessionUser {
     pub role: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mfa_enabled: Option<bool>,
+    /// An owner reset the password: it must be changed before anything
+    /// else (clinic users only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_change_required: Option<bool>,
+}
+
+/// What the user should know on signing in.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SignInNotice {
+    /// Wrong TOTP codes entered for this account since its last sign-in.
+    pub failed_codes: i64,
 }
 
 /// Set when platform support acts in the clinic under an approved ticket.
@@ -81,11 +91,13 @@ pub(crate) async fn user_view<H: Host, A>(
             email: Some(u.email),
             role: u.role,
             mfa_enabled: Some(u.mfa_enabled),
+            password_change_required: Some(u.password_change_required),
         },
         clinic: clinic::from_rows(&s.vault, &clinic)?.summary,
         expires_at: clock::rfc3339(expires_at),
         idle_expires_at: Some(clock::rfc3339(idle_end)),
         impersonation: None,
+        notice: None,
     })
 }
 
@@ -103,6 +115,7 @@ pub(crate) async fn support_view<H: Host, A>(
             email: None,
             role: "support".into(),
             mfa_enabled: None,
+            password_change_required: None,
         },
         clinic: clinic.summary,
         expires_at: clock::rfc3339(support.expires_at),
@@ -112,40 +125,6 @@ pub(crate) async fn support_view<H: Host, A>(
             ticket: support.ticket.clone(),
             expires_at: clock::rfc3339(support.expires_at),
         }),
+        notice: None,
     })
-}
-
-/// The throttling counter of one account (clinic and email).
-pub(crate) fn account_key<H: Host>(cx: &Ctx<'_, H>, clinic: &ClinicId, email: &str) -> Vec<u8> {
-    throttle::key(&cx.app.throttle_key(), "account", &[clinic.as_str(), email])
-}
-
-/// The throttling counter of the client's address, if the host knows it.
-pub(crate) fn address_key<H: Host>(cx: &Ctx<'_, H>) -> Option<Vec<u8>> {
-    cx.ip
-        .map(|ip| throttle::key(&cx.app.throttle_key(), "address", &[&ip.to_string()]))
-}
-
-/// Checks the signed-in user's password again (throttled like sign-in);
-/// returns the user's email. `field` names the body's field at fault.
-pub(crate) async fn recheck_password<H: Host, A>(
-    s: &mut ClinicScope<'_, '_, H, A>,
-    user_id: &str,
-    password_text: &str,
-    field: &str,
-) -> ApiResult<String> {
-    if password_text.len() > password::MAX_INPUT {
-        return Err(ApiError::invalid(field, "too long"));
-    }
-    let (hash, email) = users::credentials(s.db, &s.vault, user_id)
-        .await?
-        .ok_or_else(ApiError::unauthenticated)?;
-    let dir = s.app.directory().await?;
-    let account = account_key(s, s.clinic, &email);
-    throttle::check(&dir, std::slice::from_ref(&account), s.now).await?;
-    if !password::verify(password_text, &hash) {
-        throttle::fail(&dir, &account, throttle::ACCOUNT, s.now).await?;
-        return Err(ApiError::new(Code::Unauthenticated, "wrong password"));
-    }
-    Ok(email)
 }

@@ -29,6 +29,14 @@ CREATE TABLE clinics (
 ALTER TABLE clinics ADD COLUMN swept_version INTEGER NOT NULL DEFAULT 1;
 "#,
         ),
+        // Whether every sealed value of the clinic is padded (see
+        // `crypto::field`); clinics from before padding are swept once.
+        (
+            4,
+            r#"
+ALTER TABLE clinics ADD COLUMN padded INTEGER NOT NULL DEFAULT 0;
+"#,
+        ),
     ],
     row_key: "id",
     columns: &[],
@@ -103,7 +111,7 @@ pub(crate) async fn get<C: Conn>(dir: &C, clinic: &ClinicId) -> ApiResult<Option
 /// key in the same transaction).
 pub(crate) async fn insert<C: Conn>(dir: &C, clinic: &ClinicId, now: i64) -> ApiResult<()> {
     dir.execute(
-        "INSERT INTO clinics (id, status, created_at, key_version) VALUES (?1, 'active', ?2, 1)",
+        "INSERT INTO clinics (id, status, created_at, key_version, padded) VALUES (?1, 'active', ?2, 1, 1)",
         vec![clinic.as_str().into(), now.into()],
     )
     .await?;
@@ -166,22 +174,23 @@ pub(crate) async fn set_key_version<C: Conn>(
     Ok(())
 }
 
-/// Records that everything of the clinic is sealed under `version`, if
-/// that is still its current version.
+/// Records that everything of the clinic is sealed, padded, under
+/// `version`, if that is still its current version.
 pub(crate) async fn set_swept<C: Conn>(dir: &C, clinic: &ClinicId, version: u32) -> ApiResult<()> {
     dir.execute(
-        "UPDATE clinics SET swept_version = ?2 WHERE id = ?1 AND key_version = ?2",
+        "UPDATE clinics SET swept_version = ?2, padded = 1 WHERE id = ?1 AND key_version = ?2",
         vec![clinic.as_str().into(), i64::from(version).into()],
     )
     .await?;
     Ok(())
 }
 
-/// Active clinics whose last rotation's sweep is unfinished.
+/// Active clinics whose last rotation's sweep is unfinished, or with
+/// values sealed before padding.
 pub(crate) async fn unswept<C: Conn>(dir: &C) -> ApiResult<Vec<ClinicId>> {
     let rows = dir
         .query(
-            "SELECT id FROM clinics WHERE status = 'active' AND swept_version < key_version ORDER BY id",
+            "SELECT id FROM clinics WHERE status = 'active' AND (swept_version < key_version OR padded = 0) ORDER BY id",
             vec![],
         )
         .await?;
