@@ -170,8 +170,16 @@ fn sqld_checkpoints_catch_a_truncated_chain() {
         &clinic,
         &format!("DELETE FROM audit WHERE seq > {}", signed_at - 2),
     );
+    // The API's verification starts at the host's own newest checkpoint:
+    // it catches the cut as well when that store (the Worker's bucket, the
+    // Spin host has none) holds one past it, which a scheduled run of
+    // another test may have signed; otherwise the shorter chain links up
+    // by itself. The operator's checkpoints catch it either way.
     let api = owner.get("/api/v1/audit/verify");
-    assert_eq!(api.body["ok"], true, "{}", api.body);
+    assert_eq!(api.status, 200, "{}", api.body);
+    if api.body["ok"] == false {
+        assert!(api.body["first_bad_seq"].as_i64().is_some(), "{}", api.body);
+    }
     let v = audit("verify", &["--clinic", &clinic.id]);
     assert!(!v.ok, "a truncated chain verified: {}", v.json);
     let problems = chain(&v.json, &clinic.id)["problems"].to_string();
