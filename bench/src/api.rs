@@ -84,6 +84,43 @@ impl Api {
         Ok((status, raw))
     }
 
+    /// A GET with extra headers; the status, one answer header's value
+    /// (`want_header`) and the body.
+    pub fn get_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        want_header: &str,
+    ) -> Result<(u16, Option<String>, Vec<u8>)> {
+        let mut b = ureq::http::Request::builder()
+            .method("GET")
+            .uri(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let mut resp = self
+            .agent
+            .run(b.body(()).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        let status = resp.status().as_u16();
+        let header = resp
+            .headers()
+            .get(want_header)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut raw = Vec::new();
+        resp.body_mut()
+            .with_config()
+            .limit(4 << 30)
+            .reader()
+            .read_to_end(&mut raw)
+            .map_err(|e| format!("GET {path}: reading the body: {e}"))?;
+        Ok((status, header, raw))
+    }
+
     /// A call that must answer `want`; a 503 (the API's "try again") is
     /// asked again a few times, as a client should.
     pub fn expect(

@@ -53,7 +53,18 @@ impl Host {
     /// fresh data dir; cold start is process launch to the first 200 of
     /// every region.
     pub fn native(bin: &Path, data: &Path) -> Result<Host> {
-        Self::native_with(bin, data, &[])
+        // A benchmark measures the host, not its limiter: one address
+        // signs up and calls as fast as it can.
+        Self::native_with(
+            bin,
+            data,
+            &[
+                "--signup-limits",
+                "1000000,1000000",
+                "--request-limits",
+                "1000000/1000000,1000000/1000000",
+            ],
+        )
     }
 
     /// [`Host::native`] with more `amanah serve` flags.

@@ -326,6 +326,14 @@ pub fn write(i: &Inputs) -> Result<()> {
                 scale["patients"], scale["appointments"], f(&e["seconds"]), f(&e["bytes"]) / 1048576.0, f(&e["host_peak_rss_mib"])
             );
         }
+        let e = &scale["export"]["fhir"];
+        if e.is_object() {
+            let _ = writeln!(
+                md,
+                "| FHIR `$export` of that clinic: every file written (kick-off {:.2} s) and fetched | {:.2} s | {:.1} MiB | {:.0} MiB |",
+                f(&e["kickoff_seconds"]), f(&e["seconds"]), f(&e["bytes"]) / 1048576.0, f(&e["host_peak_rss_mib"])
+            );
+        }
         let a = &scale["api_verify"];
         let _ = writeln!(
             md,

@@ -152,6 +152,67 @@ pub fn export(bin: &Path, work: &Path, patients: usize, appointments: usize) -> 
                    "host_cpu_cores": cost.cpu_cores}),
         );
     }
+    // The FHIR Bulk Data export of the same clinic: the kick-off writes
+    // every file (sealed into the clinic's database), then each is fetched.
+    let fhir = {
+        let meter = Meter::start(&host.pids);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let pid = host.pids[0];
+        let base_anon = procs::rss_anon_kib(pid);
+        let (kick_s, total_s, bytes, peak_anon) = std::thread::scope(|s| {
+            let sampler = s.spawn(|| {
+                let mut peak = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak = peak.max(procs::rss_anon_kib(pid));
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                peak
+            });
+            let run = || -> Result<(f64, f64, usize)> {
+                let t = Instant::now();
+                let (status, location, _) = owner.api.get_with(
+                    "/fhir/r4/$export",
+                    &[("prefer", "respond-async")],
+                    "content-location",
+                )?;
+                let kick = t.elapsed().as_secs_f64();
+                let location = location.ok_or("no Content-Location")?;
+                if status != 202 {
+                    return Err(format!("$export answered {status}"));
+                }
+                let path = &location[location.find("/fhir/r4/").ok_or("bad location")?..];
+                let manifest = owner.api.get(path)?;
+                let mut bytes = 0;
+                for o in manifest["output"].as_array().ok_or("no output")? {
+                    let url = o["url"].as_str().ok_or("no url")?;
+                    let p = &url[url.find("/fhir/r4/").ok_or("bad url")?..];
+                    let (status, raw) = owner.api.call_raw("GET", p, None)?;
+                    if status != 200 {
+                        return Err(format!("{p} answered {status}"));
+                    }
+                    bytes += raw.len();
+                }
+                Ok((kick, t.elapsed().as_secs_f64(), bytes))
+            };
+            let r = run();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let peak = sampler.join().unwrap_or(0);
+            r.map(|(k, t, b)| (k, t, b, peak))
+        })?;
+        let cost = meter.stop();
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        eprintln!(
+            "amanah-bench: FHIR $export: files written in {kick_s:.2} s, all fetched by {total_s:.2} s, {:.1} MiB, host peak rss {:.0} MiB (heap {:.0} MiB, {:.0} MiB before)",
+            bytes as f64 / 1048576.0,
+            mib(cost.peak_rss_kib),
+            mib(peak_anon),
+            mib(base_anon),
+        );
+        json!({"kickoff_seconds": kick_s, "seconds": total_s, "bytes": bytes,
+               "host_peak_rss_mib": mib(cost.peak_rss_kib), "host_peak_heap_mib": mib(peak_anon),
+               "host_heap_before_mib": mib(base_anon), "host_cpu_cores": cost.cpu_cores})
+    };
+    formats.insert("fhir".to_owned(), fhir);
     // The same clinic's chain, verified through the API.
     let t = Instant::now();
     let v = owner.api.get("/api/v1/audit/verify")?;

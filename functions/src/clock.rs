@@ -30,6 +30,11 @@ pub fn parse_date(s: &str) -> Option<Date> {
     Date::parse(s, format_description!("[year]-[month]-[day]")).ok()
 }
 
+/// Unix seconds of a date's start (UTC).
+pub fn unix_of_date(d: Date) -> i64 {
+    d.midnight().assume_utc().unix_timestamp()
+}
+
 /// The UTC date of a Unix time.
 pub fn date_of(unix: i64) -> Option<Date> {
     OffsetDateTime::from_unix_timestamp(unix)

@@ -26,8 +26,14 @@ impl<H: Host> App<H> {
         let Some((id, route, params)) =
             routes::find_in(&parts.method, &path, self.config.test_hooks)
         else {
-            let api = path.starts_with("/api/");
-            return render(Err(ApiError::not_found()), Vec::new(), api, "unmatched");
+            let api = path.starts_with("/api/") || path.starts_with(crate::fhir::BASE);
+            // The FHIR face answers its own way (an OperationOutcome).
+            let route = if path.starts_with(crate::fhir::BASE) {
+                "/fhir/r4 (unmatched)"
+            } else {
+                "unmatched"
+            };
+            return render(Err(ApiError::not_found()), Vec::new(), api, route);
         };
         let api = route.no_store();
         let cx = Ctx::new(

@@ -50,6 +50,9 @@ pub mod kind {
     pub const CONDITION: &str = "cnd";
     pub const PRESCRIPTION: &str = "rx";
     pub const NOTE: &str = "nte";
+    pub const ALLERGY: &str = "alg";
+    pub const VITALS: &str = "vit";
+    pub const BULK_EXPORT: &str = "bex";
     pub const APPOINTMENT: &str = "apt";
     pub const STAFF: &str = "stf";
     pub const ACCESS_REQUEST: &str = "acr";

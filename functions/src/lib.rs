@@ -14,6 +14,7 @@
 //! | [`routes`], [`route`] | the route table: one row per endpoint; what a route is |
 //! | `handle`, `request` | one request: pipeline, authentication, scopes, audit entry, answer |
 //! | `api` | the handlers: parse, validate, call records, reply |
+//! | [`fhir`] | the FHIR R4 face: ids, search, Bundles, resources, bulk export |
 //! | `records` | the tables, one file each: schema, sealed columns, SQL, rows ↔ structs |
 //! | `tenancy` | which database and keys a clinic's request gets; schema checks |
 //! | [`jobs`] | work outside a request: purge, key sweep, checkpoints, `maintain` |
@@ -28,6 +29,7 @@ pub mod clock;
 pub mod crypto;
 pub mod error;
 pub mod export;
+pub mod fhir;
 pub mod host;
 pub mod ids;
 pub mod jobs;

@@ -48,6 +48,40 @@ pub(crate) fn json(schema: Value) -> Value {
     json!({ "application/json": { "schema": schema } })
 }
 
+/// A FHIR resource of `kind` as the success body (`application/fhir+json`).
+pub(crate) fn fhir(kind: &str) -> Value {
+    json!({ crate::fhir::CONTENT_TYPE: { "schema": {
+        "type": "object",
+        "required": ["resourceType"],
+        "properties": { "resourceType": { "const": kind } },
+        "description": format!("A FHIR R4 {kind}"),
+    }}})
+}
+
+/// A bulk export's manifest (`application/json`, as Bulk Data says).
+pub(crate) fn bulk_manifest() -> Value {
+    json!({ "application/json": { "schema": {
+        "type": "object",
+        "required": ["transactionTime", "request", "requiresAccessToken", "output", "error"],
+        "properties": {
+            "transactionTime": { "type": "string" },
+            "request": { "type": "string" },
+            "requiresAccessToken": { "type": "boolean" },
+            "output": { "type": "array", "items": {
+                "type": "object",
+                "required": ["type", "url"],
+                "properties": { "type": { "type": "string" }, "url": { "type": "string" }, "count": { "type": "integer" } },
+            }},
+            "error": { "type": "array" },
+        },
+    }}})
+}
+
+/// A bulk export's file.
+pub(crate) fn ndjson() -> Value {
+    json!({ crate::fhir::NDJSON: { "schema": { "type": "string" } } })
+}
+
 /// The export's content: a zip of CSVs, or one JSON document.
 pub(crate) fn export_content() -> Value {
     json!({
@@ -121,6 +155,14 @@ fn parameter(name: &str, route: &Route) -> Value {
         "actor" => "only entries by this user",
         "action" => "only entries of this action",
         "format" => "`csv`: a zip of one CSV per table; `json`: one document",
+        "_count" => "results per page, 1 to 200 (default 50)",
+        "_page" => "a page of an earlier answer (its `next` link): the search, sealed",
+        "_type" => "the types to export, comma-separated (default: all)",
+        "name" if route.path.starts_with(crate::fhir::BASE) => {
+            "every word of the name, whole or a prefix"
+        }
+        "identifier" => "the national id (`[system|]value`)",
+        "birthdate" | "date" => "a date `YYYY-MM-DD`, optionally after eq, ne, lt, le, gt or ge",
         _ => "",
     };
     let required = name == "format";
@@ -247,10 +289,19 @@ fn build(entries: impl FnOnce(&mut Schemas) -> Vec<Entry>) -> Value {
             }});
         }
         responses.insert(op.status.to_string(), success);
+        // The FHIR face tells its errors as an `OperationOutcome`.
+        let (error_type, error_ref) = if route.path.starts_with(crate::fhir::BASE) {
+            (
+                crate::fhir::CONTENT_TYPE,
+                "#/components/schemas/OperationOutcome",
+            )
+        } else {
+            ("application/json", "#/components/schemas/Error")
+        };
         for (status, why) in errors(route, op) {
             responses.insert(
                 status.to_string(),
-                json!({ "description": why, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+                json!({ "description": why, "content": { error_type: { "schema": { "$ref": error_ref } } } }),
             );
         }
         let mut operation = json!({
@@ -277,6 +328,7 @@ fn build(entries: impl FnOnce(&mut Schemas) -> Vec<Entry>) -> Value {
         .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or(Value::Null)))
         .collect();
     components.insert("Error".into(), error_schema());
+    components.insert("OperationOutcome".into(), outcome_schema());
     let closed = components.clone();
     for schema in components.values_mut() {
         open_all_of(schema, &closed);
@@ -340,8 +392,11 @@ fn open_all_of(v: &mut Value, components: &serde_json::Map<String, Value>) {
     }
 }
 
-/// `/api/v1/patients/{id}/notes` → `patients`.
+/// `/api/v1/patients/{id}/notes` → `patients`; the FHIR face is `fhir`.
 fn tag(path: &str) -> &str {
+    if path.starts_with(crate::fhir::BASE) {
+        return "fhir";
+    }
     let rest = path.strip_prefix("/api/v1/").unwrap_or("meta");
     match rest.split('/').next().unwrap_or("meta") {
         "openapi.json" | "regions" => "meta",
@@ -366,5 +421,29 @@ fn error_schema() -> Value {
                 "field": { "type": "string", "description": "the offending field, for invalid_request" },
             },
         }},
+    })
+}
+
+/// A FHIR `OperationOutcome`, as the FHIR face's errors are told
+/// ([`crate::fhir::outcome`]).
+fn outcome_schema() -> Value {
+    let codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+    json!({
+        "type": "object",
+        "required": ["resourceType", "issue"],
+        "properties": {
+            "resourceType": { "const": "OperationOutcome" },
+            "issue": { "type": "array", "minItems": 1, "items": {
+                "type": "object",
+                "required": ["severity", "code", "diagnostics"],
+                "properties": {
+                    "severity": { "const": "error" },
+                    "code": { "type": "string" },
+                    "details": { "type": "object" },
+                    "diagnostics": { "type": "string", "enum": codes, "description": "the API's error code" },
+                    "expression": { "type": "array", "items": { "type": "string" } },
+                },
+            }},
+        },
     })
 }

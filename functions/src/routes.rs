@@ -16,7 +16,7 @@
 use http::Method;
 
 use crate::api::{
-    audit_log, auth, clinic_data, clinical, clinics, export, meta, patients, roles, schedule,
+    audit_log, auth, clinic_data, clinical, clinics, export, fhir, meta, patients, roles, schedule,
     support, testing, users,
 };
 use crate::error::ApiResult;
@@ -77,6 +77,15 @@ macro_rules! answer {
     };
     ($s:ident; (export)) => {
         Some(crate::openapi::export_content())
+    };
+    ($s:ident; (fhir $kind:literal)) => {
+        Some(crate::openapi::fhir($kind))
+    };
+    ($s:ident; (manifest)) => {
+        Some(crate::openapi::bulk_manifest())
+    };
+    ($s:ident; (ndjson)) => {
+        Some(crate::openapi::ndjson())
     };
     ($s:ident; (raw $f:path)) => {
         Some(crate::openapi::json($f()))
@@ -281,6 +290,18 @@ routes! {
         NotesCreate: POST "/api/v1/patients/{id}/notes" => P(ClinicalWrite), "note.create", clinical::create_note, [],
             "Write a note (author and time are the server's)" => 201 (clinical clinical::NewNote),
             body clinical::NewNote;
+        AllergiesList: GET "/api/v1/patients/{id}/allergies" => P(ClinicalRead), "allergy.list", clinical::list_allergies, [],
+            "A patient's allergies" => 200 (page clinical clinical::NewAllergy),
+            query crate::api::PAGE_QUERY;
+        AllergiesCreate: POST "/api/v1/patients/{id}/allergies" => P(ClinicalWrite), "allergy.create", clinical::create_allergy, [],
+            "Record an allergy (a severity needs its reaction)" => 201 (clinical clinical::NewAllergy),
+            body clinical::NewAllergy;
+        VitalsList: GET "/api/v1/patients/{id}/vitals" => P(ClinicalRead), "vitals.list", clinical::list_vitals, [],
+            "A patient's vital signs" => 200 (page clinical clinical::NewVitals),
+            query crate::api::PAGE_QUERY;
+        VitalsCreate: POST "/api/v1/patients/{id}/vitals" => P(ClinicalWrite), "vitals.create", clinical::create_vitals, [],
+            "Record vital signs (at least one measurement, each range-checked)" => 201 (clinical clinical::NewVitals),
+            body clinical::NewVitals;
         AppointmentsList: GET "/api/v1/appointments" => P(ScheduleRead), "appointment.list", schedule::list, [],
             "The schedule of a day or week, patient names decrypted" => 200 (items schedule::AppointmentView),
             query schedule::LIST_QUERY;
@@ -322,6 +343,60 @@ routes! {
             "Support's access requests to this clinic" => 200 (page support::AccessRequestView);
         AccessRequestApprove: POST "/api/v1/access-requests/{id}/approve" => P(ClinicManage), "access_request.approve", support::approve, [],
             "Approve a pending access request" => 200 (support::Approved);
+        FhirMetadata: GET "/fhir/r4/metadata" => Public, -, fhir_metadata, [],
+            "FHIR: the CapabilityStatement" => 200 (fhir "CapabilityStatement");
+        FhirPatientRead: GET "/fhir/r4/Patient/{id}" => P(PatientRead), "patient.read", fhir::patient_read, [],
+            "FHIR: a Patient" => 200 (fhir "Patient");
+        FhirPatientSearch: GET "/fhir/r4/Patient" => P(PatientRead), "patient.list", fhir::patient_search, [],
+            "FHIR: search Patients (prefer POST _search: a name in a URL is logged by every proxy)" => 200 (fhir "Bundle"),
+            query FHIR_PATIENT_QUERY;
+        FhirPatientSearchPost: POST "/fhir/r4/Patient/_search" => P(PatientRead), "patient.list", fhir::patient_search, [],
+            "FHIR: search Patients, the parameters in a form body" => 200 (fhir "Bundle"),
+            errors [415 "a body that is not application/x-www-form-urlencoded"];
+        FhirPractitionerRead: GET "/fhir/r4/Practitioner/{id}" => P(ScheduleRead), "practitioner.read", fhir::practitioner_read, [],
+            "FHIR: a Practitioner (a clinic user who sees patients)" => 200 (fhir "Practitioner");
+        FhirPractitionerSearch: GET "/fhir/r4/Practitioner" => P(ScheduleRead), "practitioner.list", fhir::practitioner_search, [],
+            "FHIR: search Practitioners" => 200 (fhir "Bundle"),
+            query &["name", "_count", "_page"];
+        FhirConditionRead: GET "/fhir/r4/Condition/{id}" => P(ClinicalRead), "condition.read", fhir::condition_read, [],
+            "FHIR: a Condition" => 200 (fhir "Condition");
+        FhirConditionSearch: GET "/fhir/r4/Condition" => P(ClinicalRead), "condition.list", fhir::condition_search, [],
+            "FHIR: search Conditions" => 200 (fhir "Bundle"),
+            query FHIR_CLINICAL_QUERY;
+        FhirAllergyRead: GET "/fhir/r4/AllergyIntolerance/{id}" => P(ClinicalRead), "allergy.read", fhir::allergy_read, [],
+            "FHIR: an AllergyIntolerance" => 200 (fhir "AllergyIntolerance");
+        FhirAllergySearch: GET "/fhir/r4/AllergyIntolerance" => P(ClinicalRead), "allergy.list", fhir::allergy_search, [],
+            "FHIR: search AllergyIntolerances" => 200 (fhir "Bundle"),
+            query FHIR_CLINICAL_QUERY;
+        FhirObservationRead: GET "/fhir/r4/Observation/{id}" => P(ClinicalRead), "vitals.read", fhir::observation_read, [],
+            "FHIR: an Observation (vital signs)" => 200 (fhir "Observation");
+        FhirObservationSearch: GET "/fhir/r4/Observation" => P(ClinicalRead), "vitals.list", fhir::observation_search, [],
+            "FHIR: search Observations (vital signs)" => 200 (fhir "Bundle"),
+            query FHIR_CLINICAL_QUERY;
+        FhirMedicationRead: GET "/fhir/r4/MedicationRequest/{id}" => P(ClinicalRead), "prescription.read", fhir::medication_read, [],
+            "FHIR: a MedicationRequest" => 200 (fhir "MedicationRequest");
+        FhirMedicationSearch: GET "/fhir/r4/MedicationRequest" => P(ClinicalRead), "prescription.list", fhir::medication_search, [],
+            "FHIR: search MedicationRequests" => 200 (fhir "Bundle"),
+            query FHIR_CLINICAL_QUERY;
+        FhirAppointmentRead: GET "/fhir/r4/Appointment/{id}" => P(ScheduleRead), "appointment.read", fhir::appointment_read, [],
+            "FHIR: an Appointment" => 200 (fhir "Appointment");
+        FhirAppointmentSearch: GET "/fhir/r4/Appointment" => P(ScheduleRead), "appointment.list", fhir::appointment_search, [],
+            "FHIR: search Appointments" => 200 (fhir "Bundle"),
+            query &["patient", "practitioner", "date", "_count", "_page"];
+        FhirEncounterRead: GET "/fhir/r4/Encounter/{id}" => P(ClinicalRead), "encounter.read", fhir::encounter_read, [],
+            "FHIR: an Encounter (a visit: an appointment the patient arrived for)" => 200 (fhir "Encounter");
+        FhirEncounterSearch: GET "/fhir/r4/Encounter" => P(ClinicalRead), "encounter.list", fhir::encounter_search, [],
+            "FHIR: search Encounters" => 200 (fhir "Bundle"),
+            query &["patient", "date", "_count", "_page"];
+        FhirExport: GET "/fhir/r4/$export" => P(ClinicManage), "clinic.export", fhir::export_start, [Deleting],
+            "FHIR Bulk Data: export the whole clinic (Prefer: respond-async); 202 with Content-Location once the files are written" => 202 (),
+            query &["_type", "_outputFormat"];
+        FhirExportStatus: GET "/fhir/r4/$export-status/{id}" => P(ClinicManage), "bulk_export.status", fhir::export_status, [Deleting],
+            "FHIR Bulk Data: an export's status (202 while running), then its manifest; files live 1 hour" => 200 (manifest);
+        FhirExportDelete: DELETE "/fhir/r4/$export-status/{id}" => P(ClinicManage), "bulk_export.delete", fhir::export_delete, [Deleting],
+            "FHIR Bulk Data: remove an export and its files" => 202 ();
+        FhirExportFile: GET "/fhir/r4/$export-file/{id}" => P(ClinicManage), "bulk_export.download", fhir::export_file, [Deleting],
+            "FHIR Bulk Data: one file of an export (`<export>.<Type>`), NDJSON" => 200 (ndjson);
     }
     internal {
         Maintain: POST "/internal/maintain" => Internal, -, meta::maintain, [],
@@ -384,6 +459,20 @@ pub(crate) fn document() -> &'static serde_json::Value {
             .map(|(id, route)| (format!("{id:?}"), route, operation(*id, s)))
             .collect()
     })
+}
+
+/// The search parameters of the FHIR Patient search, as documented.
+const FHIR_PATIENT_QUERY: &[&str] = &["name", "identifier", "birthdate", "_count", "_page"];
+/// The search parameters of a FHIR clinical type.
+const FHIR_CLINICAL_QUERY: &[&str] = &["patient", "_count", "_page"];
+
+/// `GET /fhir/r4/metadata`: the CapabilityStatement of the FHIR rows above.
+async fn fhir_metadata<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
+    Reply::ok(crate::fhir::capability::statement(
+        ROUTES,
+        env!("CARGO_PKG_VERSION"),
+        &crate::clock::rfc3339(p.now),
+    ))
 }
 
 /// `GET /api/v1/openapi.json`.

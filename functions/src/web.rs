@@ -20,11 +20,13 @@ const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; sty
 img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
 
-/// Whether a path is the application's (the API, `/healthz[/keys]`, test hooks,
-/// internal triggers) rather than a file of the front end. Every host routes
-/// by this one rule.
+/// Whether a path is the application's (the API, the FHIR face,
+/// `/healthz[/keys]`, test hooks, internal triggers) rather than a file of
+/// the front end. Every host routes by this one rule.
 pub fn is_app_path(path: &str) -> bool {
     path.starts_with("/api/")
+        || path == crate::fhir::BASE
+        || path.starts_with("/fhir/r4/")
         || path.starts_with("/__test/")
         || path.starts_with("/internal/")
         || path == "/healthz"

@@ -39,6 +39,19 @@ pub struct EdgePlacement {
     pub placement_region: String,
 }
 
+/// How the region's people are identified, for interchange (FHIR, HL7).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The identifier system (a URI) of the region's national id, where one
+    /// is settled on; a national id is then sent with this system.
+    #[serde(default)]
+    pub national_id_system: Option<String>,
+    /// What the national id is called there (`CNIC`, `Emirates ID`).
+    #[serde(default)]
+    pub national_id_name: Option<String>,
+}
+
 /// One data-residency region.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +67,8 @@ pub struct Region {
     pub optional: bool,
     pub database: DatabasePlacement,
     pub edge: EdgePlacement,
+    #[serde(default)]
+    pub identity: Identity,
 }
 
 /// Every region, in file order.

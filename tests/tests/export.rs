@@ -183,6 +183,7 @@ fn an_export_holds_every_record_decrypted() {
     assert_eq!(
         names,
         [
+            "allergies.csv",
             "appointments.csv",
             "audit.csv",
             "clinic.csv",
@@ -191,7 +192,8 @@ fn an_export_holds_every_record_decrypted() {
             "patients.csv",
             "prescriptions.csv",
             "role_settings.csv",
-            "users.csv"
+            "users.csv",
+            "vitals.csv"
         ]
     );
     let rows = &files["patients.csv"];

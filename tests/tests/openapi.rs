@@ -61,7 +61,7 @@ impl Checker {
             );
             return;
         };
-        if media != "application/json" {
+        if media != "application/json" && media != "application/fhir+json" {
             return;
         }
         let root = json!({ "components": self.doc["components"], "allOf": [schema] });
@@ -258,6 +258,26 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
         201,
     );
     ok(get(&owner, &format!("{p}/notes")), 200);
+    let r = ok(
+        post(
+            &owner,
+            &format!("{p}/allergies"),
+            json!({"substance": "Penicillin", "reaction": "Rash", "severity": "mild"}),
+        ),
+        201,
+    );
+    let allergy = r.body["id"].as_str().unwrap().replacen('_', "-", 1);
+    ok(get(&owner, &format!("{p}/allergies")), 200);
+    let r = ok(
+        post(
+            &owner,
+            &format!("{p}/vitals"),
+            json!({"systolic": 118, "diastolic": 76, "spo2": 99}),
+        ),
+        201,
+    );
+    let vitals = r.body["id"].as_str().unwrap().replacen('_', "-", 1);
+    ok(get(&owner, &format!("{p}/vitals")), 200);
     let book = |start: &str, end: &str| {
         post(
             &owner,
@@ -339,6 +359,53 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
     ok(get(&support, "/api/v1/auth/session"), 200);
 
     ok(get(&owner, "/api/v1/practitioners"), 200);
+
+    // The FHIR face: every type read and searched, the bulk export.
+    let f = |id: &str| id.replacen('_', "-", 1);
+    let conditions = get(&owner, &format!("{p}/conditions"));
+    let condition = f(conditions.body["items"][0]["id"].as_str().unwrap());
+    let prescriptions = get(&owner, &format!("{p}/prescriptions"));
+    let prescription = f(prescriptions.body["items"][0]["id"].as_str().unwrap());
+    ok(get(&anon, "/fhir/r4/metadata"), 200);
+    for (kind, id) in [
+        ("Patient", f(&pid)),
+        ("Practitioner", f(&nurse_id)),
+        ("Condition", condition),
+        ("AllergyIntolerance", allergy),
+        ("Observation", vitals),
+        ("MedicationRequest", prescription),
+        ("Appointment", f(&apt)),
+        ("Encounter", f(&apt)),
+    ] {
+        ok(get(&owner, &format!("/fhir/r4/{kind}/{id}")), 200);
+        ok(
+            get(&owner, &format!("/fhir/r4/{kind}?patient={}", f(&pid))),
+            200,
+        );
+    }
+    let r = owner.raw(
+        Method::POST,
+        "/fhir/r4/Patient/_search",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(b"name=spec".to_vec()),
+    );
+    v.check(&Method::POST, "/fhir/r4/Patient/_search", &r);
+    ok(r, 200);
+    get(&owner, "/fhir/r4/Patient/pat-nothere");
+    let r = owner.raw(
+        Method::GET,
+        "/fhir/r4/$export",
+        &[("prefer", "respond-async")],
+        None,
+    );
+    v.check(&Method::GET, "/fhir/r4/$export", &r);
+    let r = ok(r, 202);
+    let status = r.header("content-location").unwrap();
+    let status = status[status.find("/fhir/r4/").unwrap()..].to_owned();
+    let r = ok(get(&owner, &status), 200);
+    let file = r.body["output"][0]["url"].as_str().unwrap();
+    ok(get(&owner, &file[file.find("/fhir/r4/").unwrap()..]), 200);
+    ok(delete(&owner, &status), 202);
 
     // Deletion of a patient and of the clinic, each undone.
     ok(delete(&owner, &p), 202);

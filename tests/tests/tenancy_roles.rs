@@ -189,20 +189,81 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
             .status,
         200
     );
+    // A's clinical entries and a bulk export, for the FHIR face's ids.
+    let entry = |path: &str, body: serde_json::Value| {
+        let r = owner_a.post(&format!("/api/v1/patients/{pid}/{path}"), body);
+        assert_eq!(r.status, 201, "{path}: {}", r.body);
+        r.body["id"].as_str().unwrap().replacen('_', "-", 1)
+    };
+    let condition = entry(
+        "conditions",
+        json!({"display": "Asthma", "status": "active"}),
+    );
+    let allergy = entry("allergies", json!({"substance": "Penicillin"}));
+    let vitals = entry("vitals", json!({"pulse": 70}));
+    let prescription = entry(
+        "prescriptions",
+        json!({"drug": "Paracetamol", "dose": "500 mg", "route": "oral", "frequency": "twice a day"}),
+    );
+    owner_a.patch(
+        &format!("/api/v1/appointments/{apt}"),
+        json!({"status": "arrived"}),
+    );
+    let r = owner_a.raw(
+        amanah_e2e::Method::GET,
+        "/fhir/r4/$export?_type=Patient",
+        &[("prefer", "respond-async")],
+        None,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let export = r
+        .header("content-location")
+        .and_then(|l| l.rsplit('/').next())
+        .unwrap()
+        .to_owned();
+    let fhir_file = format!("{export}.Patient");
+    let (fpid, fuid, fapt) = (
+        pid.replacen('_', "-", 1),
+        uid.replacen('_', "-", 1),
+        apt.replacen('_', "-", 1),
+    );
     let mut walked = 0;
     for route in ROUTES {
         let m = amanah_e2e::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
         if route.access != Access::Public {
             let path = route.path.replace("{id}", "x");
-            owner_a
-                .anonymous()
-                .send(m.clone(), &path, None)
-                .assert_error(401, "unauthenticated");
+            let r = owner_a.anonymous().send(m.clone(), &path, None);
+            if route.path.starts_with("/fhir/") {
+                assert_eq!(r.status, 401, "{path}: {}", r.body);
+                assert_eq!(r.body["issue"][0]["diagnostics"], "unauthenticated");
+            } else {
+                r.assert_error(401, "unauthenticated");
+            }
         }
         if !route.path.contains("{id}") {
             continue;
         }
-        let (id, body) = if route.path.ends_with("/reset") {
+        let fhir = route
+            .path
+            .strip_prefix("/fhir/r4/")
+            .and_then(|r| r.split('/').next());
+        let (id, body) = if let Some(kind) = fhir {
+            let id = match kind {
+                "Patient" => fpid.as_str(),
+                "Practitioner" => fuid.as_str(),
+                "Appointment" | "Encounter" => fapt.as_str(),
+                "Condition" => condition.as_str(),
+                "AllergyIntolerance" => allergy.as_str(),
+                "Observation" => vitals.as_str(),
+                "MedicationRequest" => prescription.as_str(),
+                "$export-status" => export.as_str(),
+                "$export-file" => fhir_file.as_str(),
+                other => {
+                    panic!("FHIR route of {other} takes an id this test does not know: teach it")
+                }
+            };
+            (id, json!({}))
+        } else if route.path.ends_with("/reset") {
             (uid.as_str(), json!({"password": true}))
         } else if route.path.starts_with("/api/v1/users/") {
             (uid.as_str(), json!({"active": false}))
@@ -239,7 +300,17 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
             body
         };
         let r = outsider.send(m, &path, body);
-        r.assert_error(404, "not_found");
+        if fhir.is_some() {
+            // The FHIR face's refusal is an OperationOutcome.
+            assert_eq!(r.status, 404, "{path}: {}", r.body);
+            assert_eq!(
+                r.body["issue"][0]["code"], "not-found",
+                "{path}: {}",
+                r.body
+            );
+        } else {
+            r.assert_error(404, "not_found");
+        }
         walked += 1;
     }
     assert!(walked >= 6, "{walked}");
@@ -250,7 +321,8 @@ fn every_route_from_the_route_table_keeps_clinics_apart() {
     );
     let listed =
         owner_a.get("/api/v1/appointments?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z");
-    assert_eq!(listed.body["items"][0]["status"], "booked");
+    // (A's owner marked it arrived, for its Encounter.)
+    assert_eq!(listed.body["items"][0]["status"], "arrived");
     // B's schedule shows none of A's bookings.
     let b_listed =
         owner_b.get("/api/v1/appointments?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z");

@@ -86,7 +86,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         .args(&load_args);
     run("mixed load against the native host", c)?;
     let data = out.join("worker-data");
-    let (child, deployment) = deploy::spawn("worker", &data, false)?;
+    let (child, deployment) = deploy::spawn("worker", &data, &["--unlimited"])?;
     let mut c = Command::new(&driver);
     c.args(["load", "--name", "worker", "--deployment"])
         .arg(&deployment)
@@ -101,7 +101,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     result?;
     // The Spin component's cold start.
     let data = out.join("spin-data");
-    let (child, deployment) = deploy::spawn("spin", &data, false)?;
+    let (child, deployment) = deploy::spawn("spin", &data, &["--unlimited"])?;
     let mut c = Command::new(&driver);
     c.args(["cold", "--name", "spin", "--deployment"])
         .arg(&deployment)

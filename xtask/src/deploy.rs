@@ -426,16 +426,13 @@ pub fn wait_port(port: u16) -> Result<(), String> {
     Err(format!("nothing listens on 127.0.0.1:{port}"))
 }
 
-/// `up --host <host>` as a child (for the test run with `test_hooks`, for
-/// the benchmarks without): returns it with its data dir's deployment file
+/// `up --host <host> <flags>` as a child (the test run: `--test-hooks`; the
+/// benchmarks: `--unlimited`): returns it with its data dir's deployment file
 /// once it printed its ready line.
-pub fn spawn(host: &str, data: &Path, test_hooks: bool) -> Result<(Child, PathBuf), String> {
+pub fn spawn(host: &str, data: &Path, flags: &[&str]) -> Result<(Child, PathBuf), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(exe);
-    cmd.args(["up", "--host", host, "--port", "0"]);
-    if test_hooks {
-        cmd.arg("--test-hooks");
-    }
+    cmd.args(["up", "--host", host, "--port", "0"]).args(flags);
     let mut child = cmd
         .arg("--data-dir")
         .arg(data)

@@ -7,6 +7,7 @@
 //!   and a `wrangler dev` per region (see [`deploy`], [`worker`]).
 //! - `cargo xtask up --host spin …` does the same with the Spin component
 //!   under `wasmtime serve` in front of each region's `sqld` (see [`spin`]).
+//!   `--unlimited` lifts the sign-up and request limits (the benchmarks).
 //! - `cargo xtask edge-build` builds the Worker bundle into `edge/build/`.
 //! - `cargo xtask spin-build` builds the Spin component, checks its imports
 //!   and writes each region's Spin runtime config into `target/spin/`.
@@ -76,7 +77,7 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage:
-  cargo xtask up [--host native|worker|spin] [--data-dir DIR] [--port PORT] [--release]
+  cargo xtask up [--host native|worker|spin] [--data-dir DIR] [--port PORT] [--release] [--unlimited]
   cargo xtask redeploy [--data-dir DIR]
   cargo xtask frontend-build
   cargo xtask edge-build
@@ -260,6 +261,8 @@ fn test(args: &[String]) -> Result<(), String> {
     frontend::build(&tools)?;
     // The end-to-end test `schemathesis` runs it when this is set.
     std::env::set_var("AMANAH_SCHEMATHESIS", tools::ensure_schemathesis()?);
+    // The end-to-end test `fhir` validates every resource with it.
+    std::env::set_var("AMANAH_FHIR_VALIDATOR", tools::ensure_fhir_validator()?);
     let mut c = cargo();
     c.args(["test", "--workspace", "--exclude", "amanah-frontend"]);
     run(
@@ -303,7 +306,7 @@ fn test_on(host: &str) -> Result<(), String> {
     let tmp = target_dir().join(format!("e2e-{host}"));
     let _ = std::fs::remove_dir_all(&tmp);
     let started = Instant::now();
-    let (child, deployment) = deploy::spawn(host, &tmp.join("data"), true)?;
+    let (child, deployment) = deploy::spawn(host, &tmp.join("data"), &["--test-hooks"])?;
     eprintln!("xtask: {host} deployment up in {:.0?}", started.elapsed());
     // The same package set as the native run, so that nothing is rebuilt
     // (with `-p amanah-e2e` alone, features resolve differently and the
@@ -356,7 +359,10 @@ fn up(args: &[String]) -> Result<(), String> {
         "worker" => {
             let test_hooks = args.iter().any(|a| a == "--test-hooks");
             let tools = tools::ensure()?;
-            let mut host = worker::Worker { tools: &tools };
+            let mut host = worker::Worker {
+                tools: &tools,
+                unlimited: args.iter().any(|a| a == "--unlimited"),
+            };
             return deploy::up(&mut host, &tools.sqld, &data, port, test_hooks);
         }
         "spin" => {
@@ -364,6 +370,7 @@ fn up(args: &[String]) -> Result<(), String> {
             let sqld = tools::sqld()?;
             let spin_tools = tools::ensure_spin()?;
             let mut host = spin::Spin::new(&spin_tools)?;
+            host.unlimited = args.iter().any(|a| a == "--unlimited");
             return deploy::up(&mut host, &sqld, &data, port, test_hooks);
         }
         other => {

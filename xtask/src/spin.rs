@@ -210,6 +210,8 @@ pub struct Spin<'a> {
     pub local: Option<PathBuf>,
     /// The bearer token for `POST /internal/maintain`, made per deployment.
     pub maintain_token: String,
+    /// Sign-ups and requests unthrottled (`up --unlimited`, the benchmarks).
+    pub unlimited: bool,
 }
 
 impl<'a> Spin<'a> {
@@ -218,6 +220,7 @@ impl<'a> Spin<'a> {
             tools,
             local: None,
             maintain_token: random_hex()?,
+            unlimited: false,
         })
     }
 }
@@ -247,14 +250,17 @@ impl WasmHost for Spin<'_> {
             ("ROOT_KEY", root_key(data, r.id)?),
             ("MAINTAIN_TOKEN", self.maintain_token.clone()),
         ];
+        if test_hooks || self.unlimited {
+            // As for the Worker's test deployment: a whole suite signs up
+            // and calls from one address (and a benchmark measures the
+            // host, not the limiter).
+            vars.push(("SIGNUP_LIMITS", "1000000,1000000".into()));
+            vars.push(("REQUEST_LIMITS", "1000000/1000000,1000000/1000000".into()));
+        }
         if test_hooks {
             // Tests also stop sqld (SIGSTOP): give up on it sooner than the
             // production default of 10 s.
             vars.push(("TEST_HOOKS", "1".into()));
-            // As for the Worker's test deployment: a whole suite signs up
-            // and calls from one address.
-            vars.push(("SIGNUP_LIMITS", "1000000,1000000".into()));
-            vars.push(("REQUEST_LIMITS", "1000000/1000000,1000000/1000000".into()));
             vars.push(("DB_TIMEOUT_MS", "2000".into()));
         }
         let log = r.dir(data).join("spin.log");

@@ -234,21 +234,34 @@ pub fn ensure_spin() -> Result<SpinTools, String> {
 /// `xtask/py-tools/schemathesis.txt` pins it (version and sha256), unless
 /// that file is what was installed last. Returns its `st`.
 pub fn ensure_schemathesis() -> Result<PathBuf, String> {
-    let dir = tools_dir().join("schemathesis");
+    Ok(ensure_py_venv("schemathesis")?.join("bin").join("st"))
+}
+
+/// fhir.resources (R4B models) in a venv of its own, pinned by version and
+/// hash (`xtask/py-tools/fhir.txt`): the FHIR validator the end-to-end test
+/// `fhir` runs its answers through. Returns the venv's `python`.
+pub fn ensure_fhir_validator() -> Result<PathBuf, String> {
+    Ok(ensure_py_venv("fhir")?.join("bin").join("python"))
+}
+
+/// A venv under the tools dir with exactly the wheels of
+/// `xtask/py-tools/<name>.txt` (versions and hashes), made once and made
+/// again when that file changes. Returns the venv's directory.
+fn ensure_py_venv(name: &str) -> Result<PathBuf, String> {
+    let dir = tools_dir().join(name);
     let pinned = root()
         .join("xtask")
         .join("py-tools")
-        .join("schemathesis.txt");
+        .join(format!("{name}.txt"));
     let want = std::fs::read(&pinned).map_err(|e| format!("{}: {e}", pinned.display()))?;
-    let st = dir.join("bin").join("st");
     let stamp = dir.join("installed.txt");
-    if st.exists() && std::fs::read(&stamp).ok().as_ref() == Some(&want) {
-        return Ok(st);
+    if std::fs::read(&stamp).ok().as_ref() == Some(&want) {
+        return Ok(dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
     let mut c = Command::new("python3");
     c.args(["-m", "venv"]).arg(&dir);
-    run("python3 -m venv for schemathesis", c)?;
+    run(&format!("python3 -m venv for {name}"), c)?;
     let mut c = Command::new(dir.join("bin").join("pip"));
     c.args([
         "install",
@@ -260,9 +273,9 @@ pub fn ensure_schemathesis() -> Result<PathBuf, String> {
         "-r",
     ])
     .arg(&pinned);
-    run("pip install of schemathesis (pinned, hashed)", c)?;
+    run(&format!("pip install of {name} (pinned, hashed)"), c)?;
     std::fs::write(&stamp, &want).map_err(|e| format!("{}: {e}", stamp.display()))?;
-    Ok(st)
+    Ok(dir)
 }
 
 /// Debian's Chromium and ChromeDriver for the browser tests, installed with

@@ -83,6 +83,9 @@ pub fn dry_run(tools: &Tools) -> Result<(), String> {
 /// URLs given by `--var` and `ROOT_KEY` from a 0600 env file.
 pub struct Worker<'a> {
     pub tools: &'a Tools,
+    /// Sign-ups and requests unthrottled (`up --unlimited`, the
+    /// benchmarks: they measure the host, not the limiter).
+    pub unlimited: bool,
 }
 
 impl WasmHost for Worker<'_> {
@@ -129,6 +132,8 @@ impl WasmHost for Worker<'_> {
             c.args(["--var", TEST_SIGNUP_LIMITS, "--var", TEST_REQUEST_LIMITS]);
             // `GET /__scheduled` fires the cron trigger (the purge).
             c.arg("--test-scheduled");
+        } else if self.unlimited {
+            c.args(["--var", TEST_SIGNUP_LIMITS, "--var", TEST_REQUEST_LIMITS]);
         }
         let log = dir.join("wrangler.log");
         c.stdin(Stdio::null())

@@ -1,5 +1,5 @@
-//! `/api/v1/patients/{id}/conditions|prescriptions|notes`: the clinical
-//! record ([`records::clinical`]). The author and time of an entry are the
+//! `/api/v1/patients/{id}/conditions|prescriptions|notes|allergies|vitals`:
+//! the clinical record ([`records::clinical`]). The author and time of an entry are the
 //! server's. Who may read or write is the route table's business
 //! (receptionists never reach these handlers); no other response carries
 //! clinical content.
@@ -8,10 +8,13 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
 use crate::ids::kind;
-use crate::records::clinical::{Clinical, NewEntry, CONDITIONS, NOTES, PRESCRIPTIONS};
+use crate::records::clinical::{
+    Clinical, NewEntry, ALLERGIES, CONDITIONS, NOTES, PRESCRIPTIONS, VITALS,
+};
 use crate::records::patients;
 use crate::request::{ClinicScope, Reply, Resource};
 use crate::validate;
@@ -43,6 +46,39 @@ pub(crate) struct NewPrescription {
 pub(crate) struct NewNote {
     kind: String,
     text: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewAllergy {
+    substance: String,
+    /// The substance's code, where the clinic codes it (SNOMED CT, RxNorm…).
+    code: Option<String>,
+    reaction: Option<String>,
+    /// `mild`, `moderate` or `severe`: how bad the reaction was (needs one).
+    severity: Option<String>,
+}
+
+/// A set of vital signs taken at one time; at least one measurement.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewVitals {
+    /// When they were taken (RFC 3339); now if absent.
+    at: Option<String>,
+    /// mm Hg, 50–300.
+    systolic: Option<f64>,
+    /// mm Hg, 20–200.
+    diastolic: Option<f64>,
+    /// Beats a minute, 20–300.
+    pulse: Option<f64>,
+    /// °C, 30–45.
+    temperature_c: Option<f64>,
+    /// kg, 0.2–500.
+    weight_kg: Option<f64>,
+    /// cm, 20–280.
+    height_cm: Option<f64>,
+    /// Oxygen saturation, %, 50–100.
+    spo2: Option<f64>,
 }
 
 fn opt(
@@ -94,6 +130,70 @@ impl Entry for NewNote {
     }
 }
 
+impl Entry for NewAllergy {
+    fn values(self, _now: i64) -> ApiResult<Vec<Option<String>>> {
+        if self.severity.is_some() && self.reaction.is_none() {
+            return Err(ApiError::invalid(
+                "severity",
+                "a severity describes a reaction: give the reaction too",
+            ));
+        }
+        Ok(vec![
+            Some(validate::text("substance", &self.substance, 200)?),
+            opt(self.code, |s| validate::text("code", s, 40))?,
+            opt(self.reaction, |s| validate::text("reaction", s, 500))?,
+            opt(self.severity, |s| {
+                validate::one_of("severity", s, &["mild", "moderate", "severe"])
+            })?,
+        ])
+    }
+}
+
+/// A measurement within its plausible range, kept as its decimal text.
+fn measure(field: &str, value: Option<f64>, min: f64, max: f64) -> ApiResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_finite() && (min..=max).contains(&v) => {
+            // At most one decimal: what a device or a nurse records.
+            let v = (v * 10.0).round() / 10.0;
+            Ok(Some(format!("{v}")))
+        }
+        Some(_) => Err(ApiError::invalid(
+            field,
+            format!("must be between {min} and {max}"),
+        )),
+    }
+}
+
+impl Entry for NewVitals {
+    fn values(self, now: i64) -> ApiResult<Vec<Option<String>>> {
+        let at = match self.at.as_deref() {
+            None => now,
+            Some(t) => clock::parse_rfc3339(t)
+                .filter(|t| *t <= now + 5 * clock::MINUTE && *t > now - 150 * 365 * clock::DAY)
+                .ok_or_else(|| ApiError::invalid("at", "an RFC 3339 time, not in the future"))?,
+        };
+        let measures = vec![
+            measure("systolic", self.systolic, 50.0, 300.0)?,
+            measure("diastolic", self.diastolic, 20.0, 200.0)?,
+            measure("pulse", self.pulse, 20.0, 300.0)?,
+            measure("temperature_c", self.temperature_c, 30.0, 45.0)?,
+            measure("weight_kg", self.weight_kg, 0.2, 500.0)?,
+            measure("height_cm", self.height_cm, 20.0, 280.0)?,
+            measure("spo2", self.spo2, 50.0, 100.0)?,
+        ];
+        if measures.iter().all(Option::is_none) {
+            return Err(ApiError::invalid(
+                "systolic",
+                "give at least one measurement",
+            ));
+        }
+        let mut values = vec![Some(clock::rfc3339(at))];
+        values.extend(measures);
+        Ok(values)
+    }
+}
+
 /// The patient of the path, which must exist and not be deleted.
 async fn patient<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<String> {
     let id = s.path_id(kind::PATIENT)?;
@@ -131,6 +231,8 @@ pub(crate) fn fuzz_entries(headers: &http::HeaderMap, data: &[u8], now: i64) {
     one::<NewCondition>(headers, data, now);
     one::<NewPrescription>(headers, data, now);
     one::<NewNote>(headers, data, now);
+    one::<NewAllergy>(headers, data, now);
+    one::<NewVitals>(headers, data, now);
 }
 
 async fn create<H: Host, E: Entry>(
@@ -183,4 +285,24 @@ pub(crate) async fn list_notes<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiRe
 /// `POST /api/v1/patients/{id}/notes`.
 pub(crate) async fn create_note<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
     create::<H, NewNote>(s, &NOTES).await
+}
+
+/// `GET /api/v1/patients/{id}/allergies`.
+pub(crate) async fn list_allergies<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    list(s, &ALLERGIES).await
+}
+
+/// `POST /api/v1/patients/{id}/allergies`.
+pub(crate) async fn create_allergy<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    create::<H, NewAllergy>(s, &ALLERGIES).await
+}
+
+/// `GET /api/v1/patients/{id}/vitals`.
+pub(crate) async fn list_vitals<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    list(s, &VITALS).await
+}
+
+/// `POST /api/v1/patients/{id}/vitals`.
+pub(crate) async fn create_vitals<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    create::<H, NewVitals>(s, &VITALS).await
 }

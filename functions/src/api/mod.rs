@@ -11,6 +11,7 @@ pub(crate) mod clinic_data;
 pub(crate) mod clinical;
 pub(crate) mod clinics;
 pub(crate) mod export;
+pub(crate) mod fhir;
 pub(crate) mod meta;
 pub(crate) mod patients;
 pub(crate) mod roles;

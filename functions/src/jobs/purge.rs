@@ -10,7 +10,8 @@
 //!   ([`crate::records::naming_patients`]: search terms, clinical record,
 //!   appointments, the stored answers of idempotent writes about them); the
 //!   audit chain keeps their opaque id and records the purge. Stored
-//!   answers past their day are dropped too.
+//!   answers past their day, and FHIR bulk exports past their hour, are
+//!   dropped too.
 //!
 //! Where the store allows it the deleted bytes are scrubbed from the files
 //! too ([`crate::host::Host::scrub`]). A libSQL server keeps past pages in its
@@ -105,6 +106,8 @@ impl<H: Host> App<H> {
     async fn purge_patients(&self, clinic: &ClinicId, now: i64) -> ApiResult<(usize, bool)> {
         let db = self.clinic_conn(clinic, false, true).await?;
         idempotency::expire(&db, now - idempotency::KEPT_SECS).await?;
+        // FHIR bulk exports live an hour.
+        crate::records::bulk_exports::expire(&db, now).await?;
         let due = patients::due_for_purge(&db, now).await?;
         if due.is_empty() {
             return Ok((0, true));

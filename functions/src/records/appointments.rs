@@ -168,6 +168,62 @@ pub(crate) async fn between<C: Conn>(
     rows.iter().map(|r| view(v, r)).collect()
 }
 
+/// What a search of bookings may narrow by (plain columns only).
+#[derive(Default)]
+pub(crate) struct Filter<'a> {
+    pub patient: Option<&'a str>,
+    pub practitioner: Option<&'a str>,
+    /// Starts at or after / before these times.
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+    /// Only visits (arrived or completed).
+    pub visits: bool,
+}
+
+/// Bookings of live patients after `after` (their `seq`), narrowed by
+/// `f`, `limit` of them, each with its `seq`.
+pub(crate) async fn search<C: Conn>(
+    db: &C,
+    v: &Vault<'_>,
+    f: &Filter<'_>,
+    after: i64,
+    limit: i64,
+) -> ApiResult<Vec<(i64, AppointmentView)>> {
+    let mut sql = format!(
+        "SELECT a.seq, {} AND a.seq > ?1",
+        &SELECT["SELECT ".len()..]
+    );
+    let mut params: Vec<Value> = vec![after.into(), limit.into()];
+    let mut and = |cond: &str, value: Value, params: &mut Vec<Value>| {
+        params.push(value);
+        sql.push_str(&format!(" AND {cond} ?{}", params.len()));
+    };
+    if let Some(p) = f.patient {
+        and("a.patient_id =", p.into(), &mut params);
+    }
+    if let Some(p) = f.practitioner {
+        and("a.practitioner_id =", p.into(), &mut params);
+    }
+    if let Some(t) = f.from {
+        and("a.start_at >=", t.into(), &mut params);
+    }
+    if let Some(t) = f.until {
+        and("a.start_at <", t.into(), &mut params);
+    }
+    if f.visits {
+        sql.push_str(" AND a.status IN ('arrived', 'completed')");
+    }
+    sql.push_str(" ORDER BY a.seq LIMIT ?2");
+    let rows = db.query(&sql, params).await?;
+    rows.iter()
+        .map(|r| {
+            // The view's columns follow `seq`.
+            let shifted: Row = r.get(1..).map(<[Value]>::to_vec).unwrap_or_default();
+            Ok((r.int(0)?, view(v, &shifted)?))
+        })
+        .collect()
+}
+
 /// Whether the practitioner holds another booking overlapping `start..end`
 /// (`except` a booking being moved).
 ///

@@ -17,6 +17,7 @@
 
 pub(crate) mod appointments;
 pub mod audit;
+pub(crate) mod bulk_exports;
 pub(crate) mod clinic;
 pub(crate) mod clinical;
 pub(crate) mod directory;
@@ -45,9 +46,13 @@ pub const CLINIC: &[&Table] = &[
     &clinical::CONDITIONS.table,
     &clinical::PRESCRIPTIONS.table,
     &clinical::NOTES.table,
+    &clinical::ALLERGIES.table,
+    &clinical::VITALS.table,
     &appointments::TABLE,
     &idempotency::TABLE,
     &known_addresses::TABLE,
+    &bulk_exports::TABLE,
+    &bulk_exports::FILES,
     &audit::TABLE,
 ];
 
@@ -200,8 +205,11 @@ mod tests {
                 "conditions",
                 "prescriptions",
                 "notes",
+                "allergies",
+                "vitals",
                 "appointments",
-                "idempotency"
+                "idempotency",
+                "bulk_export_files"
             ]
         );
         let exported: Vec<&str> = exported().map(|t| t.name).collect();
@@ -215,6 +223,8 @@ mod tests {
                 "conditions",
                 "prescriptions",
                 "notes",
+                "allergies",
+                "vitals",
                 "appointments",
                 "audit"
             ]
@@ -229,6 +239,8 @@ mod tests {
                 "conditions",
                 "prescriptions",
                 "notes",
+                "allergies",
+                "vitals",
                 "appointments",
                 "audit"
             ]

@@ -398,6 +398,35 @@ pub(crate) async fn page<C: Conn>(
     rows.iter().map(|r| view(v, r)).collect()
 }
 
+/// Live patients with this national id (any key version's term), after
+/// `after`, `limit` of them.
+pub(crate) async fn by_national_id<C: Conn>(
+    db: &C,
+    v: &Vault<'_>,
+    national_id: &str,
+    after: i64,
+    limit: i64,
+) -> ApiResult<Vec<PatientView>> {
+    let nid = blind::national_id_norm(national_id);
+    let terms: Vec<Vec<u8>> = v
+        .search()
+        .iter()
+        .map(|ix| ix.token(TermKind::NationalId, &nid))
+        .collect();
+    let mut params: Vec<Value> = vec![after.into(), limit.into()];
+    let marks = placeholders(&mut params, terms);
+    let rows = db
+        .query(
+            &format!(
+                "SELECT {COLUMNS} FROM patients WHERE deleted_at IS NULL AND seq > ?1 AND id IN \
+                 (SELECT patient_id FROM patient_terms WHERE term IN ({marks})) ORDER BY seq LIMIT ?2"
+            ),
+            params,
+        )
+        .await?;
+    rows.iter().map(|r| view(v, r)).collect()
+}
+
 fn placeholders(params: &mut Vec<Value>, values: Vec<Vec<u8>>) -> String {
     values
         .into_iter()

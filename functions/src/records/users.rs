@@ -197,6 +197,21 @@ pub(crate) async fn practitioners<C: Conn>(db: &C, v: &Vault<'_>) -> ApiResult<V
         .collect()
 }
 
+/// Every user who sees patients (owners, doctors, nurses), active or not,
+/// with their `seq`: the FHIR face's practitioners.
+pub(crate) async fn practitioners_all<C: Conn>(
+    db: &C,
+    v: &Vault<'_>,
+) -> ApiResult<Vec<(i64, UserView)>> {
+    let rows = db
+        .query(
+            &format!("SELECT {COLUMNS} FROM users WHERE role IN {PRACTITIONER_ROLES} ORDER BY seq"),
+            vec![],
+        )
+        .await?;
+    rows.iter().map(|r| Ok((r.int(0)?, view(v, r)?))).collect()
+}
+
 /// The statement finding an active practitioner by id (one row if so), for
 /// a batch of checks.
 pub(crate) fn practitioner_check(id: &str) -> Statement {

@@ -39,6 +39,11 @@ pub(crate) enum Resource<'a> {
     Audit,
     AccessRequest(&'a str),
     AccessRequests,
+    /// Every entry of one clinical table, across patients (a FHIR search
+    /// without a patient).
+    ClinicalEntries(&'a str),
+    /// A FHIR bulk export of the clinic, by id.
+    BulkExport(&'a str),
     /// A data key version the platform made.
     Key(u32),
     /// A table re-sealed under a data key version.
@@ -76,6 +81,8 @@ impl fmt::Display for Resource<'_> {
             Resource::Audit => f.write_str("audit"),
             Resource::AccessRequest(r) => write!(f, "access_request/{r}"),
             Resource::AccessRequests => f.write_str("access_requests"),
+            Resource::ClinicalEntries(table) => write!(f, "{table}"),
+            Resource::BulkExport(id) => write!(f, "bulk_export/{id}"),
             Resource::Key(v) => write!(f, "key/v{v}"),
             Resource::TableKey(t, v) => write!(f, "{t}/key/v{v}"),
         }

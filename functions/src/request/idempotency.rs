@@ -141,6 +141,7 @@ pub(crate) async fn replay<H: Host>(
             Some(v) => Payload::Json(v),
             None => Payload::Empty,
         },
+        headers: Vec::new(),
     }))
 }
 
@@ -157,8 +158,12 @@ pub(crate) async fn remember<H: Host>(
     let body = match &reply.body {
         Payload::Json(v) => Some(v.clone()),
         Payload::Empty => None,
-        // Streams are answers to reads; nothing to keep.
-        Payload::Export(_) | Payload::Stream(..) => return Ok(()),
+        // Streams and exports are answers to reads; nothing to keep.
+        Payload::Export(_)
+        | Payload::Stream(..)
+        | Payload::BulkExport(_)
+        | Payload::FhirFile { .. }
+        | Payload::NdjsonStream(_) => return Ok(()),
     };
     let stored = Stored {
         request: request_digest(cx),

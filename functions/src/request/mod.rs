@@ -19,5 +19,5 @@ pub(crate) mod session;
 pub(crate) mod sign_in;
 
 pub(crate) use audit::Resource;
-pub(crate) use render::Reply;
+pub(crate) use render::{Payload, Reply};
 pub(crate) use scope::{ClinicScope, Open};

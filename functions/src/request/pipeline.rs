@@ -278,19 +278,62 @@ impl<'a, H: Host> Request<'a, H> {
     }
 
     /// After the commit: an export reply takes the request's connection and
-    /// the clinic's cipher into its stream.
-    fn start_stream(&mut self, reply: Reply) -> ApiResult<Reply> {
-        let Payload::Export(plan) = reply.body else {
-            return Ok(reply);
-        };
-        let Some(t) = self.tenant.take() else {
-            return Err(ApiError::internal("export without a clinic"));
-        };
-        let chunks = export::stream(plan.clone(), t.db, t.keys.cipher);
-        Ok(Reply {
-            status: reply.status,
-            body: Payload::Stream(plan, Body::stream(chunks)),
-        })
+    /// the clinic's cipher into its stream; a FHIR bulk export is written;
+    /// a FHIR file is streamed the same way.
+    async fn after_commit(&mut self, reply: Reply) -> ApiResult<Reply> {
+        match reply.body {
+            Payload::Export(plan) => {
+                let t = self
+                    .tenant
+                    .take()
+                    .ok_or_else(|| ApiError::internal("export without a clinic"))?;
+                let chunks = export::stream(plan.clone(), t.db, t.keys.cipher);
+                Ok(Reply {
+                    status: reply.status,
+                    body: Payload::Stream(plan, Body::stream(chunks)),
+                    headers: reply.headers,
+                })
+            }
+            Payload::FhirFile { export, kind } => {
+                let t = self
+                    .tenant
+                    .take()
+                    .ok_or_else(|| ApiError::internal("export file without a clinic"))?;
+                let chunks =
+                    crate::fhir::bulk::stream(t.db, t.keys.cipher, export, kind.to_owned());
+                Ok(Reply {
+                    status: reply.status,
+                    body: Payload::NdjsonStream(Body::stream(chunks)),
+                    headers: reply.headers,
+                })
+            }
+            Payload::BulkExport(job) => {
+                let t = self
+                    .tenant
+                    .as_ref()
+                    .ok_or_else(|| ApiError::internal("bulk export without a clinic"))?;
+                let app = self.cx.app;
+                let write = app.clinic_conn(&t.id, false, false).await?;
+                let vault = Vault::new(&t.keys, &app.host);
+                let done = crate::fhir::bulk::generate(&t.db, &write, &vault, &job).await;
+                crate::records::bulk_exports::finish(&write, &job.id, done.is_ok()).await?;
+                // A failure is the kick-off's answer (and the host's log
+                // line); the status says so too.
+                done?;
+                let mut headers = reply.headers;
+                headers.push(("content-location", job.status_url));
+                Ok(Reply {
+                    status: reply.status,
+                    body: Payload::Empty,
+                    headers,
+                })
+            }
+            body => Ok(Reply {
+                status: reply.status,
+                body,
+                headers: reply.headers,
+            }),
+        }
     }
 
     /// The rest of a request after its transaction: the platform audit
@@ -299,7 +342,10 @@ impl<'a, H: Host> Request<'a, H> {
         let route = self.cx.route;
         let replayed = self.replayed && result.is_ok();
         let result = self.platform_audit(&result).await.and(result);
-        let result = result.and_then(|reply| self.start_stream(reply));
+        let result = match result {
+            Ok(reply) => self.after_commit(reply).await,
+            Err(e) => Err(e),
+        };
         let mut resp = render(
             result,
             std::mem::take(&mut self.cx.cookies),

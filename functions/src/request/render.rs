@@ -26,6 +26,8 @@ pub struct RequestLog {
 pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Payload,
+    /// Headers of this answer (`Content-Location`, `Expires`, …).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// What a reply carries.
@@ -36,6 +38,17 @@ pub(crate) enum Payload {
     Export(export::Plan),
     /// The export under way.
     Stream(export::Plan, Body),
+    /// A FHIR bulk export to write after the request's transaction
+    /// commits; then a 202 with its status URL.
+    BulkExport(crate::fhir::bulk::Job),
+    /// A FHIR bulk export's file, streamed after the request's transaction
+    /// commits.
+    FhirFile {
+        export: String,
+        kind: &'static str,
+    },
+    /// That file under way.
+    NdjsonStream(Body),
 }
 
 impl Reply {
@@ -51,18 +64,21 @@ impl Reply {
         Ok(Reply {
             status,
             body: Payload::Json(body),
+            headers: Vec::new(),
         })
     }
     pub fn no_content() -> ApiResult<Reply> {
         Ok(Reply {
             status: StatusCode::NO_CONTENT,
             body: Payload::Empty,
+            headers: Vec::new(),
         })
     }
     pub fn export(plan: export::Plan) -> Reply {
         Reply {
             status: StatusCode::OK,
             body: Payload::Export(plan),
+            headers: Vec::new(),
         }
     }
 }
@@ -73,19 +89,36 @@ pub(crate) fn render(
     api: bool,
     route: &'static str,
 ) -> Response<Body> {
+    let fhir = route.starts_with(crate::fhir::BASE);
+    let json_type = if fhir {
+        crate::fhir::CONTENT_TYPE
+    } else {
+        "application/json"
+    };
     let (mut resp, log) = match result {
         Ok(reply) => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = reply.status;
             let h = r.headers_mut();
+            for (name, value) in &reply.headers {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.insert(*name, v);
+                }
+            }
             match reply.body {
                 Payload::Empty => {}
                 Payload::Json(v) => {
+                    if !h.contains_key(header::CONTENT_TYPE) {
+                        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(json_type));
+                    }
+                    *r.body_mut() = Body::full(v.to_string());
+                }
+                Payload::NdjsonStream(chunks) => {
                     h.insert(
                         header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
+                        HeaderValue::from_static(crate::fhir::NDJSON),
                     );
-                    *r.body_mut() = Body::full(v.to_string());
+                    *r.body_mut() = chunks;
                 }
                 Payload::Stream(plan, chunks) => {
                     h.insert(
@@ -100,8 +133,9 @@ pub(crate) fn render(
                     }
                     *r.body_mut() = chunks;
                 }
-                // Turned into a stream by `start_stream`; never rendered.
-                Payload::Export(_) => {
+                // Turned into a stream, or written, after the commit;
+                // never rendered.
+                Payload::Export(_) | Payload::BulkExport(_) | Payload::FhirFile { .. } => {
                     return render(
                         Err(ApiError::internal("export not started")),
                         cookies,
@@ -119,6 +153,14 @@ pub(crate) fn render(
                 },
             )
         }
+        Err(e) if fhir => (
+            fhir_error(&e),
+            RequestLog {
+                route,
+                error_code: Some(e.code.as_str()),
+                detail: e.detail.clone(),
+            },
+        ),
         Err(e) => (
             web::error_response(&e),
             RequestLog {
@@ -136,4 +178,16 @@ pub(crate) fn render(
     web::secure_headers(resp.headers_mut(), api);
     resp.extensions_mut().insert(log);
     resp
+}
+
+/// An error on the FHIR face: an `OperationOutcome` with the API's status
+/// (and its `Retry-After`).
+fn fhir_error(e: &ApiError) -> Response<Body> {
+    let mut r = web::error_response(e);
+    *r.body_mut() = Body::full(crate::fhir::outcome(e).to_string());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::fhir::CONTENT_TYPE),
+    );
+    r
 }
