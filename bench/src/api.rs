@@ -58,30 +58,8 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Vec<u8>)> {
-        let mut b = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        let result = match body {
-            Some(v) => self.agent.run(
-                b.header("content-type", "application/json")
-                    .body(v.to_string().into_bytes())
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => self.agent.run(b.body(()).map_err(|e| e.to_string())?),
-        };
-        let mut resp = result.map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = resp.status().as_u16();
-        let mut raw = Vec::new();
-        resp.body_mut()
-            .with_config()
-            .limit(4 << 30)
-            .reader()
-            .read_to_end(&mut raw)
-            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
-        Ok((status, raw))
+        self.request(method, path, &[], body, "")
+            .map(|(status, _, raw)| (status, raw))
     }
 
     /// A GET with extra headers; the status, one answer header's value
@@ -92,8 +70,20 @@ impl Api {
         headers: &[(&str, &str)],
         want_header: &str,
     ) -> Result<(u16, Option<String>, Vec<u8>)> {
+        self.request("GET", path, headers, None, want_header)
+    }
+
+    /// Any call: status, the answer's `want_header`, body bytes.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+        want_header: &str,
+    ) -> Result<(u16, Option<String>, Vec<u8>)> {
         let mut b = ureq::http::Request::builder()
-            .method("GET")
+            .method(method)
             .uri(format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             b = b.header("authorization", format!("Bearer {t}"));
@@ -101,10 +91,15 @@ impl Api {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let mut resp = self
-            .agent
-            .run(b.body(()).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("GET {path}: {e}"))?;
+        let result = match body {
+            Some(v) => self.agent.run(
+                b.header("content-type", "application/json")
+                    .body(v.to_string().into_bytes())
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => self.agent.run(b.body(()).map_err(|e| e.to_string())?),
+        };
+        let mut resp = result.map_err(|e| format!("{method} {path}: {e}"))?;
         let status = resp.status().as_u16();
         let header = resp
             .headers()
@@ -117,7 +112,7 @@ impl Api {
             .limit(4 << 30)
             .reader()
             .read_to_end(&mut raw)
-            .map_err(|e| format!("GET {path}: reading the body: {e}"))?;
+            .map_err(|e| format!("{method} {path}: reading the body: {e}"))?;
         Ok((status, header, raw))
     }
 

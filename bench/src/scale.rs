@@ -109,31 +109,12 @@ pub fn export(bin: &Path, work: &Path, patients: usize, appointments: usize) -> 
     };
     let mut formats = serde_json::Map::new();
     for format in ["json", "csv"] {
-        let meter = Meter::start(&host.pids);
-        // The heap's peak, sampled: VmHWM also counts the database pages
-        // the host maps (mmap), which the kernel may drop at any time.
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let pid = host.pids[0];
-        let base_anon = procs::rss_anon_kib(pid);
-        let (t, status, body, peak_anon) = std::thread::scope(|s| {
-            let sampler = s.spawn(|| {
-                let mut peak = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    peak = peak.max(procs::rss_anon_kib(pid));
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                peak
-            });
-            let t = Instant::now();
-            let path = format!("/api/v1/export?format={format}");
-            let r = owner.api.call_raw("GET", &path, None);
-            let t = t.elapsed();
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let peak = sampler.join().unwrap_or(0);
-            r.map(|(status, body)| (t, status, body, peak))
-        })?;
+        let path = format!("/api/v1/export?format={format}");
+        let (r, m) = measured(&host.pids, || owner.api.call_raw("GET", &path, None));
+        let (status, body) = r?;
+        let (t, cost, peak_anon, base_anon) =
+            (m.elapsed, m.cost, m.peak_heap_kib, m.heap_before_kib);
         let secs = t.as_secs_f64();
-        let cost = meter.stop();
         if status != 200 {
             return Err(format!("export {format} answered {status}"));
         }
@@ -155,51 +136,35 @@ pub fn export(bin: &Path, work: &Path, patients: usize, appointments: usize) -> 
     // The FHIR Bulk Data export of the same clinic: the kick-off writes
     // every file (sealed into the clinic's database), then each is fetched.
     let fhir = {
-        let meter = Meter::start(&host.pids);
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let pid = host.pids[0];
-        let base_anon = procs::rss_anon_kib(pid);
-        let (kick_s, total_s, bytes, peak_anon) = std::thread::scope(|s| {
-            let sampler = s.spawn(|| {
-                let mut peak = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    peak = peak.max(procs::rss_anon_kib(pid));
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+        let run = || -> Result<(f64, f64, usize)> {
+            let t = Instant::now();
+            let (status, location, _) = owner.api.get_with(
+                "/fhir/r4/$export",
+                &[("prefer", "respond-async")],
+                "content-location",
+            )?;
+            let kick = t.elapsed().as_secs_f64();
+            let location = location.ok_or("no Content-Location")?;
+            if status != 202 {
+                return Err(format!("$export answered {status}"));
+            }
+            let path = &location[location.find("/fhir/r4/").ok_or("bad location")?..];
+            let manifest = owner.api.get(path)?;
+            let mut bytes = 0;
+            for o in manifest["output"].as_array().ok_or("no output")? {
+                let url = o["url"].as_str().ok_or("no url")?;
+                let p = &url[url.find("/fhir/r4/").ok_or("bad url")?..];
+                let (status, raw) = owner.api.call_raw("GET", p, None)?;
+                if status != 200 {
+                    return Err(format!("{p} answered {status}"));
                 }
-                peak
-            });
-            let run = || -> Result<(f64, f64, usize)> {
-                let t = Instant::now();
-                let (status, location, _) = owner.api.get_with(
-                    "/fhir/r4/$export",
-                    &[("prefer", "respond-async")],
-                    "content-location",
-                )?;
-                let kick = t.elapsed().as_secs_f64();
-                let location = location.ok_or("no Content-Location")?;
-                if status != 202 {
-                    return Err(format!("$export answered {status}"));
-                }
-                let path = &location[location.find("/fhir/r4/").ok_or("bad location")?..];
-                let manifest = owner.api.get(path)?;
-                let mut bytes = 0;
-                for o in manifest["output"].as_array().ok_or("no output")? {
-                    let url = o["url"].as_str().ok_or("no url")?;
-                    let p = &url[url.find("/fhir/r4/").ok_or("bad url")?..];
-                    let (status, raw) = owner.api.call_raw("GET", p, None)?;
-                    if status != 200 {
-                        return Err(format!("{p} answered {status}"));
-                    }
-                    bytes += raw.len();
-                }
-                Ok((kick, t.elapsed().as_secs_f64(), bytes))
-            };
-            let r = run();
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let peak = sampler.join().unwrap_or(0);
-            r.map(|(k, t, b)| (k, t, b, peak))
-        })?;
-        let cost = meter.stop();
+                bytes += raw.len();
+            }
+            Ok((kick, t.elapsed().as_secs_f64(), bytes))
+        };
+        let (r, m) = measured(&host.pids, run);
+        let (kick_s, total_s, bytes) = r?;
+        let (cost, peak_anon, base_anon) = (m.cost, m.peak_heap_kib, m.heap_before_kib);
         let mib = |kib: u64| kib as f64 / 1024.0;
         eprintln!(
             "amanah-bench: FHIR $export: files written in {kick_s:.2} s, all fetched by {total_s:.2} s, {:.1} MiB, host peak rss {:.0} MiB (heap {:.0} MiB, {:.0} MiB before)",
@@ -226,6 +191,47 @@ pub fn export(bin: &Path, work: &Path, patients: usize, appointments: usize) -> 
         "drill": drill,
         "rotation": rotation,
     }))
+}
+
+/// What one measured piece of work cost the host.
+struct Measured {
+    elapsed: std::time::Duration,
+    cost: crate::procs::Cost,
+    /// The heap's peak (`RssAnon`, sampled every 5 ms) and where it began:
+    /// `VmHWM` also counts the database pages the host maps (mmap), which
+    /// the kernel may drop at any time.
+    peak_heap_kib: u64,
+    heap_before_kib: u64,
+}
+
+/// Runs `work` while sampling the host's heap; its result and cost.
+fn measured<T>(pids: &[u32], work: impl FnOnce() -> T) -> (T, Measured) {
+    let meter = Meter::start(pids);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let pid = pids[0];
+    let heap_before_kib = procs::rss_anon_kib(pid);
+    let (out, elapsed, peak_heap_kib) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(procs::rss_anon_kib(pid));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak
+        });
+        let t = Instant::now();
+        let out = work();
+        let elapsed = t.elapsed();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, elapsed, sampler.join().unwrap_or(0))
+    });
+    let m = Measured {
+        elapsed,
+        cost: meter.stop(),
+        peak_heap_kib,
+        heap_before_kib,
+    };
+    (out, m)
 }
 
 /// Runs `amanah <args> --json --data-dir <the scale data>`, timed.

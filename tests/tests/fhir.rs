@@ -14,6 +14,18 @@ use serde_json::{json, Value};
 
 const FHIR_JSON: &str = "application/fhir+json";
 
+/// Every type the FHIR face serves.
+const TYPES: [&str; 8] = [
+    "Patient",
+    "Practitioner",
+    "Condition",
+    "AllergyIntolerance",
+    "Observation",
+    "MedicationRequest",
+    "Appointment",
+    "Encounter",
+];
+
 /// Validates every resource with the validator that is not ours; panics
 /// with its report when one fails. Without `AMANAH_FHIR_VALIDATOR` (a
 /// plain `cargo test`), says so and checks only the resource types.
@@ -308,16 +320,7 @@ fn every_type_is_read_and_searched_and_valid_to_a_validator_not_ours() {
         .iter()
         .filter_map(|r| r["type"].as_str())
         .collect();
-    for t in [
-        "Patient",
-        "Practitioner",
-        "Condition",
-        "AllergyIntolerance",
-        "Observation",
-        "MedicationRequest",
-        "Appointment",
-        "Encounter",
-    ] {
+    for t in TYPES {
         assert!(listed.contains(&t), "{t} missing from {listed:?}");
     }
     seen.push(cap);
@@ -636,16 +639,7 @@ fn the_bulk_export_is_complete_valid_sealed_at_rest_and_gone_after_its_hour() {
         lines.extend(these);
     }
     let types: Vec<&str> = output.iter().filter_map(|o| o["type"].as_str()).collect();
-    for t in [
-        "Patient",
-        "Practitioner",
-        "Condition",
-        "AllergyIntolerance",
-        "Observation",
-        "MedicationRequest",
-        "Appointment",
-        "Encounter",
-    ] {
+    for t in TYPES {
         assert!(types.contains(&t), "{t} missing from {types:?}");
     }
     assert_eq!(patients.len(), 26, "every patient, once");
