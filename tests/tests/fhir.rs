@@ -700,6 +700,14 @@ fn the_bulk_export_is_complete_valid_sealed_at_rest_and_gone_after_its_hour() {
     };
     assert_eq!(owner.delete(&second_path).status, 202);
     outcome(&owner.get(&second_path), 404, "not-found");
+    // Each export is a copy of the whole record for an hour: three at once
+    // at most, then 429 until the oldest expires.
+    for _ in 0..2 {
+        assert_eq!(kick("?_type=Practitioner").status, 202);
+    }
+    let refused = kick("?_type=Practitioner");
+    outcome(&refused, 429, "throttled");
+    assert!(refused.header("retry-after").is_some());
 
     clinic.advance(3601);
     // The session idled out meanwhile: the owner signs in again.

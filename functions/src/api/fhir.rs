@@ -462,13 +462,10 @@ pub(crate) async fn export_start<H: Host>(s: &mut Scope<'_, '_, H>) -> ApiResult
         match k.as_ref() {
             "_type" => {
                 let asked: Vec<&str> = v.split(',').map(str::trim).collect();
-                if let Some(bad) = asked.iter().find(|t| !TYPES.contains(t)) {
+                if asked.iter().any(|t| !TYPES.contains(t)) {
                     return Err(ApiError::invalid(
                         "_type",
-                        format!(
-                            "{} is not a type this server exports",
-                            bad.chars().take(40).collect::<String>()
-                        ),
+                        "a type this server does not export (Patient, Practitioner, Condition, AllergyIntolerance, Observation, MedicationRequest, Appointment, Encounter)",
                     ));
                 }
                 types.retain(|t| asked.contains(t));
@@ -489,6 +486,13 @@ pub(crate) async fn export_start<H: Host>(s: &mut Scope<'_, '_, H>) -> ApiResult
             }
             _ => {}
         }
+    }
+    // Each export is a copy of the whole record for an hour: a few at once.
+    let (live, first_expiry) = bulk_exports::live(s.db, s.now).await?;
+    if live >= bulk_exports::MAX_LIVE {
+        return Err(ApiError::rate_limited(
+            first_expiry.map_or(bulk_exports::LIFETIME_SECS, |t| t - s.now),
+        ));
     }
     let id = s.new_id(kind::BULK_EXPORT);
     s.audit.about(Resource::BulkExport(&id));

@@ -80,6 +80,9 @@ const DATA: Field = Field::new("bulk_export_files", "data");
 
 /// How long an export's files may be fetched.
 pub const LIFETIME_SECS: i64 = 3600;
+/// Exports a clinic may hold at once: each is a copy of its whole record
+/// for an hour, so more would let one owner fill the disk.
+pub const MAX_LIVE: i64 = 3;
 /// The largest part of a file, before sealing.
 pub const PART_BYTES: usize = 256 * 1024;
 
@@ -224,6 +227,21 @@ pub(crate) async fn part<C: Conn>(
     };
     let id = r.text(0)?;
     Ok(Some((r.int(1)?, cipher.open(DATA, &id, &r.blob(2)?)?)))
+}
+
+/// The clinic's exports not expired at `now`: how many, and when the
+/// first of them expires.
+pub(crate) async fn live<C: Conn>(db: &C, now: i64) -> ApiResult<(i64, Option<i64>)> {
+    let rows = db
+        .query(
+            "SELECT count(*), MIN(expires_at) FROM bulk_exports WHERE expires_at > ?1",
+            vec![now.into()],
+        )
+        .await?;
+    let r = rows
+        .first()
+        .ok_or_else(|| ApiError::internal("bulk export count"))?;
+    Ok((r.int(0)?, r.opt_int(1)?))
 }
 
 /// Removes an export and its files.
