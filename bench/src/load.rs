@@ -101,10 +101,11 @@ function request()
     return wrk.format("GET", "/api/v1/patients/" .. pid, h)
   elseif r <= 70 then
     return wrk.format("GET", "/api/v1/appointments?from=" .. c.from .. "&to=" .. c.to .. "&practitioner=" .. c.doctor, h)
-  elseif r <= 85 then
-    return wrk.format("GET", "/api/v1/patients?q=" .. c.words[math.random(#c.words)], h)
   end
   h["Content-Type"] = "application/json"
+  if r <= 85 then
+    return wrk.format("POST", "/api/v1/patients/search", h, '{"q":"' .. c.words[math.random(#c.words)] .. '"}')
+  end
   if r <= 93 then
     return wrk.format("POST", "/api/v1/patients/" .. pid .. "/notes", h, note)
   end

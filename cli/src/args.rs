@@ -318,9 +318,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "data")]
     pub(crate) data_dir: PathBuf,
     /// Address of the first region; each further region takes the next port
-    /// (port 0: every region gets a free port).
+    /// (port 0: every region gets a free port). Without `--tls-cert` only a
+    /// loopback address is accepted.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
+    /// The certificate chain (PEM, leaf first): serve HTTPS, TLS 1.3 only,
+    /// HTTP/2 or HTTP/1.1. Read again, with the key, on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Regions to serve (default: every non-optional region of regions.toml).
     #[arg(long, value_delimiter = ',')]
     pub(crate) regions: Vec<String>,

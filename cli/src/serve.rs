@@ -10,7 +10,7 @@ use amanah_functions::{App, Config, RegionInfo};
 use tokio::net::TcpListener;
 
 use amanah::native_host::NativeHost;
-use amanah::{assets, server};
+use amanah::{assets, server, tls};
 
 use crate::args::ServeArgs;
 use crate::commands::{chosen_regions, info, region_host};
@@ -64,6 +64,16 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.insecure_test_hooks && !args.listen.ip().is_loopback() {
         return Err("--insecure-test-hooks is refused unless listening on loopback".into());
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::Tls::new(cert, key)?),
+        _ if !tls::plain_allowed(&args.listen) => return Err(format!(
+            "plain HTTP is served on loopback only, and --listen {} is not: give --tls-cert and \
+                 --tls-key, or listen on 127.0.0.1 behind a TLS proxy on this machine",
+            args.listen
+        )),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     if cfg!(feature = "inject-forgot-clinic") {
         if !args.insecure_test_hooks {
             return Err(
@@ -98,7 +108,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {addr} for region {}: {e}", region.id))?;
         let bound = l.local_addr().map_err(|e| e.to_string())?;
-        listeners.push((region.clone(), l, format!("http://{bound}")));
+        listeners.push((region.clone(), l, format!("{scheme}://{bound}")));
     }
     let infos: Vec<RegionInfo> = listeners
         .iter()
@@ -112,6 +122,10 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
         trusted_proxies: args.trusted_proxies.clone(),
         per_address: args.max_connections_per_address,
     });
+    if let Some(tls) = &tls {
+        tokio::spawn(reload_on_hangup(tls.pair.clone()));
+    }
+    let acceptor = tls.map(|t| t.acceptor);
     let mut ready = String::from("ready");
     let mut tasks = Vec::new();
     // Every region's host shares one set of open databases (one cap on
@@ -146,6 +160,7 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
             assets.clone(),
             region.id.clone(),
             limits.clone(),
+            acceptor.clone(),
         )));
     }
     println!("{ready}");
@@ -156,4 +171,22 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
         _ = futures::future::join_all(tasks) => {}
     }
     Ok(())
+}
+
+/// Reads the certificate and key again on every SIGHUP (a renewal); a pair
+/// that does not load is logged and the running one kept.
+async fn reload_on_hangup(pair: Arc<tls::Reloadable>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP: the certificate is read at start only");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match pair.reload() {
+            Ok(()) => tracing::info!("SIGHUP: certificate and key read again"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the new certificate was refused; the running one stays")
+            }
+        }
+    }
 }

@@ -29,12 +29,13 @@ use bytes::Bytes;
 use futures::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::assets::Assets;
 use crate::native_host::NativeHost;
@@ -123,13 +124,15 @@ impl Drop for Counted {
 }
 
 /// Serves one region's app (and the front end's files, when given) on a
-/// bound listener until the process ends.
+/// bound listener until the process ends; over TLS when `tls` is given
+/// (HTTP/2 or HTTP/1.1, as ALPN agreed), else plain HTTP/1.1.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App<NativeHost>>,
     assets: Option<Arc<Assets>>,
     region: String,
     limits: Arc<Limits>,
+    tls: Option<TlsAcceptor>,
 ) {
     let open = Arc::new(Open::default());
     loop {
@@ -157,14 +160,26 @@ pub async fn serve(
         let assets = assets.clone();
         let region = region.clone();
         let limits = limits.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _counted = counted;
-            let service = service_fn(move |req: hyper::Request<Incoming>| {
+            let service = service_fn(move |mut req: hyper::Request<Incoming>| {
                 let app = app.clone();
                 let assets = assets.clone();
                 let region = region.clone();
                 let limits = limits.clone();
                 async move {
+                    // HTTP/2 names the host in `:authority`, not `Host`:
+                    // the application reads `Host` (same-origin checks).
+                    if !req.headers().contains_key(http::header::HOST) {
+                        if let Some(v) = req
+                            .uri()
+                            .authority()
+                            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+                        {
+                            req.headers_mut().insert(http::header::HOST, v);
+                        }
+                    }
                     let resp = match &assets {
                         Some(a) if !web::is_app_path(req.uri().path()) => {
                             a.respond(req.method(), req.uri().path()).await
@@ -177,14 +192,45 @@ pub async fn serve(
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .writev(false)
-                .serve_connection(TokioIo::new(SecureHeaders::new(stream)), service);
-            let _ = conn.await;
+            let Some(tls) = tls else {
+                return http1_conn(stream, service).await;
+            };
+            // The handshake, like a request's head, within 10 seconds.
+            let stream = match tokio::time::timeout(HEAD_TIME, tls.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                _ => return,
+            };
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let conn = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .max_concurrent_streams(H2_STREAMS)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = conn.await;
+            } else {
+                http1_conn(stream, service).await;
+            }
         });
     }
+}
+
+/// Time for a request's head (and a TLS handshake).
+const HEAD_TIME: Duration = Duration::from_secs(10);
+/// Requests at once on one HTTP/2 connection.
+const H2_STREAMS: u32 = 32;
+
+/// One HTTP/1.1 connection, its answers with the security headers even
+/// where hyper answers by itself.
+async fn http1_conn<S, Svc>(io: S, service: Svc)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::HttpService<Incoming, ResBody = Body, Error = Infallible>,
+{
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIME)
+        .writev(false)
+        .serve_connection(TokioIo::new(SecureHeaders::new(io)), service);
+    let _ = conn.await;
 }
 
 async fn handle(
@@ -313,7 +359,7 @@ pub struct SecureHeaders<S> {
 }
 
 /// What hyper's own refusals lack.
-const ADDED: &[u8] = b"strict-transport-security: max-age=63072000; includeSubDomains\r\n\
+const ADDED: &[u8] = b"strict-transport-security: max-age=63072000; includeSubDomains; preload\r\n\
 x-content-type-options: nosniff\r\nreferrer-policy: no-referrer\r\n\
 content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n\
 x-frame-options: DENY\r\ncache-control: no-store\r\n";

@@ -178,6 +178,16 @@ pub async fn call(method: &str, path: &str, body: Option<Value>) -> Result<(), A
     send(method, path, body.as_ref()).await.map(|_| ())
 }
 
+/// Patients the text finds (every patient for blank text). The text goes in
+/// the body of `POST /api/v1/patients/search`, never in a URL.
+pub async fn search_patients(text: &str) -> Result<List<Patient>, ApiError> {
+    post(
+        "/api/v1/patients/search",
+        serde_json::json!({ "q": text.trim() }),
+    )
+    .await
+}
+
 /// Percent-encodes a query value.
 pub fn q(value: &str) -> String {
     js_sys::encode_uri_component(value).into()

@@ -22,12 +22,7 @@ pub fn Patients() -> impl IntoView {
         let n = asked.get_untracked() + 1;
         asked.set(n);
         spawn_local(async move {
-            let path = if q.trim().is_empty() {
-                "/api/v1/patients".to_owned()
-            } else {
-                format!("/api/v1/patients?q={}", api::q(q.trim()))
-            };
-            let r = api::get::<List<Patient>>(&path).await;
+            let r = api::search_patients(&q).await;
             // Only the answer to the latest search is shown.
             if asked.get_untracked() != n {
                 return;

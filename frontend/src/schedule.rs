@@ -155,9 +155,7 @@ fn Book(
             return;
         }
         spawn_local(async move {
-            if let Ok(l) =
-                api::get::<List<Patient>>(&format!("/api/v1/patients?q={}", api::q(q.trim()))).await
-            {
+            if let Ok(l) = api::search_patients(&q).await {
                 matches.set(l.items);
             }
         });

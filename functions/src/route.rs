@@ -40,6 +40,10 @@ pub enum Flag {
     Token,
     /// Names a clinic in its body: 421 for another region's.
     Regional,
+    /// A search sent as `POST` so that its terms stay out of the URL: a
+    /// read, so it takes no `Idempotency-Key` (a stored answer would keep
+    /// other patients' data past their purge).
+    Search,
 }
 
 /// A route as the pipeline and the document see it (its id and handler

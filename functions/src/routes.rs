@@ -255,8 +255,11 @@ routes! {
             "Reset a colleague's password (a temporary one, changed at the next sign-in) or TOTP (enrolled again); their sessions end" => 200 (users::ResetDone),
             body users::Reset;
         PatientsList: GET "/api/v1/patients" => P(PatientRead), "patient.list", patients::list, [],
-            "List or search patients (name words and prefixes, phone, national id)" => 200 (page patients::PatientView),
+            "List or search patients (name words and prefixes, phone, national id); prefer POST /api/v1/patients/search: text in a URL is kept by proxies, traces and history" => 200 (page patients::PatientView),
             query patients::LIST_QUERY;
+        PatientsSearch: POST "/api/v1/patients/search" => P(PatientRead), "patient.list", patients::search, [Search],
+            "Search patients with the text in the body, never in a URL (the answer of GET ?q=)" => 200 (page patients::PatientView),
+            body patients::Search;
         PatientsCreate: POST "/api/v1/patients" => P(PatientWrite), "patient.create", patients::create, [],
             "Register a patient" => 201 (patients::PatientView),
             body patients::Demographics;
@@ -350,7 +353,7 @@ routes! {
         FhirPatientSearch: GET "/fhir/r4/Patient" => P(PatientRead), "patient.list", fhir::patient_search, [],
             "FHIR: search Patients (prefer POST _search: a name in a URL is logged by every proxy)" => 200 (fhir "Bundle"),
             query FHIR_PATIENT_QUERY;
-        FhirPatientSearchPost: POST "/fhir/r4/Patient/_search" => P(PatientRead), "patient.list", fhir::patient_search, [],
+        FhirPatientSearchPost: POST "/fhir/r4/Patient/_search" => P(PatientRead), "patient.list", fhir::patient_search, [Search],
             "FHIR: search Patients, the parameters in a form body" => 200 (fhir "Bundle"),
             errors [415 "a body that is not application/x-www-form-urlencoded"];
         FhirPractitionerRead: GET "/fhir/r4/Practitioner/{id}" => P(ScheduleRead), "practitioner.read", fhir::practitioner_read, [],

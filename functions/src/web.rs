@@ -37,7 +37,7 @@ pub fn is_app_path(path: &str) -> bool {
 pub fn secure_headers(h: &mut HeaderMap, api: bool) {
     h.insert(
         header::STRICT_TRANSPORT_SECURITY,
-        HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        HeaderValue::from_static("max-age=63072000; includeSubDomains; preload"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -268,17 +268,11 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// `?limit=`: default 50, at most 200.
+    /// `?limit=`: see [`limit`].
     pub fn limit(&self) -> ApiResult<i64> {
         match self.get("limit") {
-            None => Ok(50),
-            Some(s) => match s.parse::<i64>() {
-                Ok(n) if (1..=200).contains(&n) => Ok(n),
-                _ => Err(ApiError::invalid(
-                    "limit",
-                    "limit must be a whole number from 1 to 200",
-                )),
-            },
+            None => limit(None),
+            Some(s) => limit(Some(s.parse::<i64>().unwrap_or(0))),
         }
     }
 
@@ -288,12 +282,25 @@ impl Query {
     }
 }
 
+/// A page's size, from a query or a body: default 50, from 1 to 200.
+pub fn limit(given: Option<i64>) -> ApiResult<i64> {
+    match given {
+        None => Ok(50),
+        Some(n) if (1..=200).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            "limit must be a whole number from 1 to 200",
+        )),
+    }
+}
+
 /// An opaque list position.
 pub fn encode_cursor(seq: i64) -> String {
     data_encoding::BASE64URL_NOPAD.encode(format!("c1:{seq}").as_bytes())
 }
 
-fn decode_cursor(s: &str) -> ApiResult<i64> {
+/// The position of a cursor this API gave out.
+pub fn decode_cursor(s: &str) -> ApiResult<i64> {
     let bad = || ApiError::invalid("cursor", "cursor is not one this API gave out");
     let raw = data_encoding::BASE64URL_NOPAD
         .decode(s.as_bytes())

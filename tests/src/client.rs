@@ -299,8 +299,7 @@ impl Client {
 
     /// How many patients a search for `q` finds.
     pub fn search_count(&self, q: &str) -> usize {
-        let q: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
-        let r = self.get(&format!("/api/v1/patients?q={q}"));
+        let r = self.post("/api/v1/patients/search", json!({ "q": q }));
         assert_eq!(r.status, 200, "search: {}", r.body);
         r.body["items"].as_array().expect("items").len()
     }

@@ -541,6 +541,11 @@ impl Deployment {
     }
 
     /// Stops a native server (as `kill -9` would).
+    /// The process id of a native host this suite started.
+    pub fn child_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

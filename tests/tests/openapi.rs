@@ -229,6 +229,10 @@ fn the_document_covers_every_route_and_every_answer_matches_it() {
     let pid = r.body["id"].as_str().unwrap().to_owned();
     let p = format!("/api/v1/patients/{pid}");
     ok(get(&owner, "/api/v1/patients?q=spec"), 200);
+    ok(
+        post(&owner, "/api/v1/patients/search", json!({"q": "spec"})),
+        200,
+    );
     ok(get(&owner, &p), 200);
     ok(patch(&owner, &p, json!({"address": "Street 1"})), 200);
     ok(

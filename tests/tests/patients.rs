@@ -15,12 +15,17 @@ fn names(r: &Value) -> Vec<String> {
     v
 }
 
+/// What a search finds, asked both ways: `POST /patients/search` (what
+/// clients use) and the older `GET ?q=` must give the same answer.
 fn search(c: &Client, q: &str) -> Vec<String> {
-    let r = c.get(&format!(
+    let r = c.post("/api/v1/patients/search", json!({ "q": q }));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let by_get = c.get(&format!(
         "/api/v1/patients?q={}",
         q.replace(' ', "%20").replace('+', "%2B")
     ));
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(by_get.status, 200, "{}", by_get.body);
+    assert_eq!(r.body, by_get.body, "POST and GET search differ for {q}");
     names(&r.body)
 }
 
@@ -158,4 +163,63 @@ fn a_name_without_searchable_words_is_kept() {
     }
     let listed = owner.get("/api/v1/patients");
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn search_by_post_pages_refuses_bad_bodies_and_is_never_replayed() {
+    let d = Deployment::start();
+    let (_clinic, owner, _) = d.ready_clinic("pk", "Post Search Clinic", "owner@postsearch.pk");
+    for n in ["Sana Javed", "Sana Iqbal", "Sana Malik"] {
+        owner.create_patient(json!({ "name": n, "dob": "1990-01-01" }));
+    }
+    let path = "/api/v1/patients/search";
+
+    // Paging by the body's cursor: the same pages as GET.
+    let first = owner.post(path, json!({"q": "sana", "limit": 2}));
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 2);
+    let cursor = first.body["next_cursor"].as_str().expect("a second page");
+    let second = owner.post(path, json!({"q": "sana", "limit": 2, "cursor": cursor}));
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(
+        second.body,
+        owner
+            .get(&format!("/api/v1/patients?q=sana&limit=2&cursor={cursor}"))
+            .body
+    );
+    let mut all = names(&first.body);
+    all.extend(names(&second.body));
+    all.sort();
+    assert_eq!(all, ["Sana Iqbal", "Sana Javed", "Sana Malik"]);
+    // Blank text lists everyone, as GET without q does.
+    assert_eq!(names(&owner.post(path, json!({"q": " "})).body).len(), 3);
+
+    // Bad bodies: 400 naming the field; the text never belongs in the URL.
+    for (body, field) in [
+        (json!({}), None),
+        (json!({"q": 7}), None),
+        (json!({"q": "sana", "name": "x"}), None),
+        (json!({"q": "sana", "limit": 0}), Some("limit")),
+        (json!({"q": "sana", "limit": 201}), Some("limit")),
+        (json!({"q": "sana", "cursor": "not-ours"}), Some("cursor")),
+        (json!({"q": "x".repeat(101)}), Some("q")),
+    ] {
+        let r = owner.post(path, body.clone());
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        if let Some(f) = field {
+            assert_eq!(r.body["error"]["field"], f, "{body}: {}", r.body);
+        }
+    }
+    let r = owner.post(&format!("{path}?q=sana"), json!({"q": "sana"}));
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    // A read: an Idempotency-Key is not kept, so a repeat sees new patients
+    // (a stored answer would hold other patients' data past their purge).
+    let key = "search-key-1";
+    let r = owner.post_with_key(path, key, &json!({"q": "sana"}));
+    assert_eq!((r.status, names(&r.body).len()), (200, 3), "{}", r.body);
+    owner.create_patient(json!({ "name": "Sana Qureshi", "dob": "1991-01-01" }));
+    let r = owner.post_with_key(path, key, &json!({"q": "sana"}));
+    assert_eq!((r.status, names(&r.body).len()), (200, 4), "{}", r.body);
+    assert!(r.header("idempotent-replayed").is_none());
 }

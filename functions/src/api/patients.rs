@@ -103,12 +103,51 @@ pub(crate) async fn restore<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResul
 }
 
 /// `GET /api/v1/patients?q=`: a page of patients, or those the text finds.
+/// Kept for compatibility: the text sits in the URL, where proxies, traces
+/// and browser history keep it; clients use [`search`].
 pub(crate) async fn list<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
     let q = s.query(LIST_QUERY)?;
-    let limit = q.limit()?;
-    let after = q.cursor()?.unwrap_or(0);
+    let (limit, after) = (q.limit()?, q.cursor()?.unwrap_or(0));
+    found(s, q.get("q"), limit, after).await
+}
+
+/// The body of `POST /api/v1/patients/search`: what `GET ?q=` takes, out
+/// of the URL.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Search {
+    /// Name words and prefixes, a phone number or a national id; empty
+    /// lists every patient.
+    q: String,
+    /// 1 to 200; 50 when left out.
+    limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// `POST /api/v1/patients/search`: the answer of `GET ?q=`, with the
+/// search text in the body.
+pub(crate) async fn search<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
+    s.query(&[])?;
+    let b = s.json::<Search>()?;
+    let limit = crate::web::limit(b.limit)?;
+    let after = b
+        .cursor
+        .as_deref()
+        .map(crate::web::decode_cursor)
+        .transpose()?;
+    found(s, Some(&b.q), limit, after.unwrap_or(0)).await
+}
+
+/// A page of the patients `text` finds (every patient when it is blank).
+async fn found<H: Host>(
+    s: &mut ClinicScope<'_, '_, H>,
+    text: Option<&str>,
+    limit: i64,
+    after: i64,
+) -> ApiResult<Reply> {
     s.audit.about(Resource::Patients);
-    let search = q.get("q").map(str::trim).filter(|t| !t.is_empty());
+    let search = text.map(str::trim).filter(|t| !t.is_empty());
     if search.is_some_and(|t| t.chars().count() > patients::MAX_SEARCH) {
         return Err(ApiError::invalid("q", "at most 100 characters"));
     }

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
 use crate::records::{idempotency, Vault};
-use crate::route::{Access, Route};
+use crate::route::{Access, Flag, Route};
 
 use super::ctx::Ctx;
 use super::render::{Payload, Reply};
@@ -81,7 +81,9 @@ impl Key {
 
 /// Whether a route's requests may carry a key.
 pub fn applies(route: &Route) -> bool {
-    route.method != http::Method::GET && matches!(route.access, Access::Permission(_))
+    route.method != http::Method::GET
+        && matches!(route.access, Access::Permission(_))
+        && !route.has(Flag::Search)
 }
 
 /// One stored answer, as sealed.
