@@ -66,11 +66,13 @@ pub(crate) async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::Tls::new(cert, key)?),
-        _ if !tls::plain_allowed(&args.listen) => return Err(format!(
+        _ if !tls::plain_allowed(&args.listen) => {
+            return Err(format!(
             "plain HTTP is served on loopback only, and --listen {} is not: give --tls-cert and \
                  --tls-key, or listen on 127.0.0.1 behind a TLS proxy on this machine",
             args.listen
-        )),
+        ))
+        }
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };

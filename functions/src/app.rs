@@ -29,6 +29,34 @@ pub struct RegionInfo {
     /// This deployment's base URL for the region, where the host knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// How long the region's law keeps a deleted clinical record (null:
+    /// purged when the 30-day grace period ends).
+    pub retention: Option<Retention>,
+}
+
+/// A region's retention period, as `regions.toml` gives it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Retention {
+    /// Whole years after the record's last clinical activity.
+    pub years: u32,
+    /// The law that sets it.
+    pub law: String,
+}
+
+impl RegionInfo {
+    /// What the API says of a region of `regions.toml`, served at `url`.
+    pub fn of(r: &amanah_region_config::Region, url: Option<String>) -> Self {
+        RegionInfo {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            location: r.location.clone(),
+            url,
+            retention: r.retention.as_ref().map(|t| Retention {
+                years: t.years,
+                law: t.law.clone(),
+            }),
+        }
+    }
 }
 
 /// How one function instance is set up.

@@ -42,9 +42,36 @@ pub fn date_of(unix: i64) -> Option<Date> {
         .map(|t| t.date())
 }
 
+/// The same moment `years` calendar years later (29 February becomes
+/// 1 March: never earlier than the calendar's answer).
+pub fn add_years(unix: i64, years: u32) -> i64 {
+    let Ok(t) = OffsetDateTime::from_unix_timestamp(unix) else {
+        return unix;
+    };
+    let year = t.year() + years as i32;
+    match t.replace_year(year) {
+        Ok(later) => later.unix_timestamp(),
+        // Only 29 February of a year that has none: the day after the 28th.
+        Err(_) => (t - time::Duration::days(1))
+            .replace_year(year)
+            .map_or(unix + i64::from(years) * 366 * DAY, |d| {
+                d.unix_timestamp() + DAY
+            }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn years_are_calendar_years() {
+        let t = parse_rfc3339("2026-12-07T10:00:00Z").unwrap();
+        assert_eq!(rfc3339(add_years(t, 25)), "2051-12-07T10:00:00Z");
+        let leap = parse_rfc3339("2028-02-29T08:00:00Z").unwrap();
+        assert_eq!(rfc3339(add_years(leap, 25)), "2053-03-01T08:00:00Z");
+        assert_eq!(rfc3339(add_years(leap, 4)), "2032-02-29T08:00:00Z");
+    }
 
     #[test]
     fn formats() {

@@ -290,7 +290,7 @@ impl<C: Conn> Export<C> {
                     .last_modified_time(zip_time(self.plan.exported_at));
                 zip.start_file(format!("{}.csv", table.name), options)
                     .map_err(io_err)?;
-                let header: Vec<&str> = shown(table).iter().map(|c| c.name).collect();
+                let header: Vec<&str> = shown(table).iter().map(|c| c.label()).collect();
                 let line = csv_line(header.iter().map(|h| Some(*h)))?;
                 zip.write_all(&line).map_err(io_err)?;
             }
@@ -325,7 +325,7 @@ impl<C: Conn> Export<C> {
                 self.spool.write_all(sep.as_bytes()).map_err(io_err)?;
                 for (i, (c, cell)) in shown(table).iter().zip(cells).enumerate() {
                     let comma = if i == 0 { "" } else { "," };
-                    write!(self.spool, "{comma}\"{}\":", c.name).map_err(io_err)?;
+                    write!(self.spool, "{comma}\"{}\":", c.label()).map_err(io_err)?;
                     match cell {
                         Cell::Null => self.spool.write_all(b"null").map_err(io_err)?,
                         Cell::Int(n) => write!(self.spool, "{n}").map_err(io_err)?,

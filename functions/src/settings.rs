@@ -85,12 +85,10 @@ pub fn read(get: impl Fn(&str, Kind) -> Option<String>) -> Result<Settings, Stri
         let r = regions
             .get(id)
             .ok_or_else(|| format!("REGION_URLS names {id}, which is not in regions.toml"))?;
-        infos.push(RegionInfo {
-            id: r.id.clone(),
-            name: r.name.clone(),
-            location: r.location.clone(),
-            url: Some(url.trim_end_matches('/').to_owned()),
-        });
+        infos.push(RegionInfo::of(
+            r,
+            Some(url.trim_end_matches('/').to_owned()),
+        ));
     }
     let own = infos
         .iter()

@@ -52,6 +52,18 @@ pub struct Identity {
     pub national_id_name: Option<String>,
 }
 
+/// How long a region's law keeps clinical records: a deleted record is kept
+/// (archived, encrypted) until this long after its last clinical activity.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Whole calendar years, 1 to 100 (always beyond the 30-day grace).
+    pub years: u32,
+    /// The law that sets the period, as the README and `/api/v1/regions`
+    /// name it.
+    pub law: String,
+}
+
 /// One data-residency region.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +81,9 @@ pub struct Region {
     pub edge: EdgePlacement,
     #[serde(default)]
     pub identity: Identity,
+    /// None: a deleted record is purged when the grace period ends.
+    #[serde(default)]
+    pub retention: Option<Retention>,
 }
 
 /// Every region, in file order.
@@ -100,6 +115,8 @@ pub enum RegionConfigError {
     NoDefault,
     #[error("unknown region {0:?}")]
     Unknown(String),
+    #[error("regions.toml: region {0:?}: retention.years must be 1 to 100 (a period below the 30-day grace period, or none, is refused)")]
+    Retention(String),
 }
 
 impl Regions {
@@ -135,6 +152,14 @@ impl Regions {
             ] {
                 if value.trim().is_empty() {
                     return Err(RegionConfigError::Missing(r.id.clone(), what));
+                }
+            }
+            if let Some(t) = &r.retention {
+                if !(1..=100).contains(&t.years) {
+                    return Err(RegionConfigError::Retention(r.id.clone()));
+                }
+                if t.law.trim().is_empty() {
+                    return Err(RegionConfigError::Missing(r.id.clone(), "retention.law"));
                 }
             }
         }
@@ -200,6 +225,10 @@ mod tests {
         assert!(eu.optional);
         let ids: Vec<_> = r.default_enabled().into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["pk", "ae"]);
+        // The UAE keeps health records 25 years; Pakistan and the EU set
+        // nothing beyond the grace period.
+        assert_eq!(ae.retention.as_ref().map(|t| t.years), Some(25));
+        assert!(pk.retention.is_none() && eu.retention.is_none());
     }
 
     const ONE: &str = r#"
@@ -242,6 +271,28 @@ placement_region = "aws:ap-southeast-1"
             Err(RegionConfigError::NoDefault)
         );
         assert_eq!(Regions::parse("region = []"), Err(RegionConfigError::Empty));
+        let kept = |years: &str, law: &str| {
+            Regions::parse(&format!(
+                "{ONE}[region.retention]\nyears = {years}\nlaw = \"{law}\"\n"
+            ))
+        };
+        assert!(kept("25", "A law").is_ok());
+        assert_eq!(
+            kept("0", "A law"),
+            Err(RegionConfigError::Retention("pk".into()))
+        );
+        assert_eq!(
+            kept("101", "A law"),
+            Err(RegionConfigError::Retention("pk".into()))
+        );
+        assert_eq!(
+            kept("5", " "),
+            Err(RegionConfigError::Missing("pk".into(), "retention.law"))
+        );
+        assert!(matches!(
+            kept("-1", "A law"),
+            Err(RegionConfigError::Parse(_))
+        ));
         let r = Regions::builtin();
         assert_eq!(
             r.select(&["xx".into()]),

@@ -142,7 +142,7 @@ fn an_export_holds_every_record_decrypted() {
         for (k, v) in seeded_p.as_object().unwrap() {
             assert_eq!(&p[k], v, "patient {id} field {k}");
         }
-        assert_eq!(p["deleted_at"].is_string(), id == seeded.deleted, "{p}");
+        assert_eq!(p["archived_at"].is_string(), id == seeded.deleted, "{p}");
     }
     assert_eq!(t["conditions"][0]["display"], seeded.condition.as_str());
     assert_eq!(t["prescriptions"][0]["drug"], seeded.drug.as_str());

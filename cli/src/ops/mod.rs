@@ -32,12 +32,7 @@ use crate::root_key;
 
 /// What `/api/v1/regions` says of a region.
 pub fn region_info(r: &Region, url: Option<String>) -> RegionInfo {
-    RegionInfo {
-        id: r.id.clone(),
-        name: r.name.clone(),
-        location: r.location.clone(),
-        url,
-    }
+    RegionInfo::of(r, url)
 }
 
 /// The application over a region's files, for an operator command: its root

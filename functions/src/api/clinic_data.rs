@@ -1,17 +1,19 @@
 //! `/api/v1/clinic`: the clinic's own record and its deletion.
 //!
 //! Deletion is a state of the clinic in the region directory: `deleting`
-//! with a purge time 30 days on. While it lasts the clinic answers only what
-//! [`crate::routes::Route::open_while_deleting`] allows (an owner can sign in,
-//! see the state, cancel, read the audit trail); after it, the purge
-//! ([`crate::jobs::purge`]) destroys the data key and the database.
+//! with a purge time 30 days on (in a region that keeps records, the end of
+//! its retention period: [`purge::purge_after`]). While it lasts the clinic
+//! answers only what [`crate::routes::Route::open_while_deleting`] allows
+//! (an owner can sign in, see the state, cancel, export, read the audit
+//! trail); after it, the purge ([`crate::jobs::purge`]) destroys the data
+//! key and the database.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
-use crate::jobs::purge::GRACE_SECS;
+use crate::jobs::purge;
 use crate::records::clinic;
 use crate::records::directory::clinics;
 use crate::request::sign_in::recheck_password;
@@ -62,7 +64,9 @@ pub(crate) async fn start<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<
             "this clinic is already scheduled for deletion",
         ));
     }
-    let purge_after = s.now + GRACE_SECS;
+    // The clinic is active until now: in a region that keeps records, its
+    // data stays archived for the whole retention period.
+    let purge_after = purge::purge_after(s.now, s.now, s.app.config.region.retention.as_ref());
     let dir = s.app.directory().await?;
     if !clinics::schedule_deletion(&dir, s.clinic, purge_after).await? {
         return Err(ApiError::conflict(
@@ -72,7 +76,7 @@ pub(crate) async fn start<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<
     Reply::with(http::StatusCode::ACCEPTED, Deletion::at(purge_after))
 }
 
-/// `DELETE /api/v1/clinic/deletion`: cancels, within the grace period.
+/// `DELETE /api/v1/clinic/deletion`: cancels, until the purge time.
 pub(crate) async fn cancel<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
     let clinic = s.clinic;
     s.audit.about(Resource::Clinic(clinic.as_str()));

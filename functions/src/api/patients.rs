@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
 use crate::ids::kind;
-use crate::jobs::purge::GRACE_SECS;
+use crate::jobs::purge;
 use crate::records::patients;
 use crate::request::{ClinicScope, Reply, Resource};
 
@@ -86,14 +86,19 @@ pub(crate) async fn update<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult
 /// `DELETE /api/v1/patients/{id}`: hidden now, purged after the grace.
 pub(crate) async fn delete<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
     let id = patient_id(s)?;
-    let purge_after = s.now + GRACE_SECS;
+    let Some(last) = patients::last_activity(s.db, &id, s.now).await? else {
+        return Err(ApiError::not_found());
+    };
+    let retention = s.app.config.region.retention.as_ref();
+    let purge_after = purge::purge_after(s.now, last, retention);
     if !patients::delete(s.db, &id, s.now, purge_after).await? {
         return Err(ApiError::not_found());
     }
     Reply::with(http::StatusCode::ACCEPTED, Deletion::at(purge_after))
 }
 
-/// `POST /api/v1/patients/{id}/restore`, within the grace.
+/// `POST /api/v1/patients/{id}/restore`, until the purge time (the grace
+/// period, or the region's retention period: an archived record).
 pub(crate) async fn restore<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
     let id = patient_id(s)?;
     if !patients::restore(s.db, &id, s.now).await? {

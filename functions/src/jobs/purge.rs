@@ -1,4 +1,5 @@
-//! The purge: what happens when a grace period ends.
+//! The purge: what happens when a grace period ends, or in a region that
+//! keeps records ([`purge_after`]) the retention period after it.
 //!
 //! - A clinic scheduled for deletion whose purge time has passed loses its
 //!   data key first (the wrapped key rows are deleted from the directory and
@@ -24,7 +25,7 @@
 //! It runs as the first step of [`super::maintain`]. Running it twice
 //! changes nothing the second time.
 
-use crate::app::App;
+use crate::app::{App, Retention};
 use crate::clock;
 use crate::error::ApiResult;
 use crate::host::{Conn, Host};
@@ -37,6 +38,19 @@ use crate::store;
 
 /// Grace period between a deletion and its purge.
 pub const GRACE_SECS: i64 = 30 * clock::DAY;
+
+/// When a record deleted at `now`, last clinically active at
+/// `last_activity`, may be purged: when the grace period ends or, in a
+/// region whose law keeps records (`regions.toml` `[region.retention]`),
+/// when that period after the last activity ends, whichever is later. Until
+/// then the record is archived: hidden, encrypted, exported, restorable.
+pub fn purge_after(now: i64, last_activity: i64, retention: Option<&Retention>) -> i64 {
+    let grace = now + GRACE_SECS;
+    match retention {
+        None => grace,
+        Some(t) => grace.max(clock::add_years(last_activity, t.years)),
+    }
+}
 
 /// What one run removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

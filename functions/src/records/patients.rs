@@ -16,7 +16,7 @@ use crate::store::Statement;
 use crate::validate;
 
 use super::table::Kind::{Sealed, Secret, Text, Time};
-use super::table::{col, Reindex, Table};
+use super::table::{col, col_as, Reindex, Table};
 use super::vault::Vault;
 use crate::store::RowExt;
 
@@ -56,7 +56,9 @@ CREATE TABLE patients (
         col("created_by", Text),
         col("created_at", Time),
         col("updated_at", Time),
-        col("deleted_at", Time),
+        // A deleted patient still held (the grace period, or the region's
+        // retention period) is an archived record.
+        col_as("deleted_at", Time, "archived_at"),
         col("purge_after", Time),
     ],
     export: true,
@@ -452,6 +454,37 @@ pub(crate) async fn delete<C: Conn>(
         )
         .await?;
     Ok(n > 0)
+}
+
+/// The patient's last clinical activity: the newest time on any row about
+/// them (their record, its clinical entries, their appointments: the tables
+/// [`super::naming_patients`] lists), none later than `now` (a booking
+/// still to come is no activity yet). `None` if there is no such patient.
+pub(crate) async fn last_activity<C: Conn>(db: &C, id: &str, now: i64) -> ApiResult<Option<i64>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let mut times = vec![
+            "SELECT MIN(created_at, ?2) AS t FROM patients WHERE id = ?1".to_owned(),
+            "SELECT MIN(updated_at, ?2) FROM patients WHERE id = ?1".to_owned(),
+        ];
+        for table in super::CLINIC {
+            let Some(patient) = table.patient else {
+                continue;
+            };
+            for c in table.columns.iter().filter(|c| c.kind == Time) {
+                times.push(format!(
+                    "SELECT MIN({}, ?2) FROM {} WHERE {patient} = ?1",
+                    c.name, table.name
+                ));
+            }
+        }
+        format!("SELECT MAX(t) FROM ({})", times.join(" UNION ALL "))
+    });
+    let rows = db.query(sql, vec![id.into(), now.into()]).await?;
+    match rows.first() {
+        Some(r) => r.opt_int(0),
+        None => Ok(None),
+    }
 }
 
 /// Brings back a deleted patient whose purge time has not come; `false` if

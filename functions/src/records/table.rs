@@ -48,10 +48,32 @@ impl Kind {
 pub struct Column {
     pub name: &'static str,
     pub kind: Kind,
+    /// Its name in an export, where that differs from the column's.
+    pub exported_as: Option<&'static str>,
 }
 
 pub const fn col(name: &'static str, kind: Kind) -> Column {
-    Column { name, kind }
+    Column {
+        name,
+        kind,
+        exported_as: None,
+    }
+}
+
+/// A column an export names `label`.
+pub const fn col_as(name: &'static str, kind: Kind, label: &'static str) -> Column {
+    Column {
+        name,
+        kind,
+        exported_as: Some(label),
+    }
+}
+
+impl Column {
+    /// Its name in an export.
+    pub fn label(&self) -> &'static str {
+        self.exported_as.unwrap_or(self.name)
+    }
 }
 
 /// A row's decrypted value by column name (what [`Reindex`] reads).
