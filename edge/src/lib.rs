@@ -73,10 +73,15 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<Repl
     }))
 }
 
-/// The cron trigger: the region's scheduled work (`amanah_functions::jobs`:
-/// purge, key sweep, audit checkpoints into the `AUDIT_CHECKPOINTS`
-/// bucket). Failures are logged without personal data and tried again on
-/// the next trigger.
+/// The cron trigger does no work itself. Cron Triggers run wherever
+/// Cloudflare starts them (Regional Services does not apply to them), and
+/// the scheduled work decrypts and re-seals personal data. So the trigger
+/// asks the region's own hostname (this Worker's Custom Domain, where
+/// Regional Services keeps processing in the region) for
+/// `POST /internal/maintain` under the `MAINTAIN_TOKEN` secret; the work
+/// (purge, key sweep, audit checkpoints into `AUDIT_CHECKPOINTS`) runs in
+/// that request. Its report holds no personal data and is logged; a failure
+/// is tried again on the next trigger.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let app = match APP.get_or_init(|| settings::app(&env)) {
@@ -86,11 +91,36 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             return;
         }
     };
-    match amanah_functions::jobs::maintain(app).await {
-        Ok(r) if r.ok() => worker::console_log!("{}", r.to_json()),
-        Ok(r) => worker::console_error!("{}", r.to_json()),
-        Err(e) => worker::console_error!("{}", serde_json::json!({"maintain_error": e.log_text()})),
+    let config = app.config();
+    let (Some(base), Some(token)) = (&config.region.url, &config.maintain_token) else {
+        worker::console_error!(
+            "{}",
+            serde_json::json!({"maintain_error": "MAINTAIN_TOKEN is not set: the scheduled work runs only through the region's own hostname"})
+        );
+        return;
+    };
+    match maintain_in_region(base, token).await {
+        Ok((200, report)) => worker::console_log!("{report}"),
+        Ok((status, report)) => worker::console_error!(
+            "{}",
+            serde_json::json!({"maintain_status": status, "report": report})
+        ),
+        Err(e) => {
+            worker::console_error!("{}", serde_json::json!({"maintain_error": e.to_string()}))
+        }
     }
+}
+
+/// `POST {base}/internal/maintain` with the token: the answer's status and
+/// text.
+async fn maintain_in_region(base: &str, token: &str) -> worker::Result<(u16, String)> {
+    let headers = worker::Headers::new();
+    headers.set("authorization", &format!("Bearer {token}"))?;
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::Post).with_headers(headers);
+    let req = worker::Request::new_with_init(&format!("{base}/internal/maintain"), &init)?;
+    let mut resp = worker::Fetch::Request(req).send().await?;
+    Ok((resp.status_code(), resp.text().await?))
 }
 
 /// A whole body (static assets), or `None` if it cannot be read.

@@ -3,7 +3,7 @@
 //! token: to anyone else, on any host, the path does not exist, and nothing
 //! is purged.
 
-use amanah_e2e::{Deployment, Method};
+use amanah_e2e::{Deployment, HostKind, Method};
 
 #[test]
 fn the_maintain_trigger_exists_only_for_its_token() {
@@ -49,4 +49,45 @@ fn the_maintain_trigger_exists_only_for_its_token() {
         assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.raw));
         assert!(r.body["purge"]["failed"].is_number(), "{}", r.body);
     }
+}
+
+/// The Worker's cron trigger does no work itself (Cron Triggers run outside
+/// Regional Services): it calls `POST /internal/maintain` on the region's
+/// own URL, and the work happens in that request. Seen here as that request
+/// arriving at the region's `wrangler dev`, and its report being logged.
+#[test]
+fn the_workers_cron_works_only_through_the_regions_hostname() {
+    let d = Deployment::start();
+    if d.host != HostKind::Worker {
+        eprintln!("skipped: the Worker's cron trigger");
+        return;
+    }
+    let log = d
+        .logs
+        .iter()
+        .find(|l| l.ends_with("pk/wrangler.log"))
+        .expect("the pk Worker's log")
+        .clone();
+    let count = |what: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(what)
+            .count()
+    };
+    let (calls, reports) = (
+        count("POST /internal/maintain 200"),
+        count("\"audit_checkpoint\""),
+    );
+    d.run_purge("pk");
+    // wrangler writes its log on its own time: wait for the lines.
+    for _ in 0..100 {
+        if count("POST /internal/maintain 200") > calls && count("\"audit_checkpoint\"") > reports {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "the cron trigger never called the region's /internal/maintain: see {}",
+        log.display()
+    );
 }

@@ -362,6 +362,7 @@ fn up(args: &[String]) -> Result<(), String> {
             let mut host = worker::Worker {
                 tools: &tools,
                 unlimited: args.iter().any(|a| a == "--unlimited"),
+                maintain_token: deploy::random_hex()?,
             };
             return deploy::up(&mut host, &tools.sqld, &data, port, test_hooks);
         }

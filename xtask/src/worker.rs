@@ -86,6 +86,9 @@ pub struct Worker<'a> {
     /// Sign-ups and requests unthrottled (`up --unlimited`, the
     /// benchmarks: they measure the host, not the limiter).
     pub unlimited: bool,
+    /// The `MAINTAIN_TOKEN` secret, made per deployment: the cron trigger
+    /// calls the region's own URL with it (`POST /internal/maintain`).
+    pub maintain_token: String,
 }
 
 impl WasmHost for Worker<'_> {
@@ -106,7 +109,14 @@ impl WasmHost for Worker<'_> {
     ) -> Result<(Child, PathBuf), String> {
         let dir = r.dir(data);
         let env_file = dir.join("worker.env");
-        write_private(&env_file, &format!("ROOT_KEY={}\n", root_key(data, r.id)?))?;
+        write_private(
+            &env_file,
+            &format!(
+                "ROOT_KEY={}\nMAINTAIN_TOKEN={}\n",
+                root_key(data, r.id)?,
+                self.maintain_token
+            ),
+        )?;
         let mut c = self.tools.wrangler();
         c.args(["dev", "--env", r.id, "--ip", "127.0.0.1", "--port"])
             .arg(r.port.to_string())
@@ -143,5 +153,9 @@ impl WasmHost for Worker<'_> {
             .spawn()
             .map_err(|e| format!("cannot start wrangler: {e}"))?;
         Ok((child, log))
+    }
+
+    fn deployment_extra(&self) -> String {
+        format!(",\"maintain_token\":\"{}\"", self.maintain_token)
     }
 }
