@@ -441,6 +441,23 @@ impl Deployment {
         }
     }
 
+    /// Whether the suite runs against a deployment started elsewhere (a
+    /// Worker, Spin, or any URL), not natively.
+    pub fn external() -> bool {
+        std::env::var("AMANAH_PK_URL").is_ok() || std::env::var("AMANAH_DEPLOYMENT").is_ok()
+    }
+
+    /// For a test that starts a native host with settings of its own: that
+    /// host, or `None` (the test is skipped) when the suite runs against
+    /// another host.
+    pub fn native_only(extra: &[&str]) -> Option<Self> {
+        if Self::external() {
+            eprintln!("skipped: this test starts a native host with its own settings");
+            return None;
+        }
+        Some(Self::start_native(extra))
+    }
+
     /// A fresh `amanah serve` on a new temporary data dir.
     pub fn start_native(extra: &[&str]) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");

@@ -14,16 +14,6 @@ use amanah_e2e::{
 };
 use serde_json::{json, Value};
 
-/// A native deployment with `extra` flags; `None` (skipped) when the suite
-/// runs against another host.
-fn native(extra: &[&str]) -> Option<Deployment> {
-    if std::env::var("AMANAH_PK_URL").is_ok() || std::env::var("AMANAH_DEPLOYMENT").is_ok() {
-        eprintln!("skipped: this test starts a native host with its own settings");
-        return None;
-    }
-    Some(Deployment::start_native(extra))
-}
-
 /// A six-digit code that is none of the codes valid at `now`.
 fn wrong_code(secret: &str, now: i64) -> String {
     let valid: Vec<String> = [-30, 0, 30]
@@ -262,7 +252,9 @@ fn the_second_factor_moves_only_with_a_code_or_an_owners_reset() {
 /// clinics an hour, and the region so many (`--signup-limits`).
 #[test]
 fn sign_ups_are_throttled_per_address_and_per_region() {
-    let Some(d) = native(&["--trusted-proxy", "127.0.0.1/32", "--signup-limits", "2,3"]) else {
+    let Some(d) =
+        Deployment::native_only(&["--trusted-proxy", "127.0.0.1/32", "--signup-limits", "2,3"])
+    else {
         return;
     };
     let c = d.client("pk");
@@ -295,7 +287,7 @@ fn sign_ups_are_throttled_per_address_and_per_region() {
 /// user's own address stays open.
 #[test]
 fn nobody_locks_a_user_out_of_their_own_address() {
-    let Some(d) = native(&["--trusted-proxy", "127.0.0.1/32"]) else {
+    let Some(d) = Deployment::native_only(&["--trusted-proxy", "127.0.0.1/32"]) else {
         return;
     };
     let clinic = d.sign_up("pk", "Lockout Clinic", "owner@lockout.pk");
@@ -333,7 +325,7 @@ fn nobody_locks_a_user_out_of_their_own_address() {
 /// before.
 #[test]
 fn a_shared_address_locked_for_spraying_still_lets_its_staff_in() {
-    let Some(d) = native(&["--trusted-proxy", "127.0.0.1/32"]) else {
+    let Some(d) = Deployment::native_only(&["--trusted-proxy", "127.0.0.1/32"]) else {
         return;
     };
     let clinic = d.sign_up("pk", "Shared Clinic", "owner@shared.pk");
@@ -378,7 +370,7 @@ fn a_shared_address_locked_for_spraying_still_lets_its_staff_in() {
 /// to malformed requests carry the security headers like every other.
 #[test]
 fn slow_clients_hold_bounded_connections_and_every_answer_is_secured() {
-    let Some(d) = native(&["--max-connections-per-address", "4"]) else {
+    let Some(d) = Deployment::native_only(&["--max-connections-per-address", "4"]) else {
         return;
     };
     let addr = d.url("pk").trim_start_matches("http://").to_owned();
@@ -532,7 +524,7 @@ fn a_refused_read_is_on_the_patients_timeline() {
 /// answers. Now each has a bucket (`--request-limits`).
 #[test]
 fn one_user_calls_at_a_bounded_rate() {
-    let Some(d) = native(&["--request-limits", "1/5,1000/1000"]) else {
+    let Some(d) = Deployment::native_only(&["--request-limits", "1/5,1000/1000"]) else {
         return;
     };
     let (_, owner, _) = d.ready_clinic("pk", "Rate Clinic", "owner@rate.pk");
@@ -554,7 +546,7 @@ fn one_user_calls_at_a_bounded_rate() {
 fn verification_starts_at_the_newest_checkpoint_and_still_catches_a_cut() {
     let checkpoints = tempfile::tempdir().expect("tmp");
     let dir = checkpoints.path().to_str().expect("path").to_owned();
-    let Some(d) = native(&["--checkpoint-dir", &dir]) else {
+    let Some(d) = Deployment::native_only(&["--checkpoint-dir", &dir]) else {
         return;
     };
     let (clinic, owner, _) = d.ready_clinic("pk", "Anchor Clinic", "owner@anchor.pk");
@@ -660,7 +652,7 @@ fn a_support_agent_files_a_bounded_number_of_requests_a_day() {
 #[test]
 fn every_file_the_native_host_writes_is_its_users_alone() {
     use std::os::unix::fs::PermissionsExt;
-    let Some(d) = native(&[]) else {
+    let Some(d) = Deployment::native_only(&[]) else {
         return;
     };
     let (_, owner, _) = d.ready_clinic("pk", "Mode Clinic", "owner@mode.pk");

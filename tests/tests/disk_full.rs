@@ -60,7 +60,7 @@ impl Drop for Tmpfs<'_> {
 
 #[test]
 fn a_full_disk_refuses_writes_clearly_and_loses_nothing() {
-    if std::env::var("AMANAH_PK_URL").is_ok() || std::env::var("AMANAH_DEPLOYMENT").is_ok() {
+    if Deployment::external() {
         eprintln!("skipped: disk full is simulated on the native host's own data dir");
         return;
     }

@@ -524,10 +524,10 @@ fn a_clinic_key_rotates_lazily_and_the_sweep_reseals_and_reindexes() {
 
 #[test]
 fn the_server_finishes_an_unswept_rotation_in_the_background() {
-    if std::env::var("AMANAH_DEPLOYMENT").is_ok() || std::env::var("AMANAH_PK_URL").is_ok() {
-        return; // a property of the native server only
-    }
-    let d = Deployment::start_native(&["--maintain-interval", "1"]);
+    // A property of the native server only.
+    let Some(d) = Deployment::native_only(&["--maintain-interval", "1"]) else {
+        return;
+    };
     let data = d.data_dir.clone().expect("native data dir");
     let (clinic, owner, _) = d.ready_clinic("pk", "Background Clinic", "owner@background.pk");
     for i in 0..5 {

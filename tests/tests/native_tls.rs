@@ -9,16 +9,6 @@ use std::process::{Command, Output};
 
 use amanah_e2e::{amanah_bin, Deployment};
 
-/// A native deployment with `extra` flags; `None` (skipped) when the suite
-/// runs against another host.
-fn native(extra: &[&str]) -> Option<Deployment> {
-    if std::env::var("AMANAH_PK_URL").is_ok() || std::env::var("AMANAH_DEPLOYMENT").is_ok() {
-        eprintln!("skipped: this test starts a native host with its own settings");
-        return None;
-    }
-    Some(Deployment::start_native(extra))
-}
-
 /// A self-signed certificate for 127.0.0.1 and its P-256 key, named `cn`.
 fn certificate(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
@@ -86,7 +76,7 @@ fn tls_1_3_only_h2_and_http1_hsts_and_a_renewed_certificate_on_sighup() {
     let (served_cert, served_key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
     std::fs::copy(&cert, &served_cert).unwrap();
     std::fs::copy(&key, &served_key).unwrap();
-    let Some(d) = native(&[
+    let Some(d) = Deployment::native_only(&[
         "--tls-cert",
         served_cert.to_str().unwrap(),
         "--tls-key",
@@ -196,7 +186,7 @@ fn tls_1_3_only_h2_and_http1_hsts_and_a_renewed_certificate_on_sighup() {
 
 #[test]
 fn plain_http_only_on_loopback_and_bad_certificate_files_are_named() {
-    if std::env::var("AMANAH_PK_URL").is_ok() || std::env::var("AMANAH_DEPLOYMENT").is_ok() {
+    if Deployment::external() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
