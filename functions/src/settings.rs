@@ -3,21 +3,8 @@
 //! hosts, so the rules (required names, ranges, when test hooks are allowed)
 //! live in one place; each host only says how a name is looked up.
 //!
-//! | name | kind | meaning |
-//! |---|---|---|
-//! | `REGION` | plain | the region this deployment serves (`pk`, `ae`, `eu`) |
-//! | `REGION_URLS` | plain | `pk=https://pk.…,ae=https://ae.…`: every region's base URL |
-//! | `DB_URL` | plain | the region's libSQL server (`http://127.0.0.1:9010` locally) |
-//! | `DB_ADMIN_URL` | plain | sqld's admin API, loopback or an authenticated tunnel |
-//! | `IDLE_TIMEOUT_SECS` | plain | optional, default 900 |
-//! | `DB_TIMEOUT_MS` | plain | optional, default 10000: a database call with no answer by then is 503 |
-//! | `TEST_HOOKS` | plain | `1` enables `/__test/…`; refused unless every URL is loopback |
-//! | `ROOT_KEY` | secret | `v1:<64 hex>`, the region's key-encryption key; during a root rotation every version held, comma-separated (`v1:…,v2:…`; the newest wraps) |
-//! | `DB_AUTH_TOKEN` | secret | optional bearer token for the libSQL server |
-//! | `DB_ADMIN_TOKEN` | secret | optional bearer token for the admin API |
-//! | `REQUEST_LIMITS` | plain | optional, default `20/200,50/500`: requests a second and at once, per user and per address (per isolate) |
-//! | `SIGNUP_LIMITS` | plain | optional, default `10,200`: sign-ups an hour from one address, and in the region |
-//! | `MAINTAIN_TOKEN` | secret | optional: the bearer token (32+ characters) of `POST /internal/maintain`, the region's scheduled work; without it the route answers 404 |
+//! Every setting, its kind and meaning is one row of [`SETTINGS`]; the
+//! deploy guides' tables are [`doc_table`] (a test keeps them equal).
 //!
 //! Spin spells the same names in lower case (`root_key`, …), as its
 //! variables must be.
@@ -38,22 +25,97 @@ pub enum Kind {
     Secret,
 }
 
-/// Every setting [`read`] looks up, with its kind.
-pub const NAMES: [(&str, Kind); 13] = [
-    ("REGION", Kind::Plain),
-    ("REGION_URLS", Kind::Plain),
-    ("DB_URL", Kind::Plain),
-    ("DB_ADMIN_URL", Kind::Plain),
-    ("IDLE_TIMEOUT_SECS", Kind::Plain),
-    ("DB_TIMEOUT_MS", Kind::Plain),
-    ("TEST_HOOKS", Kind::Plain),
-    ("SIGNUP_LIMITS", Kind::Plain),
-    ("REQUEST_LIMITS", Kind::Plain),
-    ("ROOT_KEY", Kind::Secret),
-    ("DB_AUTH_TOKEN", Kind::Secret),
-    ("DB_ADMIN_TOKEN", Kind::Secret),
-    ("MAINTAIN_TOKEN", Kind::Secret),
+/// One setting: its name (the Worker's; Spin's in lower case), its kind and
+/// what it means.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub meaning: &'static str,
+}
+
+/// Every setting [`read`] looks up.
+pub const SETTINGS: [Setting; 13] = [
+    Setting {
+        name: "REGION",
+        kind: Kind::Plain,
+        meaning: "the region this deployment serves (`pk`, `ae`, `eu`)",
+    },
+    Setting {
+        name: "REGION_URLS",
+        kind: Kind::Plain,
+        meaning: "`pk=https://…,ae=https://…`: every region's base URL, for `/api/v1/regions` (the Worker's cron trigger calls its own)",
+    },
+    Setting {
+        name: "DB_URL",
+        kind: Kind::Plain,
+        meaning: "the region's libSQL server (`http://127.0.0.1:9010` locally)",
+    },
+    Setting {
+        name: "DB_ADMIN_URL",
+        kind: Kind::Plain,
+        meaning: "sqld's admin API (loopback, or an authenticated tunnel)",
+    },
+    Setting {
+        name: "IDLE_TIMEOUT_SECS",
+        kind: Kind::Plain,
+        meaning: "optional, default 900",
+    },
+    Setting {
+        name: "DB_TIMEOUT_MS",
+        kind: Kind::Plain,
+        meaning: "optional, default 10000: a database call unanswered by then is 503 `unavailable`",
+    },
+    Setting {
+        name: "TEST_HOOKS",
+        kind: Kind::Plain,
+        meaning: "`1` enables the `/__test/…` routes (clinic clocks, platform staff, the checkpoint store's contents); refused unless every URL is loopback",
+    },
+    Setting {
+        name: "SIGNUP_LIMITS",
+        kind: Kind::Plain,
+        meaning: "optional, default `10,200`: sign-ups an hour from one address, and in the region",
+    },
+    Setting {
+        name: "REQUEST_LIMITS",
+        kind: Kind::Plain,
+        meaning: "optional, default `20/200,50/500`: requests a second and at once, per user and per address (kept per isolate)",
+    },
+    Setting {
+        name: "ROOT_KEY",
+        kind: Kind::Secret,
+        meaning: "`v1:<64 hex digits>`, the region's key-encryption key; several versions comma-separated (`v1:…,v2:…`, the newest wraps) during a root rotation",
+    },
+    Setting {
+        name: "DB_AUTH_TOKEN",
+        kind: Kind::Secret,
+        meaning: "optional bearer token for the libSQL server (sqld `--auth-jwt-key-file`)",
+    },
+    Setting {
+        name: "DB_ADMIN_TOKEN",
+        kind: Kind::Secret,
+        meaning: "optional bearer token for the admin tunnel",
+    },
+    Setting {
+        name: "MAINTAIN_TOKEN",
+        kind: Kind::Secret,
+        meaning: "32+ characters: the bearer token of `POST /internal/maintain`, the region's scheduled work (the Worker's cron trigger calls it on the region's hostname; Spin's scheduler likewise); without it the route answers 404 and the Worker's trigger does nothing",
+    },
 ];
+
+/// The settings as the deploy guides' markdown table (the Worker's words:
+/// `var` and `secret`).
+pub fn doc_table() -> String {
+    let mut t = String::from("| name | kind | meaning |\n|---|---|---|\n");
+    for s in SETTINGS {
+        let kind = match s.kind {
+            Kind::Plain => "var",
+            Kind::Secret => "secret",
+        };
+        t.push_str(&format!("| `{}` | {kind} | {} |\n", s.name, s.meaning));
+    }
+    t
+}
 
 /// Everything a wasm host needs to build its [`crate::App`].
 pub struct Settings {
@@ -233,6 +295,16 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_guide_shows_the_settings_as_they_are() {
+        let guide = include_str!("../../docs/deploy-worker.md");
+        assert!(
+            guide.contains(&doc_table()),
+            "docs/deploy-worker.md's settings table is not settings::doc_table(); paste:\n{}",
+            doc_table()
+        );
+    }
+
+    #[test]
     fn every_name_read_is_listed_with_its_kind() {
         let seen = std::cell::RefCell::new(Vec::new());
         let m = base();
@@ -241,7 +313,10 @@ mod tests {
             m.get(name).map(|(v, _)| (*v).to_owned())
         });
         for (name, kind) in seen.into_inner() {
-            assert!(NAMES.contains(&(name.as_str(), kind)), "{name}");
+            assert!(
+                SETTINGS.iter().any(|s| s.name == name && s.kind == kind),
+                "{name}"
+            );
         }
     }
 

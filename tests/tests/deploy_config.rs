@@ -69,7 +69,7 @@ fn every_region_has_its_worker_environment_and_nothing_else() {
 /// lets it reach nothing but the region's own database.
 #[test]
 fn the_spin_manifest_declares_every_setting_and_only_the_database_host() {
-    use amanah_functions::settings::{Kind, NAMES};
+    use amanah_functions::settings::{Kind, SETTINGS};
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../spin.toml"))
         .expect("spin.toml");
     let manifest: toml::Table = toml::from_str(&text).expect("spin.toml parses");
@@ -81,9 +81,9 @@ fn the_spin_manifest_declares_every_setting_and_only_the_database_host() {
     let passed = component["variables"]
         .as_table()
         .expect("component variables");
-    let names: Vec<(String, Kind)> = NAMES
+    let names: Vec<(String, Kind)> = SETTINGS
         .iter()
-        .map(|(n, k)| (n.to_ascii_lowercase(), *k))
+        .map(|s| (s.name.to_ascii_lowercase(), s.kind))
         .collect();
     assert_eq!(vars.len(), names.len(), "no variable nobody reads");
     for (name, kind) in &names {
