@@ -18,6 +18,18 @@ fn scalar(d: &Deployment, clinic: &Clinic, on_clinic: bool, sql: &str) -> Value 
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// The purge runs over the whole region (`amanah maintain`, the Worker's
+/// cron, Spin's trigger). A test that leaves a clinic past its purge time
+/// on purpose (to see the state before the purge) must not meet another
+/// test's purge meanwhile: the tests here that purge `pk` take turns.
+/// (Seen once on the Worker in CI: the shred test's clinic was purged by
+/// the patient test's run between its clock move and its next sign-in.)
+static PK_PURGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn purges_in_turn() -> std::sync::MutexGuard<'static, ()> {
+    PK_PURGES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The owner signs in again after days have passed on the clinic's clock.
 fn owner_again(clinic: &Clinic, secret: &str) -> Client {
     clinic.login_with_totp(&clinic.owner_email, PASSWORD, secret)
@@ -25,6 +37,7 @@ fn owner_again(clinic: &Clinic, secret: &str) -> Client {
 
 #[test]
 fn a_deleted_clinic_waits_30_days_can_cancel_and_is_then_shredded() {
+    let _turn = purges_in_turn();
     let d = Deployment::start();
     let (clinic, owner, secret) = d.ready_clinic("pk", "Shred Clinic", "owner@shred.pk");
     let (_, other_owner, _) = d.ready_clinic("pk", "Bystander Clinic", "owner@bystander.pk");
@@ -201,6 +214,7 @@ fn a_deleted_clinic_waits_30_days_can_cancel_and_is_then_shredded() {
 
 #[test]
 fn a_deleted_patients_every_row_is_purged_after_the_grace_period() {
+    let _turn = purges_in_turn();
     let d = Deployment::start();
     let (clinic, owner, secret) = d.ready_clinic("pk", "Purge Clinic", "owner@purge.pk");
     let nurse = clinic.add_staff(&owner, "nurse", "nurse@purge.pk");
