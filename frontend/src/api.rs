@@ -208,6 +208,15 @@ pub struct Region {
     pub location: String,
     #[serde(default)]
     pub url: Option<String>,
+    /// How long the region's law keeps a deleted record (none: 30 days).
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub struct Retention {
+    pub years: u32,
+    pub law: String,
 }
 
 #[derive(Deserialize, Clone, Debug, PartialEq)]

@@ -148,7 +148,14 @@ fn SignUp(done: impl Fn(String) + Clone + Send + Sync + 'static) -> impl IntoVie
                     view! {
                         <label class="region">
                             <input type="radio" name="region" value=id.clone() prop:checked=checked on:change=pick />
-                            <span><strong>{r.name.clone()}</strong>" — data stored in "{r.location.clone()}</span>
+                            <span>
+                                <strong>{r.name.clone()}</strong>" — data stored in "{r.location.clone()}
+                                <br/>
+                                <small>{match &r.retention {
+                                    Some(t) => format!("Deleted records are kept {} years after the last visit ({}).", t.years, t.law),
+                                    None => "Deleted records are purged 30 days after deletion.".to_owned(),
+                                }}</small>
+                            </span>
                         </label>
                     }
                 }).collect_view()}

@@ -119,11 +119,17 @@ fn a_clinics_day_in_the_browser() {
     let dir = shots(d.host.as_str());
     let b = Browser::start(1280, 900);
 
-    // Sign-up shows each region and where its data lives.
+    // Sign-up shows each region, where its data lives ...
     b.goto(&format!("{app}/?signup"));
     b.wait_text_css("form", "Singapore");
     let regions = b.wait_text_css("fieldset", "UAE");
     assert!(regions.contains("Pakistan"), "{regions}");
+    // ... and how long each keeps a deleted record (regions.toml).
+    assert!(
+        regions.contains("kept 25 years after the last visit")
+            && regions.contains("purged 30 days after deletion"),
+        "{regions}"
+    );
     b.fill("#su-clinic", "Day Clinic");
     b.fill("#su-name", "Sana Malik");
     b.fill("#su-email", OWNER);
