@@ -86,10 +86,15 @@ pub(crate) async fn update<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult
 /// `DELETE /api/v1/patients/{id}`: hidden now, purged after the grace.
 pub(crate) async fn delete<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult<Reply> {
     let id = patient_id(s)?;
-    let Some(last) = patients::last_activity(s.db, &id, s.now).await? else {
-        return Err(ApiError::not_found());
-    };
     let retention = s.app.config.region.retention.as_ref();
+    // The last activity counts only where the region keeps records (one
+    // more query, so not asked elsewhere).
+    let last = match retention {
+        Some(_) => patients::last_activity(s.db, &id, s.now)
+            .await?
+            .ok_or_else(ApiError::not_found)?,
+        None => s.now,
+    };
     let purge_after = purge::purge_after(s.now, last, retention);
     if !patients::delete(s.db, &id, s.now, purge_after).await? {
         return Err(ApiError::not_found());
