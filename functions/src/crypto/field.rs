@@ -146,20 +146,19 @@ impl FieldCipher {
     /// `[format][key version][nonce][ciphertext+tag]`, the plaintext framed
     /// and padded to its bucket.
     pub fn seal(&self, field: Field, row: &str, plaintext: &[u8], nonce: [u8; 12]) -> Vec<u8> {
-        let aad = aad(FORMAT_PADDED, &self.clinic, field, row, self.version);
+        self.seal_as(FORMAT_PADDED, field, row, &pad(plaintext), nonce)
+    }
+
+    /// `msg` sealed as it is, framed with `format` (which the AAD binds).
+    fn seal_as(&self, format: u8, field: Field, row: &str, msg: &[u8], nonce: [u8; 12]) -> Vec<u8> {
+        let aad = aad(format, &self.clinic, field, row, self.version);
         let ct = self
             .cipher(self.version)
             .expect("the sealing version is held")
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &pad(plaintext),
-                    aad: &aad,
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad: &aad })
             .expect("AES-GCM encryption of a field cannot fail");
         let mut out = Vec::with_capacity(HEADER + ct.len());
-        out.push(FORMAT_PADDED);
+        out.push(format);
         out.extend_from_slice(&self.version.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
@@ -199,24 +198,7 @@ impl FieldCipher {
         plaintext: &[u8],
         nonce: [u8; 12],
     ) -> Vec<u8> {
-        let aad = aad(FORMAT_UNPADDED, &self.clinic, field, row, self.version);
-        let ct = self
-            .cipher(self.version)
-            .expect("the sealing version is held")
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .expect("AES-GCM encryption of a field cannot fail");
-        let mut out = Vec::with_capacity(HEADER + ct.len());
-        out.push(FORMAT_UNPADDED);
-        out.extend_from_slice(&self.version.to_be_bytes());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        out
+        self.seal_as(FORMAT_UNPADDED, field, row, plaintext, nonce)
     }
 }
 
