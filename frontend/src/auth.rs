@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::api::{
     self, ApiError, LoginResult, MfaResult, Region, Session, SignedUp, TotpEnrolment,
 };
-use crate::ui::{state, ErrorLine, Field};
+use crate::ui::{state, AppState, ErrorLine, Field};
 
 const CLINIC_KEY: &str = "amanah.clinic";
 
@@ -303,19 +303,13 @@ pub fn ChangePassword() -> impl IntoView {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            let r = api::call(
+            let sent = api::call(
                 "POST",
                 "/api/v1/auth/password",
                 Some(json!({"current": current.get_untracked(), "new": new.get_untracked()})),
             )
             .await;
-            match r {
-                Ok(()) => match load_session().await {
-                    Ok(s) => app.session.set(Some(s)),
-                    Err(e) => app.fail(&e, error),
-                },
-                Err(e) => app.fail(&e, error),
-            }
+            reopen_after(app, sent, error).await;
             busy.set(false);
         });
     };
@@ -330,6 +324,24 @@ pub fn ChangePassword() -> impl IntoView {
                 <button type="submit" disabled=move || busy.get()>"Save password"</button>
             </form>
         </main>
+    }
+}
+
+/// After a gate's form was sent (a new password, a confirmed TOTP): the
+/// session is read again, so the gate it answered opens; an error of
+/// either step is shown beside the form.
+async fn reopen_after(
+    app: AppState,
+    sent: Result<(), ApiError>,
+    error: RwSignal<Option<ApiError>>,
+) {
+    let session = match sent {
+        Ok(()) => load_session().await,
+        Err(e) => Err(e),
+    };
+    match session {
+        Ok(s) => app.session.set(Some(s)),
+        Err(e) => app.fail(&e, error),
     }
 }
 
@@ -367,19 +379,13 @@ pub fn Enrol() -> impl IntoView {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            let r = api::call(
+            let sent = api::call(
                 "POST",
                 "/api/v1/auth/totp/confirm",
                 Some(json!({"code": code.get_untracked().trim()})),
             )
             .await;
-            match r {
-                Ok(()) => match load_session().await {
-                    Ok(s) => app.session.set(Some(s)),
-                    Err(e) => app.fail(&e, error),
-                },
-                Err(e) => app.fail(&e, error),
-            }
+            reopen_after(app, sent, error).await;
             busy.set(false);
         });
     };
