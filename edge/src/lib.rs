@@ -111,16 +111,23 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
-/// `POST {base}/internal/maintain` with the token: the answer's status and
-/// text.
-async fn maintain_in_region(base: &str, token: &str) -> worker::Result<(u16, String)> {
-    let headers = worker::Headers::new();
-    headers.set("authorization", &format!("Bearer {token}"))?;
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post).with_headers(headers);
-    let req = worker::Request::new_with_init(&format!("{base}/internal/maintain"), &init)?;
-    let mut resp = worker::Fetch::Request(req).send().await?;
-    Ok((resp.status_code(), resp.text().await?))
+/// `POST {base}/internal/maintain` with the token, through the same `fetch`
+/// transport as the database's: the answer's status and text. The work may
+/// take minutes (a key sweep); a cron event may run for 15.
+async fn maintain_in_region(base: &str, token: &str) -> Result<(u16, String), String> {
+    use amanah_functions::store::hrana::Transport;
+    let fetch = db::FetchTransport {
+        timeout: std::time::Duration::from_secs(14 * 60),
+    };
+    let (status, body) = fetch
+        .send(
+            "POST",
+            &format!("{base}/internal/maintain"),
+            vec![("authorization", format!("Bearer {token}"))],
+            Vec::new(),
+        )
+        .await?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// A whole body (static assets), or `None` if it cannot be read.
