@@ -225,6 +225,28 @@ pub fn frontend_dist() -> Option<PathBuf> {
     dist.join("amanah_bg.wasm").exists().then_some(dist)
 }
 
+/// How many times `what` appears in the log file at `path` (0 while it
+/// cannot be read).
+pub fn log_count(path: &Path, what: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .matches(what)
+        .count()
+}
+
+/// Waits, at most 5 seconds, for `done`: for what a process does on its own
+/// time (a signal handled, a log line written), not to move a clock.
+/// Panics with `what` if it never happens.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("never happened: {what}");
+}
+
 /// The `amanah` binary this workspace built.
 pub fn amanah_bin() -> PathBuf {
     if let Ok(p) = std::env::var("AMANAH_BIN") {

@@ -27,6 +27,7 @@ pub mod operators;
 pub use client::{Client, Resp};
 pub use databases::*;
 pub use deployment::{
-    amanah_bin, frontend_dist, Deployment, FreshSqld, HostKind, Layout, SqldRegion,
+    amanah_bin, frontend_dist, log_count, wait_until, Deployment, FreshSqld, HostKind, Layout,
+    SqldRegion,
 };
 pub use fixtures::*;

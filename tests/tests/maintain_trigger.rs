@@ -3,7 +3,7 @@
 //! token: to anyone else, on any host, the path does not exist, and nothing
 //! is purged.
 
-use amanah_e2e::{Deployment, HostKind, Method};
+use amanah_e2e::{log_count, wait_until, Deployment, HostKind, Method};
 
 #[test]
 fn the_maintain_trigger_exists_only_for_its_token() {
@@ -68,26 +68,15 @@ fn the_workers_cron_works_only_through_the_regions_hostname() {
         .find(|l| l.ends_with("pk/wrangler.log"))
         .expect("the pk Worker's log")
         .clone();
-    let count = |what: &str| {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .matches(what)
-            .count()
-    };
+    let count = |what: &str| log_count(&log, what);
     let (calls, reports) = (
         count("POST /internal/maintain 200"),
         count("\"audit_checkpoint\""),
     );
     d.run_purge("pk");
     // wrangler writes its log on its own time: wait for the lines.
-    for _ in 0..100 {
-        if count("POST /internal/maintain 200") > calls && count("\"audit_checkpoint\"") > reports {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!(
-        "the cron trigger never called the region's /internal/maintain: see {}",
-        log.display()
+    wait_until(
+        "the cron trigger calls the region's /internal/maintain and its report is logged",
+        || count("POST /internal/maintain 200") > calls && count("\"audit_checkpoint\"") > reports,
     );
 }

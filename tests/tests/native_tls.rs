@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use amanah_e2e::{amanah_bin, Deployment};
+use amanah_e2e::{amanah_bin, log_count, wait_until, Deployment};
 
 /// A self-signed certificate for 127.0.0.1 and its P-256 key, named `cn`.
 fn certificate(dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
@@ -158,18 +158,13 @@ fn tls_1_3_only_h2_and_http1_hsts_and_a_renewed_certificate_on_sighup() {
     };
     hup();
     let log = d.logs[0].clone();
-    let logged = |what: &str, times: usize| {
-        // The signal is handled on the host's own time: wait for its line.
-        for _ in 0..200 {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.matches(what).count() >= times {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        panic!("the host never logged {what:?}");
+    // The signal is handled on the host's own time: wait for its line.
+    let logged = |what: &str| {
+        wait_until(&format!("the host logs {what:?}"), || {
+            log_count(&log, what) >= 1
+        })
     };
-    logged("certificate and key read again", 1);
+    logged("certificate and key read again");
     let r = s_client(&addr, &["-tls1_3"]);
     assert!(r.contains("subject=CN = renewed"), "{r}");
 
@@ -177,7 +172,7 @@ fn tls_1_3_only_h2_and_http1_hsts_and_a_renewed_certificate_on_sighup() {
     // stays.
     std::fs::copy(&key, &served_key).unwrap();
     hup();
-    logged("the new certificate was refused", 1);
+    logged("the new certificate was refused");
     let r = s_client(&addr, &["-tls1_3"]);
     assert!(r.contains("subject=CN = renewed"), "{r}");
     let r = curl(&cert2, &["--http1.1", &format!("{url}/healthz")]);
