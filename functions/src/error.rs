@@ -97,6 +97,10 @@ pub struct ApiError {
     /// A database's schema was behind (see `store::schema_guard`): the
     /// request changed nothing and runs again once it is migrated.
     pub schema_behind: bool,
+    /// Optimistic work found its data changed before it could commit
+    /// ([`DbError::Conflict`]): nothing was written, and the request runs
+    /// again.
+    pub conflict: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -110,6 +114,7 @@ impl ApiError {
             retry_after: None,
             detail: None,
             schema_behind: false,
+            conflict: false,
         }
     }
     /// 400 for one input field.
@@ -179,8 +184,11 @@ impl ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         let behind = e.schema_behind();
+        let conflict = e == DbError::Conflict;
         let mut err = match e {
-            DbError::Unavailable(_) => ApiError::unavailable(e.to_string()),
+            // A conflict runs the request again; one that still reaches a
+            // client (never, by design) is a busy service, not a fault.
+            DbError::Unavailable(_) | DbError::Conflict => ApiError::unavailable(e.to_string()),
             DbError::Full(_) => {
                 let mut full = ApiError::new(
                     Code::Unavailable,
@@ -192,6 +200,7 @@ impl From<DbError> for ApiError {
             other => ApiError::internal(other.to_string()),
         };
         err.schema_behind = behind;
+        err.conflict = conflict;
         err
     }
 }

@@ -1,7 +1,9 @@
 //! [`App::handle`]: one request from the host to its answer. Find the
 //! route; run the request's steps ([`Request::prepare`]) and its handler
 //! ([`routes::dispatch`]), and end its transaction ([`Request::finish`]); if a database's schema proved behind (nothing was
-//! written), migrate and run it once more; then answer
+//! written), migrate and run it once more; if optimistic work found its
+//! clinic's data changed before its commit (nothing was written), run it
+//! again; then answer
 //! ([`Request::respond`]). Never panics on input; every error is rendered
 //! in the API's error shape.
 
@@ -57,6 +59,16 @@ impl<H: Host> App<H> {
                 Err(e) => Err(e),
             };
             let result = request.finish(result).await;
+            if result.as_ref().is_err_and(|e| e.conflict) {
+                // Optimistic work met a commit after its read: nothing was
+                // written; run it again on the new data (after
+                // `OPTIMISTIC_RUNS` conflicts, holding the lock, which
+                // meets none).
+                let conflicts = request.cx.conflicts + 1;
+                request = request.restart();
+                request.cx.conflicts = conflicts;
+                continue;
+            }
             if first_try && result.as_ref().is_err_and(|e| e.schema_behind) {
                 // Nothing was written (the guard stopped the first batch):
                 // migrate, then run the request again, once.

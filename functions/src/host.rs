@@ -75,6 +75,11 @@ pub enum DbError {
     /// statement was kept.
     #[error("storage full: {0}")]
     Full(String),
+    /// Work begun optimistically ([`Conn::begin_work`]) found its version
+    /// moved at `COMMIT`: someone committed after it read. Nothing of it
+    /// was written; the caller runs it again.
+    #[error("the data changed since it was read")]
+    Conflict,
     /// Anything else.
     #[error("database error: {0}")]
     Other(String),
@@ -136,7 +141,59 @@ pub trait Conn: Send + Sync {
     }
     /// Runs several `;`-separated statements without parameters (migrations).
     fn execute_script(&self, sql: &str) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Begins a request's work: what follows, up to `COMMIT` or `ROLLBACK`,
+    /// is one transaction. A local connection takes the write lock
+    /// (`BEGIN IMMEDIATE`, queued), and its host queues its writers.
+    ///
+    /// A connection across the network may run the work optimistically when
+    /// given `version` (a query of one integer that every commit moves):
+    /// reads go at once, each batch in a read snapshot of its own; writes
+    /// wait for `COMMIT`, which sends them in one batch that takes the lock,
+    /// checks that `version` is what the first read saw, writes and commits
+    /// or rolls back, all inside the server, so no lock is held across a
+    /// round trip. A moved version fails the `COMMIT` with
+    /// [`DbError::Conflict`], nothing written. A statement that needs its
+    /// answer while writes wait (`execute`, or a read after a queued write)
+    /// takes the lock from there to `COMMIT`, the version checked first.
+    fn begin_work(
+        &self,
+        version: Option<&'static str>,
+    ) -> impl Future<Output = Result<(), DbError>> + Send {
+        let _ = version;
+        self.execute_later("BEGIN IMMEDIATE", vec![])
+    }
+    /// Commits work whose writes depend on nothing it read but the head of
+    /// an append-only chain, its last write `first` (built on the head at
+    /// `version`). Where optimistic work finds the chain moved, only that
+    /// last write moves: `rebuild` makes it again from the rows of
+    /// `head_sql` read in the failed batch, and the batch is sent again;
+    /// after a few tries, under the lock for one round trip. A local
+    /// connection, holding the lock already, queues `first` and commits.
+    /// Nothing is written on failure (the caller rolls back).
+    fn commit_appending<F>(
+        &self,
+        head_sql: &'static str,
+        first: (Statement, i64),
+        rebuild: F,
+    ) -> impl Future<Output = Result<(), DbError>> + Send
+    where
+        F: FnMut(&[Row]) -> Result<(Statement, i64), DbError> + Send,
+    {
+        let _ = (head_sql, rebuild);
+        async move {
+            let ((sql, params), _) = first;
+            self.execute_later(&sql, params).await?;
+            self.execute("COMMIT", vec![]).await.map(|_| ())
+        }
+    }
+    /// How many statements wait for the next one (or for the commit).
+    fn queued(&self) -> usize {
+        0
+    }
 }
+
+/// A statement and its parameters.
+pub type Statement = (String, Vec<Value>);
 
 /// The platform under the application.
 pub trait Host: Send + Sync {

@@ -44,6 +44,14 @@ pub enum Flag {
     /// read, so it takes no `Idempotency-Key` (a stored answer would keep
     /// other patients' data past their purge).
     Search,
+    /// Writes the region directory as well as its clinic: its clinic work
+    /// holds the clinic's lock from the first read and never runs twice
+    /// (see [`crate::host::Conn::begin_work`]).
+    Directory,
+    /// Its writes depend on nothing it read (a new record under a new
+    /// id): when another request commits first, only its audit entry moves
+    /// onto the new head, and it does not run again.
+    Append,
 }
 
 /// A route as the pipeline and the document see it (its id and handler

@@ -260,7 +260,7 @@ routes! {
         PatientsSearch: POST "/api/v1/patients/search" => P(PatientRead), "patient.list", patients::search, [Search],
             "Search patients with the text in the body, never in a URL (the answer of GET ?q=)" => 200 (page patients::PatientView),
             body patients::Search;
-        PatientsCreate: POST "/api/v1/patients" => P(PatientWrite), "patient.create", patients::create, [],
+        PatientsCreate: POST "/api/v1/patients" => P(PatientWrite), "patient.create", patients::create, [Append],
             "Register a patient" => 201 (patients::PatientView),
             body patients::Demographics;
         PatientsGet: GET "/api/v1/patients/{id}" => P(PatientRead), "patient.read", patients::get, [],
@@ -324,10 +324,10 @@ routes! {
         Export: GET "/api/v1/export" => P(ClinicManage), "clinic.export", export::export, [Deleting],
             "All clinic data, decrypted and streamed: a zip of one CSV per table, or one JSON document" => 200 (export),
             query export::QUERY;
-        ClinicDeletionStart: POST "/api/v1/clinic/deletion" => P(ClinicManage), "clinic.delete", clinic_data::start, [Throttled],
+        ClinicDeletionStart: POST "/api/v1/clinic/deletion" => P(ClinicManage), "clinic.delete", clinic_data::start, [Throttled, Directory],
             "Schedule the clinic's deletion (30 days' grace); password required" => 202 (crate::api::Deletion),
             body clinic_data::Confirm;
-        ClinicDeletionCancel: DELETE "/api/v1/clinic/deletion" => P(ClinicManage), "clinic.delete.cancel", clinic_data::cancel, [Deleting],
+        ClinicDeletionCancel: DELETE "/api/v1/clinic/deletion" => P(ClinicManage), "clinic.delete.cancel", clinic_data::cancel, [Deleting, Directory],
             "Cancel the clinic's deletion within the grace" => 204 ();
         RolesGet: GET "/api/v1/clinic/roles" => P(ClinicManage), "clinic.roles.read", roles::get, [],
             "What each role may do here, with defaults and ceilings" => 200 (items roles::RoleView);
@@ -344,7 +344,7 @@ routes! {
             "Start the approved 30-minute, read-only support session" => 200 (auth::SessionView);
         AccessRequestsList: GET "/api/v1/access-requests" => P(ClinicManage), "access_request.list", support::list_requests, [],
             "Support's access requests to this clinic" => 200 (page support::AccessRequestView);
-        AccessRequestApprove: POST "/api/v1/access-requests/{id}/approve" => P(ClinicManage), "access_request.approve", support::approve, [],
+        AccessRequestApprove: POST "/api/v1/access-requests/{id}/approve" => P(ClinicManage), "access_request.approve", support::approve, [Directory],
             "Approve a pending access request" => 200 (support::Approved);
         FhirMetadata: GET "/fhir/r4/metadata" => Public, -, fhir_metadata, [],
             "FHIR: the CapabilityStatement" => 200 (fhir "CapabilityStatement");

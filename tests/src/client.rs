@@ -89,6 +89,20 @@ impl Client {
         self.with_bearer(body["session"]["token"].as_str().expect("session token"))
     }
 
+    /// The same client, hanging up on any request not answered within
+    /// `limit` (as a browser tab closed mid-request, or a dying instance's
+    /// caller): such a request reads as status 0.
+    pub fn hanging_up_after(&self, limit: std::time::Duration) -> Self {
+        let mut c = self.clone();
+        c.agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(limit))
+            .build()
+            .into();
+        c
+    }
+
     pub fn anonymous(&self) -> Self {
         let mut c = self.clone();
         c.token = None;

@@ -2,7 +2,7 @@
 //! are reused, every acknowledged write survives a kill, and parallel writers
 //! to one clinic keep a single unbroken audit chain.
 
-use amanah_e2e::{Deployment, PASSWORD};
+use amanah_e2e::{Deployment, Method, PASSWORD};
 use serde_json::json;
 
 #[test]
@@ -39,48 +39,65 @@ fn data_keys_and_schema_survive_a_kill_and_restart() {
     assert!(v.body["entries"].as_i64().unwrap() > entries);
 }
 
+/// Sixteen writers and four readers at once on one clinic: every write
+/// lands exactly once, the audit chain stays unbroken. On a remote
+/// database no request holds the clinic's lock across a round trip; one
+/// that meets another's commit moves its audit entry onto the new head
+/// (reads, new records) or runs again. Under this load on a small machine
+/// a request can still outlast the tests' 2 s database timeout (503); it
+/// is asked again, writes under the same `Idempotency-Key`, so nothing is
+/// made twice (SECURITY.md, "Found, not fixed yet").
 #[test]
 fn parallel_writers_keep_one_unbroken_chain() {
+    const WRITERS: usize = 16;
+    const WRITES: usize = 5;
+    const READERS: usize = 4;
+    const READS: usize = 10;
     let d = Deployment::start();
     let (clinic, owner, _) = d.ready_clinic("ae", "Busy Clinic", "owner@busy.ae");
     clinic.add_staff(&owner, "nurse", "nurse@busy.ae");
     let nurse = clinic.login("nurse@busy.ae", PASSWORD);
+    let seed = owner.create_patient(json!({"name": "Seed Person", "dob": "1980-01-01"}));
     let before = owner.audit_entries();
-    let threads: Vec<_> = (0..8)
-        .map(|t| {
-            let c = nurse.clone();
-            std::thread::spawn(move || {
-                let mut replays = 0;
-                for i in 0..10 {
-                    // Under load a host may give up on a write that sqld
-                    // then commits (503); the retry under the same key
-                    // returns that write, so nothing is made twice.
-                    let r = c.post_once(
-                        "/api/v1/patients",
-                        json!({"name": format!("Parallel Person{t}x{i}"), "dob": "1990-01-01"}),
-                    );
-                    assert_eq!(r.status, 201, "{}", r.body);
-                    replays += usize::from(r.replayed());
-                    let path = format!("/api/v1/patients/{}", r.body["id"].as_str().unwrap());
-                    let r = c.send_setup(amanah_e2e::Method::GET, &path, None);
-                    assert_eq!(r.status, 200, "{}", r.body);
-                }
-                replays
-            })
+    let writers = (0..WRITERS).map(|t| {
+        let c = nurse.clone();
+        std::thread::spawn(move || {
+            for i in 0..WRITES {
+                let r = c.post_once(
+                    "/api/v1/patients",
+                    json!({"name": format!("Parallel Person{t}x{i}"), "dob": "1990-01-01"}),
+                );
+                assert_eq!(r.status, 201, "{}", r.body);
+                let path = format!("/api/v1/patients/{}", r.body["id"].as_str().unwrap());
+                let r = c.send_setup(Method::GET, &path, None);
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
         })
-        .collect();
-    let replays: usize = threads
-        .into_iter()
-        .map(|t| t.join().expect("writer thread"))
-        .sum();
+    });
+    let readers = (0..READERS).map(|_| {
+        let c = owner.clone();
+        let path = format!("/api/v1/patients/{seed}");
+        std::thread::spawn(move || {
+            for _ in 0..READS {
+                let r = c.send_setup(Method::GET, &path, None);
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
+        })
+    });
+    let threads: Vec<_> = writers.chain(readers).collect();
+    for t in threads {
+        t.join().expect("a client thread");
+    }
     let r = owner.get("/api/v1/patients?limit=200");
-    assert_eq!(r.body["items"].as_array().unwrap().len(), 80);
-    // 80 creates + 80 reads + each replayed answer + the verify before +
-    // the list above
+    assert_eq!(
+        r.body["items"].as_array().unwrap().len(),
+        WRITERS * WRITES + 1,
+        "each write exactly once"
+    );
+    // At least each create and read, the verify before and the list above
+    // (a request that answered 503 after its commit is on the trail too).
     let v = owner.get("/api/v1/audit/verify");
     assert_eq!(v.body["ok"], true, "{}", v.body);
-    assert_eq!(
-        v.body["entries"].as_i64().unwrap(),
-        before + 1 + 160 + replays as i64 + 1
-    );
+    let least = before + 1 + (WRITERS * WRITES * 2 + READERS * READS) as i64 + 1;
+    assert!(v.body["entries"].as_i64().unwrap() >= least);
 }

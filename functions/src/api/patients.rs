@@ -45,7 +45,9 @@ pub(crate) async fn create<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult
     let id = s.new_id(kind::PATIENT);
     patients::store(s.db, &s.vault, &id, &d, Some(s.actor.id()), s.now).await?;
     s.audit.about(Resource::Patient(&id));
-    Reply::created(patients::load(s.db, &s.vault, &id).await?)
+    // The answer is what was written: no read after the write, so the
+    // write waits for the commit's batch.
+    Reply::created(patients::written(id, d, s.now, s.now))
 }
 
 /// The path's patient, named in the audit entry before anything is looked
@@ -67,7 +69,9 @@ pub(crate) async fn update<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult
     let id = patient_id(s)?;
     let patch: PatientPatch = s.json()?;
     let (name, dob) = (not_null("name", patch.name)?, not_null("dob", patch.dob)?);
-    let current = patients::load(s.db, &s.vault, &id).await?.data;
+    let current = patients::load(s.db, &s.vault, &id).await?;
+    let current_created_at = current.created;
+    let current = current.data;
     let merge = |p: Option<Option<String>>, old: Option<String>| p.unwrap_or(old);
     let d = Demographics {
         name: name.unwrap_or(current.name),
@@ -80,7 +84,8 @@ pub(crate) async fn update<H: Host>(s: &mut ClinicScope<'_, '_, H>) -> ApiResult
     }
     .validated(s.now)?;
     patients::store(s.db, &s.vault, &id, &d, None, s.now).await?;
-    Reply::ok(patients::load(s.db, &s.vault, &id).await?)
+    let created = current_created_at;
+    Reply::ok(patients::written(id, d, created, s.now))
 }
 
 /// `DELETE /api/v1/patients/{id}`: hidden now, purged after the grace.

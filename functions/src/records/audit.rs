@@ -201,6 +201,11 @@ fn chain_hash(prev: &[u8], s: &Stored<'_>) -> [u8; 32] {
 const GENESIS: [u8; 32] = [0; 32];
 
 /// The query for the chain's head (last sequence number and hash).
+/// The clinic's version for optimistic work ([`crate::host::Conn::begin_work`]):
+/// every request that changes anything appends an entry, so the chain's
+/// length moves with every commit.
+pub const VERSION_SQL: &str = "SELECT COALESCE(MAX(seq), 0) FROM audit";
+
 pub const HEAD_SQL: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 
 /// The chain's last entry as read inside the write transaction that will
@@ -234,7 +239,7 @@ impl Head {
 pub async fn append<C: Conn>(
     conn: &C,
     cipher: &FieldCipher,
-    mut nonce: impl FnMut() -> [u8; 12],
+    nonce: impl FnMut() -> [u8; 12],
     e: &Entry,
     head: Option<Head>,
 ) -> ApiResult<i64> {
@@ -242,6 +247,19 @@ pub async fn append<C: Conn>(
         Some(h) => h,
         None => Head::from_rows(&conn.query(HEAD_SQL, vec![]).await?)?,
     };
+    let ((sql, params), seq) = insert(cipher, nonce, e, head);
+    // Sent with the request's COMMIT: the entry and the work land together.
+    conn.execute_later(&sql, params).await?;
+    Ok(seq)
+}
+
+/// The statement appending `e` after `head`, and its sequence number.
+pub fn insert(
+    cipher: &FieldCipher,
+    mut nonce: impl FnMut() -> [u8; 12],
+    e: &Entry,
+    head: Head,
+) -> (crate::store::Statement, i64) {
     let (seq, prev) = (head.seq + 1, head.hash);
     let row_id = seq.to_string();
     let reason = e
@@ -265,10 +283,11 @@ pub async fn append<C: Conn>(
         outcome: e.outcome.as_str(),
     };
     let hash = chain_hash(&prev, &stored);
-    // Sent with the request's COMMIT: the entry and the work land together.
-    conn.execute_later(
-        "INSERT INTO audit (seq, at, actor, role, on_behalf_of, action, resource, patient_id, reason, ip, outcome, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    (
+        (
+            "INSERT INTO audit (seq, at, actor, role, on_behalf_of, action, resource, patient_id, reason, ip, outcome, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                .to_owned(),
         vec![
             seq.into(),
             e.at.clone().into(),
@@ -284,9 +303,9 @@ pub async fn append<C: Conn>(
             prev.into(),
             hash.to_vec().into(),
         ],
+        ),
+        seq,
     )
-    .await?;
-    Ok(seq)
 }
 
 const COLUMNS: &str =

@@ -163,6 +163,22 @@ pub(crate) struct PatientView {
     pub updated_at: String,
     #[serde(skip)]
     pub seq: i64,
+    /// `created_at` in seconds.
+    #[serde(skip)]
+    pub created: i64,
+}
+
+/// The view of a patient just written with `data` ([`store`]): the answer
+/// of a write, built from what it wrote rather than read back.
+pub(crate) fn written(id: String, data: Demographics, created: i64, now: i64) -> PatientView {
+    PatientView {
+        id,
+        data,
+        created_at: clock::rfc3339(created),
+        updated_at: clock::rfc3339(now),
+        seq: 0,
+        created,
+    }
 }
 
 const COLUMNS: &str =
@@ -184,6 +200,7 @@ fn view(v: &Vault<'_>, r: &Row) -> ApiResult<PatientView> {
         created_at: clock::rfc3339(r.int(9)?),
         updated_at: clock::rfc3339(r.int(10)?),
         seq: r.int(0)?,
+        created: r.int(9)?,
         id,
     })
 }

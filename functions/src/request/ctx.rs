@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
 use crate::ids::ClinicId;
-use crate::route::Route;
+use crate::route::{Access, Flag, Route};
 use crate::web;
 
 use super::audit::AuditDraft;
@@ -42,7 +42,17 @@ pub(crate) struct Ctx<'a, H: Host> {
     pub keep_writes_on_error: bool,
     /// The clinic whose test clock `now` already follows.
     clock_for: Option<ClinicId>,
+    /// How many runs of this request found their clinic's data changed
+    /// before they could commit ([`crate::host::DbError::Conflict`]).
+    pub conflicts: u32,
+    /// This is a second run of the request: what it took from the rate
+    /// limits it took once.
+    pub rerun: bool,
 }
+
+/// Optimistic runs a request gets before it takes its clinic's lock from
+/// its first read (the fallback under contention).
+pub(crate) const OPTIMISTIC_RUNS: u32 = 3;
 
 /// What a request brings.
 pub(crate) struct Incoming {
@@ -71,11 +81,15 @@ impl<'a, H: Host> Ctx<'a, H> {
             cookies: Vec::new(),
             keep_writes_on_error: false,
             clock_for: None,
+            conflicts: 0,
+            rerun: false,
         }
     }
 
-    /// The same request from the start (its second run, after a migration).
+    /// The same request from the start (its next run, after a migration or
+    /// a conflict).
     pub(crate) fn restart(self) -> Self {
+        let conflicts = self.conflicts;
         let incoming = Incoming {
             params: self.params,
             method: self.method,
@@ -84,7 +98,23 @@ impl<'a, H: Host> Ctx<'a, H> {
             body: self.body,
             ip: self.ip,
         };
-        Ctx::new(self.app, self.route, incoming)
+        let mut cx = Ctx::new(self.app, self.route, incoming);
+        cx.conflicts = conflicts;
+        cx.rerun = true;
+        cx
+    }
+
+    /// Whether the request's clinic work runs optimistically: on the
+    /// routes of signed-in users that write nowhere but their clinic (a
+    /// throttled route counts in the directory; [`Flag::Directory`] writes
+    /// there), until it has met [`OPTIMISTIC_RUNS`] conflicts. Only a host
+    /// whose database is across the network makes use of it
+    /// ([`crate::host::Conn::begin_work`]).
+    pub(crate) fn optimistic(&self) -> bool {
+        matches!(self.route.access, Access::Session | Access::Permission(_))
+            && !self.route.has(Flag::Throttled)
+            && !self.route.has(Flag::Directory)
+            && self.conflicts < OPTIMISTIC_RUNS
     }
 
     /// The request body, parsed strictly.

@@ -17,10 +17,11 @@ use http::Response;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::export;
+use crate::host::DbError;
 use crate::host::{Conn, Host};
 use crate::ids::{self, kind};
 use crate::records::{audit, Vault};
-use crate::route::Access;
+use crate::route::{Access, Flag};
 use crate::store;
 use crate::web;
 
@@ -56,8 +57,8 @@ impl<'a, H: Host> Request<'a, H> {
         }
     }
 
-    /// The same request from the start, in a fresh state (its second run,
-    /// after a migration).
+    /// The same request from the start, in a fresh state (its next run,
+    /// after a migration or a conflict).
     pub(crate) fn restart(self) -> Self {
         Request::new(self.cx.restart())
     }
@@ -95,7 +96,8 @@ impl<'a, H: Host> Request<'a, H> {
         }
         let limits = self.cx.app.config.requests;
         let now = self.cx.app.host.now() as f64;
-        if let Some(ip) = self.cx.ip {
+        let charge = !self.cx.rerun;
+        if let (Some(ip), true) = (self.cx.ip, charge) {
             self.cx
                 .app
                 .buckets
@@ -166,7 +168,7 @@ impl<'a, H: Host> Request<'a, H> {
                 }
             }
         }
-        if let Some(actor) = &self.actor {
+        if let (Some(actor), true) = (&self.actor, charge) {
             let clinic = self.tenant.as_ref().map_or("platform", |t| t.id.as_str());
             self.cx
                 .app
@@ -218,9 +220,14 @@ impl<'a, H: Host> Request<'a, H> {
             return result;
         };
         let db = &t.db;
-        if result.as_ref().is_err_and(|e| e.schema_behind) {
-            // The schema guard stopped the first batch: nothing to keep, and
-            // no audit entry into a schema this code does not know.
+        if result
+            .as_ref()
+            .is_err_and(|e| e.schema_behind || e.conflict)
+        {
+            // The schema guard stopped the first batch, or optimistic work
+            // found its data changed: nothing to keep, and no audit entry
+            // (into a schema this code does not know; of a run that runs
+            // again).
             let _ = db.execute("ROLLBACK", vec![]).await;
             return result;
         }
@@ -244,6 +251,33 @@ impl<'a, H: Host> Request<'a, H> {
                 db.execute_later("BEGIN IMMEDIATE", vec![]).await?;
             }
         }
+        if let (Some(entry), Some(h), true) = (
+            &entry,
+            &head,
+            keep && appends_only(&self.cx, db, &self.actor),
+        ) {
+            // Only the audit entry depends on what was read: when another
+            // request commits first, the entry moves onto the new head and
+            // the work is not run again.
+            let cipher = vault.cipher();
+            // Each entry with the head it was built on (its `seq` - 1).
+            let on_head = |head: audit::Head| {
+                let (insert, seq) = audit::insert(cipher, || app.random(), entry, head);
+                (insert, seq - 1)
+            };
+            let committed = db
+                .commit_appending(audit::HEAD_SQL, on_head(h.clone()), |rows| {
+                    audit::Head::from_rows(rows)
+                        .map(on_head)
+                        .map_err(|e| DbError::Other(e.log_text()))
+                })
+                .await;
+            if let Err(e) = committed {
+                let _ = db.execute("ROLLBACK", vec![]).await;
+                return Err(e.into());
+            }
+            return result;
+        }
         if let Some(entry) = entry {
             let appended = app.append_audit(db, vault.cipher(), &entry, head).await;
             if let Err(e) = appended {
@@ -253,6 +287,7 @@ impl<'a, H: Host> Request<'a, H> {
         } else if !keep {
             return result;
         }
+        // A conflict here is the commit's: the request runs again.
         store::finish(db, Ok::<(), ApiError>(())).await?;
         result
     }
@@ -363,4 +398,18 @@ impl<'a, H: Host> Request<'a, H> {
         }
         resp
     }
+}
+
+/// Whether the request's writes depend on nothing it read but the
+/// audit chain's head, so that a commit coming first moves only its
+/// audit entry: a route that says so ([`Flag::Append`]: a new record),
+/// or a read (`GET`, a search) whose only write is its session's last
+/// use. Only optimistic work asks ([`Ctx::optimistic`]).
+fn appends_only<H: Host>(cx: &Ctx<'_, H>, db: &H::Conn, actor: &Option<Actor>) -> bool {
+    let route = cx.route;
+    let read = route.method == http::Method::GET || route.has(Flag::Search);
+    // A user's session notes its last use (`sessions::touch`); a support
+    // session's lives in the directory.
+    let touch = usize::from(matches!(actor, Some(Actor::User(_))));
+    cx.optimistic() && (route.has(Flag::Append) || (read && db.queued() == touch))
 }

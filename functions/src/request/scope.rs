@@ -90,7 +90,8 @@ impl<'a, H: Host> Ctx<'a, H> {
         let db = self.app.clinic_conn(clinic, create, false).await?;
         #[cfg(feature = "inject-forgot-clinic")]
         self.app.injected.entered(clinic);
-        db.execute_later("BEGIN IMMEDIATE", vec![]).await?;
+        db.begin_work(self.optimistic().then_some(audit::VERSION_SQL))
+            .await?;
         Ok(slot.insert(Tenant {
             id: clinic.clone(),
             db,

@@ -8,6 +8,14 @@
 //! statement as one conditional batch, so a request's `BEGIN`, its writes,
 //! its audit entry and its `COMMIT` cost as few round trips as the work allows.
 //!
+//! A request's work runs optimistically ([`Conn::begin_work`] with a
+//! version): each read batch is a snapshot of its own (`BEGIN` … `COMMIT`
+//! in one batch), the first one also reads the version; the writes wait
+//! for the `COMMIT`, which is one batch — `BEGIN IMMEDIATE`, the version
+//! check, the writes, `COMMIT`, and a `ROLLBACK` conditioned on the commit
+//! failing — so the write lock lives only inside the server, and an
+//! instance that dies mid-request leaves nothing locked.
+//!
 //! Why not the `libsql` crate's own Hrana client: its `wasm` client sends a
 //! `describe` request before every statement (two round trips each) and has
 //! no way to queue writes or batch queries; a request here costs four to six
@@ -20,7 +28,7 @@ use data_encoding::{BASE64, BASE64_NOPAD};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-use crate::host::{Conn, DbError, Row, Value};
+use crate::host::{Conn, DbError, Row, Statement, Value};
 
 /// An HTTP request as the host can send it.
 pub trait Transport: Send + Sync {
@@ -72,17 +80,63 @@ impl Endpoint {
 }
 
 /// One statement to send.
+#[derive(Clone)]
 struct Stmt {
     sql: String,
     args: Vec<Value>,
 }
 
+impl Stmt {
+    fn new(sql: &str) -> Self {
+        Stmt {
+            sql: sql.to_owned(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// The work between `BEGIN` and `COMMIT`, run optimistically
+/// ([`Conn::begin_work`]).
+struct Optimistic {
+    /// The query of the version.
+    version_sql: &'static str,
+    /// The version the first read saw.
+    seen: Option<i64>,
+}
+
 #[derive(Default)]
 struct State {
-    /// The open stream, while a transaction is open.
+    /// The open stream, while a transaction is open on the server.
     baton: Option<String>,
-    /// Statements queued by `execute_later`, sent before the next one.
+    /// Statements queued by `execute_later`, sent before the next one (in
+    /// optimistic work: with the `COMMIT`).
     pending: Vec<Stmt>,
+    /// In optimistic work: checks queued before it began (the schema
+    /// guard), sent ahead of the next batch of any kind.
+    checks: Vec<Stmt>,
+    /// Set while work runs optimistically.
+    optimistic: Option<Optimistic>,
+}
+
+/// Tries of [`HranaConn::run_appending`] before it takes the lock.
+const REBASES: usize = 32;
+
+/// What one batch asks of the server: its steps, each run only if the one
+/// before it succeeded, and optionally a last `ROLLBACK` run only if step
+/// `rollback_unless` did not succeed.
+struct Batch {
+    steps: Vec<Stmt>,
+    rollback_unless: Option<usize>,
+    /// Run after that `ROLLBACK`, under the same condition: what the
+    /// caller needs to try again (the chain's new head).
+    then_read: Option<Stmt>,
+}
+
+/// A batch's outcome: each step's result, or the first step that failed
+/// (its index and error).
+struct Outcome {
+    results: Vec<Option<StmtResult>>,
+    failed: Option<(usize, DbError)>,
 }
 
 /// A connection to one database over Hrana.
@@ -90,6 +144,18 @@ pub struct HranaConn<T: Transport> {
     transport: T,
     endpoint: Endpoint,
     state: Mutex<State>,
+}
+
+/// How a call on an optimistic connection is sent.
+enum Route {
+    /// As the caller sends it (a transaction already open, or none begun).
+    Plain,
+    /// Reads alone, in a snapshot of their own.
+    Read,
+    /// The lock from here to `COMMIT`, the version checked first.
+    Escalate,
+    Commit,
+    Rollback,
 }
 
 impl<T: Transport> HranaConn<T> {
@@ -101,38 +167,23 @@ impl<T: Transport> HranaConn<T> {
         }
     }
 
-    fn take_state(&self) -> (Option<String>, Vec<Stmt>) {
+    fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         match self.state.lock() {
-            Ok(mut s) => (s.baton.take(), std::mem::take(&mut s.pending)),
-            Err(_) => (None, Vec::new()),
+            Ok(mut s) => f(&mut s),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
         }
     }
 
-    fn put_baton(&self, baton: Option<String>) {
-        if let Ok(mut s) = self.state.lock() {
-            s.baton = baton;
-        }
-    }
-
-    /// Sends the queued statements and then `stmts` as one batch, each step
-    /// run only if the one before it succeeded. Returns the results of
-    /// `stmts`.
-    async fn run(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
-        let (baton, mut steps) = self.take_state();
-        let ends_tx = stmts.last().is_some_and(|s| ends_transaction(&s.sql));
-        let starts_tx = steps
-            .iter()
-            .chain(stmts.iter())
-            .any(|s| starts_transaction(&s.sql));
-        let wanted = stmts.len();
-        steps.extend(stmts);
-        if steps.is_empty() {
-            self.put_baton(baton);
-            return Ok(Vec::new());
-        }
-        let in_tx = (baton.is_some() || starts_tx) && !ends_tx;
-        let n = steps.len();
-        let batch: Vec<Json> = steps
+    /// Sends one batch (and `close` unless the transaction stays open);
+    /// returns the stream's baton when it stays open.
+    async fn send(
+        &self,
+        baton: Option<String>,
+        batch: &Batch,
+        keep_open: bool,
+    ) -> Result<(Option<String>, Outcome), DbError> {
+        let mut steps: Vec<Json> = batch
+            .steps
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -143,19 +194,27 @@ impl<T: Transport> HranaConn<T> {
                 json!({"condition": condition, "stmt": stmt_json(s)})
             })
             .collect();
-        let mut requests = vec![json!({"type": "batch", "batch": {"steps": batch}})];
-        if !in_tx {
+        if let Some(step) = batch.rollback_unless {
+            let unless = json!({"type": "not", "cond": {"type": "ok", "step": step}});
+            steps.push(json!({"condition": unless, "stmt": stmt_json(&Stmt::new("ROLLBACK"))}));
+            if let Some(read) = &batch.then_read {
+                steps.push(json!({"condition": unless, "stmt": stmt_json(read)}));
+            }
+        }
+        let mut requests = vec![json!({"type": "batch", "batch": {"steps": steps}})];
+        if !keep_open {
             requests.push(json!({"type": "close"}));
         }
-        let body = json!({"baton": baton, "requests": requests});
-        let resp = self.pipeline(body).await?;
-        self.put_baton(if in_tx { resp.baton } else { None });
+        let resp = self
+            .pipeline(json!({"baton": baton, "requests": requests}))
+            .await?;
+        let baton = if keep_open { resp.baton } else { None };
         let first = resp
             .results
             .into_iter()
             .next()
             .ok_or_else(|| DbError::Other("empty pipeline response".into()))?;
-        let batch: BatchResult = match first {
+        let result: BatchResult = match first {
             PipelineResult::Ok { response } => match response {
                 Response::Batch { result } => result,
                 _ => return Err(DbError::Other("unexpected pipeline response".into())),
@@ -163,19 +222,300 @@ impl<T: Transport> HranaConn<T> {
             PipelineResult::Error { error } => return Err(error.into_db_error()),
         };
         // The first failed step is the batch's failure; later steps did not
-        // run. As with a local connection, an open transaction stays open
-        // until the caller ends it.
-        if let Some(e) = batch.step_errors.into_iter().flatten().next() {
-            return Err(e.into_db_error());
+        // run.
+        let failed = result
+            .step_errors
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, e)| e.map(|e| (i, e)))
+            .map(|(i, mut e)| {
+                // Which step, for the operator's log: its first word only.
+                let word = batch
+                    .steps
+                    .get(i)
+                    .map_or_else(|| "ROLLBACK".to_owned(), |s| first_word(&s.sql));
+                e.message = format!("{} (step {i}, {word})", e.message);
+                (i, e.into_db_error())
+            });
+        Ok((
+            baton,
+            Outcome {
+                results: result.step_results,
+                failed,
+            },
+        ))
+    }
+
+    /// Sends the queued statements and then `stmts` as one batch, as the
+    /// caller asks: a `BEGIN` keeps the stream open until `COMMIT` or
+    /// `ROLLBACK`. Returns the results of `stmts`.
+    async fn run_plain(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
+        let (baton, mut steps) = self.with_state(|s| {
+            let mut steps = std::mem::take(&mut s.checks);
+            steps.append(&mut s.pending);
+            (s.baton.take(), steps)
+        });
+        let ends_tx = stmts.last().is_some_and(|s| ends_transaction(&s.sql));
+        let starts_tx = steps
+            .iter()
+            .chain(stmts.iter())
+            .any(|s| starts_transaction(&s.sql));
+        let wanted = stmts.len();
+        steps.extend(stmts);
+        if steps.is_empty() {
+            self.with_state(|s| s.baton = baton);
+            return Ok(Vec::new());
         }
-        let mut results = batch.step_results;
-        if results.len() != n {
-            return Err(DbError::Other("a batch step did not run".into()));
+        let in_tx = (baton.is_some() || starts_tx) && !ends_tx;
+        let n = steps.len();
+        let batch = Batch {
+            steps,
+            rollback_unless: None,
+            then_read: None,
+        };
+        let (baton, outcome) = self.send(baton, &batch, in_tx).await?;
+        // As with a local connection, an open transaction stays open until
+        // the caller ends it, even after a failed step.
+        let committed = ends_tx && batch.steps.last().is_some_and(|s| !rolls_back(&s.sql));
+        self.with_state(|s| {
+            s.baton = baton;
+            if committed {
+                s.optimistic = None;
+            }
+        });
+        take_results(outcome, n - wanted..n)
+    }
+
+    /// Reads of optimistic work: one batch in a read snapshot (`BEGIN` …
+    /// `COMMIT`, no write lock), carrying the checks and, the first time,
+    /// the version. Sent once more if no answer came (nothing was written).
+    async fn run_read(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
+        let (checks, version_sql) = self.with_state(|s| {
+            let version = s
+                .optimistic
+                .as_ref()
+                .filter(|o| o.seen.is_none())
+                .map(|o| o.version_sql);
+            (std::mem::take(&mut s.checks), version)
+        });
+        let n = stmts.len();
+        let first = 1 + checks.len();
+        let mut steps = vec![Stmt::new("BEGIN")];
+        steps.extend(checks);
+        steps.extend(stmts);
+        if let Some(v) = version_sql {
+            steps.push(Stmt::new(v));
         }
-        results
-            .drain(n - wanted..)
-            .map(|r| r.ok_or_else(|| DbError::Other("a batch step did not run".into())))
-            .collect()
+        steps.push(Stmt::new("COMMIT"));
+        let batch = Batch {
+            steps,
+            rollback_unless: None,
+            then_read: None,
+        };
+        let outcome = match self.send(None, &batch, false).await {
+            Err(DbError::Unavailable(_)) => self.send(None, &batch, false).await?.1,
+            other => other?.1,
+        };
+        let mut results = take_results(
+            outcome,
+            first..first + n + usize::from(version_sql.is_some()),
+        )?;
+        if version_sql.is_some() {
+            let seen = results
+                .pop()
+                .and_then(|r| r.rows.into_iter().next())
+                .and_then(|row| row.into_iter().next())
+                .and_then(|v| from_hrana(v).ok());
+            let Some(Value::Integer(seen)) = seen else {
+                return Err(DbError::Other("the version query gave no integer".into()));
+            };
+            self.with_state(|s| {
+                if let Some(o) = s.optimistic.as_mut() {
+                    o.seen = Some(seen);
+                }
+            });
+        }
+        Ok(results)
+    }
+
+    /// The first steps of optimistic work's write batch: the lock, then the
+    /// version check (when a read saw one), the checks and the queued
+    /// writes. Returns them and the index of the version check.
+    fn write_steps(&self) -> (Vec<Stmt>, Option<usize>) {
+        self.with_state(|s| {
+            let mut steps = vec![Stmt::new("BEGIN IMMEDIATE")];
+            let mut guard = None;
+            if let Some(Optimistic {
+                version_sql,
+                seen: Some(v),
+            }) = &s.optimistic
+            {
+                guard = Some(steps.len());
+                steps.push(Stmt {
+                    sql: format!(
+                        "SELECT abs(-9223372036854775807 - 1) WHERE ({version_sql}) IS NOT ?1"
+                    ),
+                    args: vec![Value::Integer(*v)],
+                });
+            }
+            steps.append(&mut s.checks);
+            steps.append(&mut s.pending);
+            (steps, guard)
+        })
+    }
+
+    /// Optimistic work takes the lock now, for a statement that needs its
+    /// answer while writes wait; the stream stays open to `COMMIT`.
+    async fn run_escalated(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
+        let (mut steps, guard) = self.write_steps();
+        let n = stmts.len();
+        steps.extend(stmts);
+        let total = steps.len();
+        let batch = Batch {
+            steps,
+            rollback_unless: None,
+            then_read: None,
+        };
+        let (baton, outcome) = self.send(None, &batch, true).await?;
+        if let (Some(g), Some((i, _))) = (guard, &outcome.failed) {
+            if *i == g {
+                // Moved: end the transaction (closing the stream rolls it
+                // back) and say so.
+                self.close(baton).await;
+                return Err(DbError::Conflict);
+            }
+        }
+        self.with_state(|s| s.baton = baton);
+        take_results(outcome, total - n..total)
+    }
+
+    /// Optimistic work's `COMMIT`: one batch that locks, checks the
+    /// version, writes and commits, or rolls back, inside the server.
+    async fn run_commit(&self) -> Result<Vec<StmtResult>, DbError> {
+        let (mut steps, guard) = self.write_steps();
+        self.with_state(|s| s.optimistic = None);
+        if steps.len() == 1 + usize::from(guard.is_some()) {
+            // Nothing to write.
+            return Ok(vec![StmtResult::default()]);
+        }
+        let commit = steps.len();
+        steps.push(Stmt::new("COMMIT"));
+        let batch = Batch {
+            steps,
+            rollback_unless: Some(commit),
+            then_read: None,
+        };
+        let (_, outcome) = self.send(None, &batch, false).await?;
+        match outcome.failed {
+            Some((i, _)) if Some(i) == guard => Err(DbError::Conflict),
+            _ => take_results(outcome, commit..commit + 1),
+        }
+    }
+
+    /// [`Conn::commit_appending`] of optimistic work: the write batch
+    /// with `last` as its last write, checked against the chain's head
+    /// (`version`); when the head moved (or the lock could not be had
+    /// before anything ran), `last` is rebuilt on the head the same batch
+    /// read after its `ROLLBACK`, and sent again. After [`REBASES`] tries,
+    /// the head is read under the lock and the writes follow in the next
+    /// round trip: the lock is held across that one only.
+    async fn run_appending<F>(
+        &self,
+        head_sql: &'static str,
+        first: (Stmt, i64),
+        mut rebuild: F,
+    ) -> Result<(), DbError>
+    where
+        F: FnMut(&[Row]) -> Result<(Stmt, i64), DbError> + Send,
+    {
+        let (version_sql, writes) = self.with_state(|s| {
+            let version_sql = s.optimistic.take().map(|o| o.version_sql);
+            let mut writes = std::mem::take(&mut s.checks);
+            writes.append(&mut s.pending);
+            (version_sql, writes)
+        });
+        let version_sql = version_sql.unwrap_or(crate::records::audit::VERSION_SQL);
+        let (mut last, mut version) = first;
+        for _ in 0..REBASES {
+            let mut steps = vec![
+                Stmt::new("BEGIN IMMEDIATE"),
+                Stmt {
+                    sql: format!(
+                        "SELECT abs(-9223372036854775807 - 1) WHERE ({version_sql}) IS NOT ?1"
+                    ),
+                    args: vec![Value::Integer(version)],
+                },
+            ];
+            steps.extend(writes.iter().cloned());
+            steps.push(last);
+            let commit = steps.len();
+            steps.push(Stmt::new("COMMIT"));
+            let batch = Batch {
+                steps,
+                rollback_unless: Some(commit),
+                then_read: Some(Stmt::new(head_sql)),
+            };
+            let (_, outcome) = self.send(None, &batch, false).await?;
+            let moved = match &outcome.failed {
+                None => return Ok(()),
+                Some((1, _)) => true,
+                Some((0, DbError::Unavailable(_))) => true,
+                Some(_) => false,
+            };
+            if !moved {
+                return take_results(outcome, 0..0).map(|_| ());
+            }
+            let head = outcome
+                .results
+                .into_iter()
+                .nth(commit + 2)
+                .flatten()
+                .ok_or_else(|| DbError::Other("the chain's head was not read".into()))?;
+            (last, version) = rebuild(&rows(head)?)?;
+        }
+        // Contention beyond that: a clean 503 with nothing written (the
+        // client's `Idempotency-Key` makes its retry safe), rather than a
+        // lock held across a round trip that a dying instance could leave
+        // behind for sqld's 5 s.
+        Err(DbError::Unavailable(format!(
+            "the clinic's audit chain moved {REBASES} times in a row"
+        )))
+    }
+
+    /// Ends a stream (and any transaction on it) without waiting to know.
+    async fn close(&self, baton: Option<String>) {
+        if baton.is_some() {
+            let _ = self
+                .pipeline(json!({"baton": baton, "requests": [{"type": "close"}]}))
+                .await;
+        }
+    }
+
+    /// Sends `stmts` the way the connection's state asks.
+    async fn run(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
+        let route = self.with_state(|s| {
+            if s.optimistic.is_none() || s.baton.is_some() {
+                return Route::Plain;
+            }
+            match stmts.as_slice() {
+                [one] if first_word(&one.sql) == "COMMIT" || first_word(&one.sql) == "END" => {
+                    Route::Commit
+                }
+                [one] if first_word(&one.sql) == "ROLLBACK" => Route::Rollback,
+                _ if s.pending.is_empty() && stmts.iter().all(|s| reads(&s.sql)) => Route::Read,
+                _ => Route::Escalate,
+            }
+        });
+        match route {
+            Route::Plain => self.run_plain(stmts).await,
+            Route::Read => self.run_read(stmts).await,
+            Route::Escalate => self.run_escalated(stmts).await,
+            Route::Commit => self.run_commit().await,
+            Route::Rollback => {
+                self.with_state(|s| s.pending.clear());
+                Ok(vec![StmtResult::default()])
+            }
+        }
     }
 
     async fn run_one(&self, stmt: Stmt) -> Result<StmtResult, DbError> {
@@ -216,15 +556,27 @@ impl<T: Transport> HranaConn<T> {
 
     /// Runs statements without parameters, in order, in one round trip.
     async fn sequence(&self, sql: &str) -> Result<(), DbError> {
-        let steps: Vec<Stmt> = split_script(sql)
-            .into_iter()
-            .map(|s| Stmt {
-                sql: s.to_owned(),
-                args: Vec::new(),
-            })
-            .collect();
+        let steps: Vec<Stmt> = split_script(sql).into_iter().map(Stmt::new).collect();
         self.run(steps).await.map(|_| ())
     }
+}
+
+/// The results of the steps in `range`, or the batch's first failure.
+fn take_results(
+    outcome: Outcome,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<StmtResult>, DbError> {
+    if let Some((_, e)) = outcome.failed {
+        return Err(e);
+    }
+    let mut results = outcome.results;
+    if results.len() < range.end {
+        return Err(DbError::Other("a batch step did not run".into()));
+    }
+    results
+        .drain(range)
+        .map(|r| r.ok_or_else(|| DbError::Other("a batch step did not run".into())))
+        .collect()
 }
 
 fn rows(r: StmtResult) -> Result<Vec<Row>, DbError> {
@@ -275,12 +627,15 @@ impl<T: Transport> Conn for HranaConn<T> {
         sql: &str,
         params: Vec<Value>,
     ) -> impl Future<Output = Result<(), DbError>> + Send {
-        if let Ok(mut s) = self.state.lock() {
-            s.pending.push(Stmt {
-                sql: sql.to_owned(),
-                args: params,
-            });
-        }
+        self.with_state(|s| {
+            // Optimistic work begins its own transaction in its write batch.
+            if !(s.optimistic.is_some() && s.baton.is_none() && starts_transaction(sql)) {
+                s.pending.push(Stmt {
+                    sql: sql.to_owned(),
+                    args: params,
+                });
+            }
+        });
         async { Ok(()) }
     }
 
@@ -288,6 +643,59 @@ impl<T: Transport> Conn for HranaConn<T> {
         let sql = sql.to_owned();
         async move { self.sequence(&sql).await }
     }
+
+    fn commit_appending<F>(
+        &self,
+        head_sql: &'static str,
+        first: (Statement, i64),
+        rebuild: F,
+    ) -> impl Future<Output = Result<(), DbError>> + Send
+    where
+        F: FnMut(&[Row]) -> Result<(Statement, i64), DbError> + Send,
+    {
+        let optimistic = self.with_state(|s| s.optimistic.is_some() && s.baton.is_none());
+        async move {
+            let ((sql, args), version) = first;
+            if !optimistic {
+                self.execute_later(&sql, args).await?;
+                return self.execute("COMMIT", vec![]).await.map(|_| ());
+            }
+            let mut rebuild = rebuild;
+            let rebuild =
+                move |rows: &[Row]| rebuild(rows).map(|((sql, args), v)| (Stmt { sql, args }, v));
+            self.run_appending(head_sql, (Stmt { sql, args }, version), rebuild)
+                .await
+        }
+    }
+
+    fn queued(&self) -> usize {
+        self.with_state(|s| s.pending.len())
+    }
+
+    fn begin_work(
+        &self,
+        version: Option<&'static str>,
+    ) -> impl Future<Output = Result<(), DbError>> + Send {
+        self.with_state(|s| match version {
+            Some(version_sql) if s.baton.is_none() => {
+                // What was queued before the work began guards its first
+                // batch, whatever it is.
+                let queued = std::mem::take(&mut s.pending);
+                s.checks.extend(queued);
+                s.optimistic = Some(Optimistic {
+                    version_sql,
+                    seen: None,
+                });
+            }
+            _ => s.pending.push(Stmt::new("BEGIN IMMEDIATE")),
+        });
+        async { Ok(()) }
+    }
+}
+
+/// Whether a statement only reads (so optimistic work may send it alone).
+fn reads(sql: &str) -> bool {
+    matches!(first_word(sql).as_str(), "SELECT" | "VALUES")
 }
 
 fn first_word(sql: &str) -> String {
@@ -300,6 +708,10 @@ fn first_word(sql: &str) -> String {
 
 fn starts_transaction(sql: &str) -> bool {
     first_word(sql) == "BEGIN"
+}
+
+fn rolls_back(sql: &str) -> bool {
+    first_word(sql) == "ROLLBACK"
 }
 
 fn ends_transaction(sql: &str) -> bool {

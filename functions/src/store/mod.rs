@@ -67,7 +67,7 @@ pub fn any_of(prefix: &str, values: Vec<Vec<u8>>) -> (String, Vec<Value>) {
 }
 
 /// A statement and its parameters, as a batch carries it.
-pub type Statement = (String, Vec<Value>);
+pub use crate::host::Statement;
 
 /// One schema step.
 pub struct Migration {
