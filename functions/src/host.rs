@@ -125,6 +125,17 @@ pub trait Conn: Send + Sync {
         sql: &str,
         params: Vec<Value>,
     ) -> impl Future<Output = Result<(), DbError>> + Send;
+    /// Queues a write that nothing in this work reads back (a session's
+    /// last use): it goes with the `COMMIT`, and reads before it need not
+    /// take the lock on its account ([`Conn::begin_work`]). Elsewhere the
+    /// same as [`Conn::execute_later`].
+    fn execute_at_commit(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> impl Future<Output = Result<(), DbError>> + Send {
+        self.execute_later(sql, params)
+    }
     /// Runs several queries in order and returns each one's rows: a remote
     /// host sends them (and anything queued) in one round trip.
     fn query_many(

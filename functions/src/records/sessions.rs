@@ -103,9 +103,10 @@ pub(crate) fn live_from_rows(rows: &[Row]) -> ApiResult<Option<Live>> {
         .transpose()
 }
 
-/// Notes the session's use now (queued with the request's next statement).
+/// Notes the session's use now (queued for the request's commit: nothing
+/// in the request reads it back).
 pub(crate) async fn touch<C: Conn>(db: &C, session: &str, now: i64) -> ApiResult<()> {
-    db.execute_later(
+    db.execute_at_commit(
         "UPDATE sessions SET last_seen = ?2 WHERE id = ?1",
         vec![session.into(), now.into()],
     )

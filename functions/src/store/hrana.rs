@@ -111,6 +111,9 @@ struct State {
     /// Statements queued by `execute_later`, sent before the next one (in
     /// optimistic work: with the `COMMIT`).
     pending: Vec<Stmt>,
+    /// In optimistic work: writes for the commit that nothing reads back
+    /// ([`Conn::execute_at_commit`]); they make no read take the lock.
+    at_commit: Vec<Stmt>,
     /// In optimistic work: checks queued before it began (the schema
     /// guard), sent ahead of the next batch of any kind.
     checks: Vec<Stmt>,
@@ -253,6 +256,7 @@ impl<T: Transport> HranaConn<T> {
         let (baton, mut steps) = self.with_state(|s| {
             let mut steps = std::mem::take(&mut s.checks);
             steps.append(&mut s.pending);
+            steps.append(&mut s.at_commit);
             (s.baton.take(), steps)
         });
         let ends_tx = stmts.last().is_some_and(|s| ends_transaction(&s.sql));
@@ -360,6 +364,7 @@ impl<T: Transport> HranaConn<T> {
             }
             steps.append(&mut s.checks);
             steps.append(&mut s.pending);
+            steps.append(&mut s.at_commit);
             (steps, guard)
         })
     }
@@ -432,6 +437,7 @@ impl<T: Transport> HranaConn<T> {
             let version_sql = s.optimistic.take().map(|o| o.version_sql);
             let mut writes = std::mem::take(&mut s.checks);
             writes.append(&mut s.pending);
+            writes.append(&mut s.at_commit);
             (version_sql, writes)
         });
         let version_sql = version_sql.unwrap_or(crate::records::audit::VERSION_SQL);
@@ -512,7 +518,10 @@ impl<T: Transport> HranaConn<T> {
             Route::Escalate => self.run_escalated(stmts).await,
             Route::Commit => self.run_commit().await,
             Route::Rollback => {
-                self.with_state(|s| s.pending.clear());
+                self.with_state(|s| {
+                    s.pending.clear();
+                    s.at_commit.clear();
+                });
                 Ok(vec![StmtResult::default()])
             }
         }
@@ -669,7 +678,26 @@ impl<T: Transport> Conn for HranaConn<T> {
     }
 
     fn queued(&self) -> usize {
-        self.with_state(|s| s.pending.len())
+        self.with_state(|s| s.pending.len() + s.at_commit.len())
+    }
+
+    fn execute_at_commit(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> impl Future<Output = Result<(), DbError>> + Send {
+        self.with_state(|s| {
+            let stmt = Stmt {
+                sql: sql.to_owned(),
+                args: params,
+            };
+            if s.optimistic.is_some() && s.baton.is_none() {
+                s.at_commit.push(stmt);
+            } else {
+                s.pending.push(stmt);
+            }
+        });
+        async { Ok(()) }
     }
 
     fn begin_work(
