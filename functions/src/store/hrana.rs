@@ -355,12 +355,7 @@ impl<T: Transport> HranaConn<T> {
             }) = &s.optimistic
             {
                 guard = Some(steps.len());
-                steps.push(Stmt {
-                    sql: format!(
-                        "SELECT abs(-9223372036854775807 - 1) WHERE ({version_sql}) IS NOT ?1"
-                    ),
-                    args: vec![Value::Integer(*v)],
-                });
+                steps.push(version_guard(version_sql, *v));
             }
             steps.append(&mut s.checks);
             steps.append(&mut s.pending);
@@ -445,12 +440,7 @@ impl<T: Transport> HranaConn<T> {
         for _ in 0..REBASES {
             let mut steps = vec![
                 Stmt::new("BEGIN IMMEDIATE"),
-                Stmt {
-                    sql: format!(
-                        "SELECT abs(-9223372036854775807 - 1) WHERE ({version_sql}) IS NOT ?1"
-                    ),
-                    args: vec![Value::Integer(version)],
-                },
+                version_guard(version_sql, version),
             ];
             steps.extend(writes.iter().cloned());
             steps.push(last);
@@ -718,6 +708,16 @@ impl<T: Transport> Conn for HranaConn<T> {
             _ => s.pending.push(Stmt::new("BEGIN IMMEDIATE")),
         });
         async { Ok(()) }
+    }
+}
+
+/// A step that fails (SQLite's "integer overflow", as the schema guard)
+/// unless `version_sql` still answers `version`: optimistic work's check
+/// that nothing committed since it read.
+fn version_guard(version_sql: &str, version: i64) -> Stmt {
+    Stmt {
+        sql: format!("SELECT abs(-9223372036854775807 - 1) WHERE ({version_sql}) IS NOT ?1"),
+        args: vec![Value::Integer(version)],
     }
 }
 
