@@ -102,6 +102,19 @@ fn mark(ok: bool) -> &'static str {
     }
 }
 
+/// Milliseconds of CPU `process` spent per answered request at one load
+/// level (its cores over the requests per second).
+fn cpu_ms_per_request(level: &Value, process: &str) -> Option<f64> {
+    let rps = f(&level["req_per_s"]);
+    let cores: f64 = level["cpu_by_process"]
+        .as_array()?
+        .iter()
+        .filter(|p| p["process"].as_str() == Some(process))
+        .map(|p| f(&p["cores"]))
+        .sum();
+    (rps > 0.0 && cores > 0.0).then(|| cores * 1000.0 / rps)
+}
+
 pub struct Inputs {
     pub dir: PathBuf,
     pub sizes: Vec<String>,
@@ -112,7 +125,7 @@ pub struct Inputs {
 }
 
 pub fn write(i: &Inputs) -> Result<()> {
-    let loads: Vec<Value> = ["native", "worker"]
+    let loads: Vec<Value> = ["native", "worker", "spin"]
         .iter()
         .filter_map(|h| read_json(&i.dir.join(format!("load-{h}.json"))))
         .collect();
@@ -151,6 +164,17 @@ pub fn write(i: &Inputs) -> Result<()> {
     if let Some(l) = level32("native") {
         let (rps, p99) = (f(&l["req_per_s"]), f(&l["p99_ms"]));
         let _ = writeln!(md, "| native host ≥ 3,000 req/s mixed, p99 < 25 ms at 32 clients | {rps:.0} req/s, p99 {p99:.1} ms | {} |", mark(rps >= 3000.0 && p99 < 25.0));
+    }
+    if let Some(l) = level32("worker") {
+        let (rps, p99) = (f(&l["req_per_s"]), f(&l["p99_ms"]));
+        let _ = writeln!(md, "| Worker host ≥ 360 req/s mixed (10× the 36 of 2026-12-02), p99 < 150 ms at 32 clients | {rps:.0} req/s, p99 {p99:.1} ms | {} |", mark(rps >= 360.0 && p99 < 150.0));
+        if let Some(ms) = cpu_ms_per_request(&l, "workerd") {
+            let _ = writeln!(
+                md,
+                "| workerd CPU ≤ 2 ms per request at 32 clients (mixed, logins aside) | {ms:.1} ms | {} |",
+                mark(ms <= 2.0)
+            );
+        }
     }
     if let Some((_, _, gz)) = sizes.iter().find(|s| s.0 == "Worker bundle (wasm + JS)") {
         let _ = writeln!(
@@ -254,6 +278,13 @@ pub fn write(i: &Inputs) -> Result<()> {
                 x["clients"],
                 parts.join(", ")
             );
+            let per_request: Vec<String> = ["amanah", "workerd", "wasmtime", "sqld"]
+                .iter()
+                .filter_map(|p| Some(format!("{p} {:.2} ms", cpu_ms_per_request(x, p)?)))
+                .collect();
+            if !per_request.is_empty() {
+                let _ = writeln!(md, "CPU per request: {}.", per_request.join(", "));
+            }
         }
         let _ = writeln!(
             md,

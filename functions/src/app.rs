@@ -4,7 +4,7 @@
 //! what it knows of its databases' schemas ([`crate::tenancy`]). How a
 //! request runs is [`crate::handle`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
@@ -13,8 +13,10 @@ use serde::Serialize;
 use crate::clock;
 use crate::crypto::field::FieldCipher;
 use crate::crypto::keys::{KeyBytes, RootKeyring};
+use crate::crypto::keysets::ClinicKeys;
 use crate::error::ApiResult;
 use crate::host::{Conn, Host};
+use crate::ids::ClinicId;
 use crate::records::audit::{self, Entry, Head};
 use crate::region_key::RegionKey;
 use crate::request::rate::{Buckets, RequestLimits};
@@ -178,6 +180,10 @@ pub struct App<H: Host> {
     pub(crate) schemas: SchemaState,
     /// The request rate buckets of this instance.
     pub(crate) buckets: Buckets,
+    /// Clinics' keys as this instance last saw them, only to build the
+    /// statements a route declares it reads ([`crate::request::prefetch`])
+    /// before the directory's answer comes; never to open or seal data.
+    key_hints: Mutex<HashMap<String, Arc<ClinicKeys>>>,
     #[cfg(feature = "inject-forgot-clinic")]
     pub(crate) injected: crate::injected::ForgotClinic,
 }
@@ -192,6 +198,7 @@ impl<H: Host> App<H> {
             config,
             schemas: SchemaState::default(),
             buckets: Buckets::default(),
+            key_hints: Mutex::new(HashMap::new()),
             #[cfg(feature = "inject-forgot-clinic")]
             injected: Default::default(),
         }
@@ -236,6 +243,34 @@ impl<H: Host> App<H> {
             *k = Some(key.clone());
         }
         key
+    }
+
+    /// The keys this instance last saw for `clinic` ([`App::key_hints`]).
+    pub(crate) fn key_hint(&self, clinic: &ClinicId) -> Option<Arc<ClinicKeys>> {
+        self.key_hints
+            .lock()
+            .ok()
+            .and_then(|h| h.get(clinic.as_str()).cloned())
+    }
+
+    /// Keeps the keys the directory just gave for `clinic` as its hint
+    /// (`None`: it has none any more). A few hundred clinics at most: an
+    /// instance serving more starts over.
+    pub(crate) fn set_key_hint(&self, clinic: &ClinicId, keys: Option<Arc<ClinicKeys>>) {
+        const MAX_HINTS: usize = 256;
+        if let Ok(mut h) = self.key_hints.lock() {
+            match keys {
+                Some(k) => {
+                    if h.len() >= MAX_HINTS && !h.contains_key(clinic.as_str()) {
+                        h.clear();
+                    }
+                    h.insert(clinic.as_str().to_owned(), k);
+                }
+                None => {
+                    h.remove(clinic.as_str());
+                }
+            }
+        }
     }
 
     /// Random bytes from the host.

@@ -38,7 +38,7 @@ impl<H: Host> App<H> {
             return render(Err(ApiError::not_found()), Vec::new(), api, route);
         };
         let api = route.no_store();
-        let cx = Ctx::new(
+        let mut cx = Ctx::new(
             self,
             route,
             Incoming {
@@ -50,6 +50,7 @@ impl<H: Host> App<H> {
                 ip,
             },
         );
+        cx.reads = routes::reads(id);
         let mut request = Request::new(cx);
         let mut first_try = true;
         loop {

@@ -177,20 +177,22 @@ pub trait Conn: Send + Sync {
     /// an append-only chain, its last write `first` (built on the head at
     /// `version`). Where optimistic work finds the chain moved, only that
     /// last write moves: `rebuild` makes it again from the rows of
-    /// `head_sql` read in the failed batch, and the batch is sent again;
-    /// after a few tries, under the lock for one round trip. A local
-    /// connection, holding the lock already, queues `first` and commits.
+    /// `head_sql` read in the failed batch, and the batch is sent again, a
+    /// bounded number of times (then unavailable, nothing written); one
+    /// that keeps losing claims the chain's `turn`. A local connection,
+    /// holding the lock already, queues `first` and commits.
     /// Nothing is written on failure (the caller rolls back).
     fn commit_appending<F>(
         &self,
         head_sql: &'static str,
+        turn: AppendTurn,
         first: (Statement, i64),
         rebuild: F,
     ) -> impl Future<Output = Result<(), DbError>> + Send
     where
         F: FnMut(&[Row]) -> Result<(Statement, i64), DbError> + Send,
     {
-        let _ = (head_sql, rebuild);
+        let _ = (head_sql, turn, rebuild);
         async move {
             let ((sql, params), _) = first;
             self.execute_later(&sql, params).await?;
@@ -201,10 +203,45 @@ pub trait Conn: Send + Sync {
     fn queued(&self) -> usize {
         0
     }
+    /// Whether the work begun runs optimistically ([`Conn::begin_work`]
+    /// given a version, on a connection across the network): it holds no
+    /// lock, even after a `ROLLBACK` of its writes.
+    fn optimistic(&self) -> bool {
+        false
+    }
+    /// Whether [`Conn::prefetch`] is of use here (optimistic work across
+    /// the network), so that a caller may skip building its statements.
+    fn prefetches(&self) -> bool {
+        false
+    }
+    /// Reads the work declared it will make, sent with its next read
+    /// batch (one round trip for all, in the same snapshot); a later query
+    /// of exactly such a statement, with no write queued, is answered from
+    /// what came back. A local connection ignores them: its reads cost no
+    /// round trip.
+    fn prefetch(&self, statements: Vec<Statement>) {
+        let _ = statements;
+    }
 }
 
 /// A statement and its parameters.
 pub type Statement = (String, Vec<Value>);
+
+/// Whose turn it is to append to a chain, where appends across the network
+/// keep meeting each other (a lease in the database, never a lock:
+/// [`crate::records::append_turn`]). Each statement takes the holder as
+/// `?1`; `claim` takes the lease's length in milliseconds as `?2`.
+pub struct AppendTurn {
+    /// This request's random holder value.
+    pub holder: Vec<u8>,
+    /// Fails while a live turn is another's.
+    pub guard: &'static str,
+    /// Takes the turn unless another holds a live one.
+    pub claim: &'static str,
+    /// Ends the holder's turn.
+    pub release: &'static str,
+    pub lease_ms: i64,
+}
 
 /// The platform under the application.
 pub trait Host: Send + Sync {

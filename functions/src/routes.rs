@@ -127,6 +127,12 @@ macro_rules! routes {
     (@query $query:expr) => {
         $query
     };
+    (@reads) => {
+        None
+    };
+    (@reads $reads:path) => {
+        Some($reads as crate::request::prefetch::Reads)
+    };
     (
         $(
             $section:ident {
@@ -134,7 +140,7 @@ macro_rules! routes {
                     $id:ident : $method:ident $path:literal => $access:ident $( ( $perm:ident ) )?,
                     $audit:tt, $handler:path, [$($flag:ident),*],
                     $summary:literal => $status:literal $answer:tt
-                    $(, body $body:ty)? $(, query $query:expr)? $(, errors [$($ecode:literal $ewhy:literal),*])?;
+                    $(, body $body:ty)? $(, query $query:expr)? $(, reads $reads:path)? $(, errors [$($ecode:literal $ewhy:literal),*])?;
                 )*
             }
         )*
@@ -160,6 +166,13 @@ macro_rules! routes {
         pub(crate) async fn dispatch<H: Host>(id: RouteId, r: &mut Request<'_, H>) -> ApiResult<Reply> {
             match id {
                 $($(RouteId::$id => call!($access, r, $handler),)*)*
+            }
+        }
+
+        /// What a route declares it will read ([`crate::request::prefetch`]).
+        pub(crate) fn reads(id: RouteId) -> Option<crate::request::prefetch::Reads> {
+            match id {
+                $($(RouteId::$id => routes!(@reads $($reads)?),)*)*
             }
         }
 
@@ -228,7 +241,8 @@ routes! {
             "The TOTP step of sign-in (MFA token as bearer or cookie)" => 200 (auth::LoginResult),
             body auth::Code6;
         Session: GET "/api/v1/auth/session" => Session, -, auth::session, [],
-            "The current session" => 200 (auth::SessionView);
+            "The current session" => 200 (auth::SessionView),
+            reads auth::reads_session;
         Logout: POST "/api/v1/auth/logout" => Session, "auth.logout", auth::logout, [],
             "End the session, for cookie and bearer alike" => 204 ();
         TotpStart: POST "/api/v1/auth/totp" => Session, "auth.totp.start", auth::totp_start, [OwnAccount, Throttled],
@@ -256,18 +270,19 @@ routes! {
             body users::Reset;
         PatientsList: GET "/api/v1/patients" => P(PatientRead), "patient.list", patients::list, [],
             "List or search patients (name words and prefixes, phone, national id); prefer POST /api/v1/patients/search: text in a URL is kept by proxies, traces and history" => 200 (page patients::PatientView),
-            query patients::LIST_QUERY;
+            query patients::LIST_QUERY, reads patients::reads_list;
         PatientsSearch: POST "/api/v1/patients/search" => P(PatientRead), "patient.list", patients::search, [Search],
             "Search patients with the text in the body, never in a URL (the answer of GET ?q=)" => 200 (page patients::PatientView),
-            body patients::Search;
+            body patients::Search, reads patients::reads_search;
         PatientsCreate: POST "/api/v1/patients" => P(PatientWrite), "patient.create", patients::create, [Append],
             "Register a patient" => 201 (patients::PatientView),
             body patients::Demographics;
         PatientsGet: GET "/api/v1/patients/{id}" => P(PatientRead), "patient.read", patients::get, [],
-            "One patient" => 200 (patients::PatientView);
+            "One patient" => 200 (patients::PatientView),
+            reads patients::reads_one;
         PatientsUpdate: PATCH "/api/v1/patients/{id}" => P(PatientWrite), "patient.update", patients::update, [],
             "Change a patient's demographics" => 200 (patients::PatientView),
-            body patients::PatientPatch;
+            body patients::PatientPatch, reads patients::reads_one;
         PatientsDelete: DELETE "/api/v1/patients/{id}" => P(PatientDelete), "patient.delete", patients::delete, [],
             "Delete a patient: hidden now, purged after 30 days" => 202 (crate::api::Deletion);
         PatientsRestore: POST "/api/v1/patients/{id}/restore" => P(PatientDelete), "patient.restore", patients::restore, [],

@@ -19,11 +19,11 @@ use crate::app::App;
 use crate::crypto::keys::{DataKey, KeyBytes, RootKeyring, REGION_KEY_OWNER};
 use crate::crypto::keysets::{ClinicKeys, DataKeys};
 use crate::error::{ApiError, ApiResult};
-use crate::host::{Conn, DbError, Host};
+use crate::host::{Conn, DbError, Host, Row};
 use crate::ids::ClinicId;
 use crate::records::directory::{clinic_keys, region_keys, test_clock};
 use crate::region_key::RegionKey;
-use crate::store::{self, schema};
+use crate::store::{self, schema, Statement};
 
 /// What the directory says of a clinic that can be opened.
 pub(crate) struct ClinicState {
@@ -154,10 +154,36 @@ impl<H: Host> App<H> {
     /// A clinic's state and every version of its data key, unwrapped by the
     /// region's root keys. A purged or unknown clinic is not found.
     pub(crate) async fn data_keys(&self, clinic: &ClinicId) -> ApiResult<(ClinicState, DataKeys)> {
+        let (keys, _) = self.data_keys_with(clinic, Vec::new()).await?;
+        keys
+    }
+
+    /// [`App::data_keys`] with other reads of the directory in the same
+    /// round trip (`with`): the keys (or why not), and each one's rows.
+    pub(crate) async fn data_keys_with(
+        &self,
+        clinic: &ClinicId,
+        with: Vec<Statement>,
+    ) -> ApiResult<(ApiResult<(ClinicState, DataKeys)>, Vec<Vec<Row>>)> {
         let dir = self.directory().await?;
-        let held = clinic_keys::held(&dir, clinic)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
+        let n = with.len();
+        let mut statements = vec![clinic_keys::held_query(clinic)];
+        statements.extend(with);
+        let mut rows = if n == 0 {
+            let (sql, params) = statements.remove(0);
+            vec![dir.query(&sql, params).await?]
+        } else {
+            dir.query_many(statements).await?
+        };
+        let held = rows.remove(0);
+        rows.resize_with(n, Vec::new);
+        Ok((self.unwrap_held(clinic, &held), rows))
+    }
+
+    /// The clinic's state and keys from the rows of
+    /// [`clinic_keys::held_query`].
+    fn unwrap_held(&self, clinic: &ClinicId, rows: &[Row]) -> ApiResult<(ClinicState, DataKeys)> {
+        let held = clinic_keys::held_from_rows(rows)?.ok_or_else(ApiError::not_found)?;
         let purge_after = match held.status.as_str() {
             "active" => None,
             "deleting" => held.purge_after,

@@ -372,6 +372,18 @@ impl Deployment {
     /// a production redeploy does; returns once every region answers again.
     /// The same file protocol as `cargo xtask redeploy`.
     pub fn redeploy(&self) {
+        self.restart_hosts(false);
+    }
+
+    /// Kills the hosts of a Worker or Spin deployment that `cargo xtask up`
+    /// runs, as a crash would (SIGKILL to each host and everything under
+    /// it, whatever it was doing), and starts them again; returns once
+    /// every region answers again.
+    pub fn kill_hosts(&self) {
+        self.restart_hosts(true);
+    }
+
+    fn restart_hosts(&self, kill: bool) {
         let data = self
             .data_dir
             .as_ref()
@@ -383,7 +395,12 @@ impl Deployment {
         let nonce = fresh_key();
         let done = data.join("redeploy.done");
         let _ = std::fs::remove_file(&done);
-        std::fs::write(data.join("redeploy.request"), &nonce).expect("ask for a redeploy");
+        let request = if kill {
+            format!("{nonce} kill")
+        } else {
+            nonce.clone()
+        };
+        std::fs::write(data.join("redeploy.request"), request).expect("ask for a redeploy");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
         loop {
             if let Ok(answer) = std::fs::read_to_string(&done) {

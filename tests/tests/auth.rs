@@ -237,14 +237,21 @@ fn login_throttling_holds_with_retry_after() {
         attempt("wrong password value").assert_error(401, "unauthenticated");
     }
     // Locked: even the right password is refused, with Retry-After.
-    let r = attempt(PASSWORD);
-    r.assert_error(429, "rate_limited");
-    let retry: i64 = r
-        .header("retry-after")
-        .expect("Retry-After")
-        .parse()
-        .unwrap();
+    let locked_for = || {
+        let r = attempt(PASSWORD);
+        r.assert_error(429, "rate_limited");
+        r.header("retry-after")
+            .expect("Retry-After")
+            .parse::<i64>()
+            .unwrap()
+    };
+    let retry = locked_for();
     assert!((1..=60).contains(&retry), "{retry}");
+    clinic.advance(retry + 1);
+    // One more failure in the window locks for twice as long.
+    attempt("wrong password value").assert_error(401, "unauthenticated");
+    let retry = locked_for();
+    assert!((61..=120).contains(&retry), "the lock doubles: {retry}");
     clinic.advance(retry + 1);
     assert_eq!(attempt(PASSWORD).status, 200);
     // An unknown email is throttled the same way (no account enumeration).

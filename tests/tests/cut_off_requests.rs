@@ -1,7 +1,8 @@
 //! A request cut off at any moment — its caller hangs up, its instance is
-//! dropped — leaves no lock on its clinic: on a remote database the write
-//! lock lives only inside one batch on the server (DESIGN.md, "The request
-//! on a remote database"), so the clinic's next requests answer at once.
+//! dropped — leaves no lock on its clinic:
+//! on a remote database the write lock lives only inside one batch on the
+//! server (DESIGN.md, "The request on a remote database"), so the clinic's
+//! next requests answer at once.
 //!
 //! Before, a request cut off between its `BEGIN` and its `COMMIT` left
 //! sqld's write lock held for its 5 s transaction timeout, and every

@@ -2,7 +2,7 @@
 //! are reused, every acknowledged write survives a kill, and parallel writers
 //! to one clinic keep a single unbroken audit chain.
 
-use amanah_e2e::{Deployment, Method, PASSWORD};
+use amanah_e2e::{log_count, Deployment, Method, PASSWORD};
 use serde_json::json;
 
 #[test]
@@ -40,13 +40,15 @@ fn data_keys_and_schema_survive_a_kill_and_restart() {
 }
 
 /// Sixteen writers and four readers at once on one clinic: every write
-/// lands exactly once, the audit chain stays unbroken. On a remote
-/// database no request holds the clinic's lock across a round trip; one
-/// that meets another's commit moves its audit entry onto the new head
-/// (reads, new records) or runs again. Under this load on a small machine
-/// a request can still outlast the tests' 2 s database timeout (503); it
-/// is asked again, writes under the same `Idempotency-Key`, so nothing is
-/// made twice (SECURITY.md, "Found, not fixed yet").
+/// lands exactly once, the audit chain stays unbroken, and no request gives
+/// up for meeting the others. On a remote database no request holds the
+/// clinic's lock across a round trip; one that meets another's commit
+/// moves its audit entry onto the new head (reads, new records) or runs
+/// again, and one that keeps losing claims the chain's turn
+/// (`records::append_turn`). Under this load on a small machine a request
+/// can still outlast the tests' 2 s database timeout (503); it is asked
+/// again, writes under the same `Idempotency-Key`, so nothing is made
+/// twice.
 #[test]
 fn parallel_writers_keep_one_unbroken_chain() {
     const WRITERS: usize = 16;
@@ -84,10 +86,22 @@ fn parallel_writers_keep_one_unbroken_chain() {
             }
         })
     });
+    let gave_up = |d: &Deployment| -> usize {
+        d.logs
+            .iter()
+            .map(|l| log_count(l, "before this request could append"))
+            .sum()
+    };
+    let gave_up_before = gave_up(&d);
     let threads: Vec<_> = writers.chain(readers).collect();
     for t in threads {
         t.join().expect("a client thread");
     }
+    assert_eq!(
+        gave_up(&d),
+        gave_up_before,
+        "a request gave up after meeting the others' appends"
+    );
     let r = owner.get("/api/v1/patients?limit=200");
     assert_eq!(
         r.body["items"].as_array().unwrap().len(),

@@ -41,6 +41,7 @@ fn a_clinic_database_a_version_behind_is_migrated_and_the_request_runs_once() {
             "DROP TABLE vitals",
             "DROP TABLE bulk_exports",
             "DROP TABLE bulk_export_files",
+            "DROP TABLE append_turn",
             "ALTER TABLE users DROP COLUMN mfa_failures",
             "ALTER TABLE users DROP COLUMN password_change_required",
             "DELETE FROM schema_migrations WHERE version >= 4",

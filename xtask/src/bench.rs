@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: builds everything in release, runs the criterion
 //! micro-benchmarks natively and under wasmtime, the mixed load against the
-//! native host and the Worker host (workerd + sqld), the Spin host's cold
-//! start, the scale runs, the cost of idle clinics, and writes `BENCHMARKS.md`'s table and
+//! native host, the Worker host (workerd + sqld) and the Spin host
+//! (wasmtime + sqld), the Spin host's cold start, the scale runs, the cost of idle clinics, and writes `BENCHMARKS.md`'s table and
 //! `bench/results/latest.json` (through `amanah-bench`, `bench/src/`).
 //!
 //! `--quick` runs everything small (a smoke run of the machinery, not
@@ -99,9 +99,25 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let result = run("mixed load against the Worker host (workerd + sqld)", c);
     deploy::stop_tree(child);
     result?;
-    // The Spin component's cold start.
+    // The mixed load against the Spin component, then its cold start.
     let data = out.join("spin-data");
     let (child, deployment) = deploy::spawn("spin", &data, &["--unlimited"])?;
+    let mut c = Command::new(&driver);
+    c.args(["load", "--name", "spin", "--deployment"])
+        .arg(&deployment)
+        .arg("--out")
+        .arg(&out)
+        .arg("--wrk")
+        .arg(&wrk)
+        .args([
+            "--what",
+            "`wasmtime serve` of the component and sqld per region",
+        ])
+        .args(&load_args);
+    if let Err(e) = run("mixed load against the Spin host (wasmtime + sqld)", c) {
+        deploy::stop_tree(child);
+        return Err(e);
+    }
     let mut c = Command::new(&driver);
     c.args(["cold", "--name", "spin", "--deployment"])
         .arg(&deployment)

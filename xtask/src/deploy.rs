@@ -201,8 +201,10 @@ pub fn up<H: WasmHost>(
     outcome
 }
 
-/// Where a redeploy is asked for (its text: a nonce of the asker's), and
-/// where the deployment answers (`<nonce> ok` or `<nonce> error: …`).
+/// Where a redeploy is asked for (its text: a nonce of the asker's, and
+/// ` kill` when the hosts are to be killed as a crash would, SIGKILL to
+/// each host and every process under it, instead of stopped), and where the
+/// deployment answers (`<nonce> ok` or `<nonce> error: …`).
 pub const REDEPLOY_REQUEST: &str = "redeploy.request";
 pub const REDEPLOY_DONE: &str = "redeploy.done";
 
@@ -232,12 +234,14 @@ pub fn redeploy(data: &Path) -> Result<(), String> {
     ))
 }
 
-/// Stops each region's host and starts it again, one region after another.
+/// Stops each region's host (`kill`: kills it and everything under it at
+/// once, as a crash would) and starts it again, one region after another.
 fn restart_servers<H: WasmHost>(
     host: &mut H,
     data: &Path,
     regions: &mut [RegionProc],
     test_hooks: bool,
+    kill: bool,
 ) -> Result<(), String> {
     let region_urls: Vec<String> = regions
         .iter()
@@ -245,8 +249,10 @@ fn restart_servers<H: WasmHost>(
         .collect();
     let region_urls = region_urls.join(",");
     for r in regions.iter_mut() {
-        if let Some(w) = r.server.take() {
-            stop_server(w);
+        match r.server.take() {
+            Some(w) if kill => kill_tree(w),
+            Some(w) => stop_server(w),
+            None => {}
         }
         wait_port_free(r.port)?;
         let (child, log) = host.start(data, r, &region_urls, test_hooks)?;
@@ -362,10 +368,22 @@ fn watch<H: WasmHost>(
 ) -> Result<(), String> {
     let request = data.join(REDEPLOY_REQUEST);
     loop {
-        if let Ok(nonce) = fs::read_to_string(&request) {
+        if let Ok(text) = fs::read_to_string(&request) {
             let _ = fs::remove_file(&request);
-            eprintln!("xtask: redeploying the {} hosts", H::NAME);
-            let result = restart_servers(host, data, regions, test_hooks);
+            let (nonce, kill) = match text.trim().strip_suffix(" kill") {
+                Some(nonce) => (nonce.to_owned(), true),
+                None => (text.trim().to_owned(), false),
+            };
+            eprintln!(
+                "xtask: {} the {} hosts",
+                if kill {
+                    "killing and restarting"
+                } else {
+                    "redeploying"
+                },
+                H::NAME
+            );
+            let result = restart_servers(host, data, regions, test_hooks, kill);
             let answer = match &result {
                 Ok(()) => format!("{} ok\n", nonce.trim()),
                 Err(e) => format!("{} error: {e}\n", nonce.trim()),
@@ -387,6 +405,36 @@ fn watch<H: WasmHost>(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// SIGKILL to a host and every process under it at once (workerd under
+/// wrangler), as a crash would: nothing is drained or closed.
+fn kill_tree(mut w: Child) {
+    let mut tree = vec![w.id()];
+    let mut i = 0;
+    while i < tree.len() {
+        tree.extend(children_of(tree[i]));
+        i += 1;
+    }
+    let pids: Vec<String> = tree.iter().map(u32::to_string).collect();
+    let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+    let _ = w.wait();
+}
+
+/// The processes whose parent is `pid` (field 4 of /proc/PID/stat).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            let after_name = &stat[stat.rfind(')')? + 1..];
+            let parent: u32 = after_name.split_whitespace().nth(1)?.parse().ok()?;
+            (parent == pid).then_some(child)
+        })
+        .collect()
 }
 
 /// SIGTERM, 5 s to exit, then SIGKILL.

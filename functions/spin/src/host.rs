@@ -7,19 +7,26 @@
 //! Outbound calls use the `wasi` crate's bindings directly rather than
 //! spin-sdk's `send`, because only `wasi:http/outgoing-handler.handle` takes
 //! request options: connect, first-byte and between-bytes timeouts, so a
-//! hung database answers 503 instead of holding the request. A component
-//! serves one request at a time, so the calls block (no executor needed)
-//! and the futures the core awaits are trivially `Send`.
+//! hung database answers 503 instead of holding the request. A request's
+//! answer is awaited through spin-sdk's executor (its pollable in the
+//! executor's poll list), so that calls the core makes together — the
+//! directory's key lookup beside the clinic's first batch — are in flight
+//! together; bodies are small and read with blocking calls. A component
+//! runs on one thread, so the futures the core awaits are `Send` trivially.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use amanah_functions::crypto::keys::RootKeyring;
 use amanah_functions::store::hrana::Transport;
 use amanah_functions::store::sqld::{Platform, SqldHost, SqldSettings};
+use spin_executor::CancelToken;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -42,19 +49,71 @@ impl Transport for WasiTransport {
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<(u16, Vec<u8>), String>> + Send {
-        let result = send_blocking(self.timeout, method, url, headers, body);
-        std::future::ready(result)
+        // The request goes out now; its answer is awaited through the
+        // executor's poll list, so that requests sent together (the
+        // directory's lookup and the clinic's first batch) are in flight
+        // together.
+        let started = start(self.timeout, method, url, headers, body);
+        OneThread(async move {
+            let pending = started?;
+            answered(&pending).await;
+            let result = finish(&pending);
+            drop(pending);
+            result
+        })
     }
 }
 
-/// One request, start to finish. Errors name the phase, never the payload.
-fn send_blocking(
+/// A future of this component's only thread (wasm32-wasip2 has one): the
+/// `Send` the core's futures promise holds trivially.
+struct OneThread<F>(F);
+
+// SAFETY: a wasm32-wasip2 component runs on a single thread; nothing is
+// ever sent to another.
+unsafe impl<F> Send for OneThread<F> {}
+
+impl<F: Future> Future for OneThread<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: structural pinning of the only field, never moved out.
+        unsafe { self.map_unchecked_mut(|s| &mut s.0) }.poll(cx)
+    }
+}
+
+/// Until the response's head has come (or the request failed): the
+/// pollable is registered with spin-sdk's executor, and unregistered
+/// before the response it belongs to is dropped.
+async fn answered(pending: &FutureIncomingResponse) {
+    let mut token: Option<CancelToken> = None;
+    std::future::poll_fn(|cx| {
+        if let Some(t) = token.take() {
+            t.cancel();
+        }
+        let pollable = pending.subscribe();
+        if pollable.ready() {
+            return Poll::Ready(());
+        }
+        token = Some(spin_executor::push_waker_and_get_token(
+            pollable,
+            cx.waker().clone(),
+        ));
+        Poll::Pending
+    })
+    .await;
+    if let Some(t) = token {
+        t.cancel();
+    }
+}
+
+/// Sends the request's head and body; the response is awaited apart.
+/// Errors name the phase, never the payload.
+fn start(
     timeout: Duration,
     method: &'static str,
     url: &str,
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
-) -> Result<(u16, Vec<u8>), String> {
+) -> Result<FutureIncomingResponse, String> {
     let uri: http::Uri = url.parse().map_err(|_| "not a URL".to_owned())?;
     let scheme = match uri.scheme_str() {
         Some("http") => Scheme::Http,
@@ -106,7 +165,11 @@ fn send_blocking(
         }
     }
     OutgoingBody::finish(out_body, None).map_err(describe)?;
-    pending.subscribe().block();
+    Ok(pending)
+}
+
+/// The status and body of a response whose head has come.
+fn finish(pending: &FutureIncomingResponse) -> Result<(u16, Vec<u8>), String> {
     let resp = match pending.get() {
         Some(Ok(Ok(resp))) => resp,
         Some(Ok(Err(code))) => return Err(describe(code)),

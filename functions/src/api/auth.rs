@@ -7,18 +7,22 @@ use utoipa::ToSchema;
 use crate::clock;
 use crate::crypto::{password, totp};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::host::Host;
+use crate::host::{Host, Row};
 use crate::ids::{kind, ClinicId};
+use crate::records::clinic;
 use crate::records::directory::throttle;
 use crate::records::known_addresses;
 use crate::records::sessions::{self, SessionKind};
-use crate::records::users;
+use crate::records::users::{self, Profile};
 use crate::request::actor::Actor;
+use crate::request::prefetch::Prefetch;
+use crate::request::scope::Entered;
 use crate::request::session::{self, SignInNotice};
 use crate::request::sign_in::{
     check_code, known_here, mfa_key, recheck_password, remember_address, PasswordKeys,
 };
 use crate::request::{ClinicScope, Open, Reply, Resource};
+use crate::store::Statement;
 use crate::token::{Subject, TokenKind};
 use crate::web;
 
@@ -88,29 +92,41 @@ pub(crate) async fn login<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> 
     }
     p.apply_test_clock(&clinic).await?;
     let email = crate::validate::email_key(&req.email);
-    let dir = p.app.directory().await?;
     let keys = PasswordKeys::new(p, &clinic, &email);
-    let counted = keys.check(&dir, p.now).await?;
-
-    let mut s = match p.enter(&clinic).await {
-        Ok(s) => s,
-        Err(e) if e.code == Code::NotFound => {
+    // One round trip to the directory: the clinic's keys and the counters.
+    let (entered, counters) = p
+        .enter_with_directory(&clinic, vec![keys.counters_query()])
+        .await?;
+    let mut s = match entered {
+        Entered::In(s) => s,
+        Entered::Not(e, cx) if e.code == Code::NotFound => {
+            let counted = keys.check_rows(&counters.concat(), cx.now)?;
             // No such clinic: the same answer and work as a wrong password.
             password::verify_dummy(&req.password);
-            p.audit.tried_by("unknown", None);
+            cx.audit.tried_by("unknown", None);
             keys.admit(&counted, false)?;
-            keys.failed(&dir, p.now).await?;
+            let now = cx.now;
+            keys.failed(&mut cx.directory_later, now);
             return Err(ApiError::bad_credentials());
         }
-        Err(e) => return Err(e),
+        Entered::Not(e, _) => return Err(e),
     };
+    let counted = keys.check_rows(&counters.concat(), s.now)?;
+    // One read of the clinic, without its lock: the account, whether it
+    // signed in from here before, and what the session's answer shows.
     let lookups = vec![
         users::find_by_email(&s.vault, &email),
         known_here(&s, &s.vault, &email),
+        users::profile_by_email(&s.vault, &email),
+        (clinic::SELECT.to_owned(), vec![]),
     ];
     let mut rows = s.query_with_audit_head(lookups).await?.into_iter();
     let found = users::account_from_rows(&rows.next().unwrap_or_default())?;
     let known = known_addresses::known(&rows.next().unwrap_or_default());
+    let (profiles, clinic_rows) = (
+        rows.next().unwrap_or_default(),
+        rows.next().unwrap_or_default(),
+    );
     match &found {
         Some(a) => s.audit.tried_by(&a.id, Some(a.role.as_str())),
         None => s.audit.tried_by("unknown", None),
@@ -126,11 +142,12 @@ pub(crate) async fn login<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> 
             false
         }
     };
+    let now = s.now;
     let Some(user) = found.filter(|_| ok) else {
-        keys.failed(&dir, s.now).await?;
+        keys.failed(&mut s.directory_later, now);
         return Err(ApiError::bad_credentials());
     };
-    keys.succeeded(&dir, &counted).await?;
+    keys.succeeded(&mut s.directory_later, &counted);
     remember_address(&s, &email).await?;
     s.audit.about(Resource::User(&user.id));
 
@@ -161,7 +178,8 @@ pub(crate) async fn login<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> 
             mfa_token: Some(token),
         });
     }
-    let session = start_session(&mut s, &user.id).await?;
+    let profile = users::profile_by_email_rows(&s.vault, &user.id, &profiles)?;
+    let session = start_session(&mut s, &user.id, Some((profile, clinic_rows))).await?;
     Reply::ok(LoginResult {
         mfa_required: false,
         session: Some(session),
@@ -204,7 +222,9 @@ pub(crate) async fn mfa<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
         s.keep_writes_on_error = true;
         sessions::count_failure(s.db, &subject.session).await?;
         users::count_totp_failure(s.db, &user_id).await?;
-        throttle::fail(&dir, &mfa, throttle::MFA, s.now).await?;
+        let now = s.now;
+        s.directory_later
+            .extend(throttle::fail_statements(&mfa, throttle::MFA, now));
         return Err(ApiError::new(
             Code::Unauthenticated,
             "wrong, expired or already used code",
@@ -213,10 +233,10 @@ pub(crate) async fn mfa<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
     users::use_totp_step(s.db, &user_id, step).await?;
     sessions::end_later(s.db, &subject.session, s.now).await?;
     if counted.contains(&mfa) {
-        throttle::clear(&dir, &mfa).await?;
+        s.directory_later.push(throttle::clear_statement(&mfa));
     }
     s.clear_cookie(web::MFA_COOKIE);
-    let mut session = start_session(&mut s, &user_id).await?;
+    let mut session = start_session(&mut s, &user_id, None).await?;
     if challenge.user.failures > 0 {
         session.notice = Some(SignInNotice {
             failed_codes: challenge.user.failures,
@@ -231,9 +251,12 @@ pub(crate) async fn mfa<H: Host>(p: &mut Open<'_, '_, H>) -> ApiResult<Reply> {
 
 /// Creates a server-side session, its token and cookie; returns the session
 /// view.
+/// `read`: the user's profile and the clinic's row, where the sign-in read
+/// them already (so that the answer needs no read after the write).
 async fn start_session<H: Host>(
     s: &mut ClinicScope<'_, '_, H, ()>,
     user_id: &str,
+    read: Option<(Profile, Vec<Row>)>,
 ) -> ApiResult<SessionView> {
     let sid = s.new_id(kind::SESSION);
     let absolute = s.app.config.absolute_timeout_secs;
@@ -250,7 +273,17 @@ async fn start_session<H: Host>(
         .issue(TokenKind::Session, &subject, s.now, absolute);
     let idle = s.app.config.idle_timeout_secs;
     s.set_cookie(web::SESSION_COOKIE, &token, idle);
-    session::user_view(s, user_id, &token, expires_at).await
+    match read {
+        Some((profile, clinic)) => {
+            session::user_view_of(s, profile, &clinic, user_id, &token, expires_at)
+        }
+        None => session::user_view(s, user_id, &token, expires_at).await,
+    }
+}
+
+/// What `GET /api/v1/auth/session` reads for a clinic user.
+pub(crate) fn reads_session(p: &Prefetch<'_>) -> Vec<Statement> {
+    session::user_reads(p.user)
 }
 
 /// `GET /api/v1/auth/session`.

@@ -10,7 +10,9 @@ use crate::host::Host;
 use crate::ids::kind;
 use crate::jobs::purge;
 use crate::records::patients;
+use crate::request::prefetch::Prefetch;
 use crate::request::{ClinicScope, Reply, Resource};
+use crate::store::Statement;
 
 use super::{not_null, patch_field, Deletion, Page};
 
@@ -37,6 +39,56 @@ pub(crate) struct PatientPatch {
     address: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch_field")]
     national_id: Option<Option<String>>,
+}
+
+/// What `GET` and `PATCH` of one patient read: the patient.
+pub(crate) fn reads_one(p: &Prefetch<'_>) -> Vec<Statement> {
+    p.params
+        .first()
+        .filter(|id| crate::ids::is_id(kind::PATIENT, id))
+        .map(|id| vec![patients::load_query(id)])
+        .unwrap_or_default()
+}
+
+/// What `GET /api/v1/patients` reads: the page it asks for.
+pub(crate) fn reads_list(p: &Prefetch<'_>) -> Vec<Statement> {
+    let read = || {
+        let q = crate::web::Query::parse(p.query, LIST_QUERY).ok()?;
+        let (limit, after) = (q.limit().ok()?, q.cursor().ok()?.unwrap_or(0));
+        page_query(p, q.get("q"), limit, after)
+    };
+    read().into_iter().collect()
+}
+
+/// What `POST /api/v1/patients/search` reads: the page it asks for.
+pub(crate) fn reads_search(p: &Prefetch<'_>) -> Vec<Statement> {
+    let read = || {
+        let b: Search = serde_json::from_slice(p.body).ok()?;
+        let limit = crate::web::limit(b.limit).ok()?;
+        let after = match b.cursor.as_deref() {
+            Some(c) => crate::web::decode_cursor(c).ok()?,
+            None => 0,
+        };
+        page_query(p, Some(&b.q), limit, after)
+    };
+    read().into_iter().collect()
+}
+
+/// The query [`found`] makes, where the declaration can build it (a search
+/// needs the clinic's blind indexes).
+fn page_query(p: &Prefetch<'_>, text: Option<&str>, limit: i64, after: i64) -> Option<Statement> {
+    let search = search_text(text);
+    let ix = match (search, p.vault) {
+        (None, _) => &[][..],
+        (Some(_), Some(v)) => v.search(),
+        (Some(_), None) => return None,
+    };
+    patients::page_query(ix, search, after, limit + 1)
+}
+
+/// The search a text asks for: none when it is blank.
+fn search_text(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// `POST /api/v1/patients`: register a patient.
@@ -162,7 +214,7 @@ async fn found<H: Host>(
     after: i64,
 ) -> ApiResult<Reply> {
     s.audit.about(Resource::Patients);
-    let search = text.map(str::trim).filter(|t| !t.is_empty());
+    let search = search_text(text);
     if search.is_some_and(|t| t.chars().count() > patients::MAX_SEARCH) {
         return Err(ApiError::invalid("q", "at most 100 characters"));
     }

@@ -15,6 +15,7 @@
 //! [`Vault`] is a clinic's keys at work (seal, open, blind-index terms), the
 //! one way records touch ciphertext.
 
+pub(crate) mod append_turn;
 pub(crate) mod appointments;
 pub mod audit;
 pub(crate) mod bulk_exports;
@@ -53,6 +54,7 @@ pub const CLINIC: &[&Table] = &[
     &known_addresses::TABLE,
     &bulk_exports::TABLE,
     &bulk_exports::FILES,
+    &append_turn::TABLE,
     &audit::TABLE,
 ];
 

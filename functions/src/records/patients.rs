@@ -212,13 +212,17 @@ pub(crate) fn name_of(v: &Vault<'_>, patient: &str, sealed: &[u8]) -> ApiResult<
 
 /// A live (not deleted) patient; not found otherwise.
 pub(crate) async fn load<C: Conn>(db: &C, v: &Vault<'_>, id: &str) -> ApiResult<PatientView> {
-    let rows = db
-        .query(
-            &format!("SELECT {COLUMNS} FROM patients WHERE id = ?1 AND deleted_at IS NULL"),
-            vec![id.into()],
-        )
-        .await?;
+    let (sql, params) = load_query(id);
+    let rows = db.query(&sql, params).await?;
     view(v, rows.first().ok_or_else(ApiError::not_found)?)
+}
+
+/// The query of [`load`] (what a route declares it reads).
+pub(crate) fn load_query(id: &str) -> Statement {
+    (
+        format!("SELECT {COLUMNS} FROM patients WHERE id = ?1 AND deleted_at IS NULL"),
+        vec![id.into()],
+    )
 }
 
 /// The statement finding a live patient (one row if so), for a check that
@@ -359,6 +363,21 @@ pub(crate) async fn page<C: Conn>(
     after: i64,
     limit: i64,
 ) -> ApiResult<Vec<PatientView>> {
+    let Some((sql, params)) = page_query(v.search(), search, after, limit) else {
+        return Ok(Vec::new());
+    };
+    let rows = db.query(&sql, params).await?;
+    rows.iter().map(|r| view(v, r)).collect()
+}
+
+/// The query of [`page`] under the blind indexes `ix` (what a route
+/// declares it reads); `None` when the search can find nobody.
+pub(crate) fn page_query(
+    ix: &[BlindIndex],
+    search: Option<&str>,
+    after: i64,
+    limit: i64,
+) -> Option<Statement> {
     let mut params: Vec<Value> = vec![after.into(), limit.into()];
     let filter = match search {
         None => String::new(),
@@ -370,7 +389,7 @@ pub(crate) async fn page<C: Conn>(
             let mut exact = Vec::new();
             // One patient's terms are all under one key version (a write
             // stores them together), so each version is asked on its own.
-            for ix in v.search() {
+            for ix in ix {
                 let mut words: Vec<Vec<u8>> = blind::name_words(s)
                     .iter()
                     .map(|w| blind::query_word_token(ix, w))
@@ -403,18 +422,15 @@ pub(crate) async fn page<C: Conn>(
                 ));
             }
             if alternatives.is_empty() {
-                return Ok(Vec::new());
+                return None;
             }
             format!(" AND id IN ({})", alternatives.join(" UNION "))
         }
     };
-    let rows = db
-        .query(
-            &format!("SELECT {COLUMNS} FROM patients WHERE deleted_at IS NULL AND seq > ?1{filter} ORDER BY seq LIMIT ?2"),
-            params,
-        )
-        .await?;
-    rows.iter().map(|r| view(v, r)).collect()
+    Some((
+        format!("SELECT {COLUMNS} FROM patients WHERE deleted_at IS NULL AND seq > ?1{filter} ORDER BY seq LIMIT ?2"),
+        params,
+    ))
 }
 
 /// Live patients with this national id (any key version's term), after

@@ -27,7 +27,8 @@ pub enum Kind {
     SealedOnce,
     /// Bytes shown as hex (the audit chain's hashes).
     Hex,
-    /// A blind-index term or a password hash: never exported.
+    /// A blind-index term, a password hash or a random holder value:
+    /// never exported.
     Secret,
 }
 

@@ -330,12 +330,38 @@ pub(crate) fn profile_from_rows(v: &Vault<'_>, id: &str, rows: &[Row]) -> ApiRes
     let u = rows
         .first()
         .ok_or_else(|| ApiError::internal("session user vanished"))?;
+    profile_of(v, id, u, 0)
+}
+
+/// The profile of the account of `email`, for a batch (a sign-in reads it
+/// with the account, before knowing its id): see [`profile_by_email_rows`].
+pub(crate) fn profile_by_email(v: &Vault<'_>, email: &str) -> Statement {
+    crate::store::any_of(
+        "SELECT id, name, email, role, mfa_enabled, password_change_required FROM users WHERE email_term IN",
+        v.lookup_terms(TermKind::Email, email),
+    )
+}
+
+/// The profile of user `id` among the rows of [`profile_by_email`].
+pub(crate) fn profile_by_email_rows(v: &Vault<'_>, id: &str, rows: &[Row]) -> ApiResult<Profile> {
+    for r in rows {
+        if r.text(0)? == id {
+            return profile_of(v, id, r, 1);
+        }
+    }
+    Err(ApiError::internal(
+        "the signed-in user's profile was not read",
+    ))
+}
+
+/// A profile from its columns in `r`, from column `at` on.
+fn profile_of(v: &Vault<'_>, id: &str, r: &Row, at: usize) -> ApiResult<Profile> {
     Ok(Profile {
-        name: v.open(NAME, id, &u.blob(0)?)?,
-        email: v.open(EMAIL, id, &u.blob(1)?)?,
-        role: u.text(2)?,
-        mfa_enabled: u.int(3)? == 1,
-        password_change_required: u.int(4)? == 1,
+        name: v.open(NAME, id, &r.blob(at)?)?,
+        email: v.open(EMAIL, id, &r.blob(at + 1)?)?,
+        role: r.text(at + 2)?,
+        mfa_enabled: r.int(at + 3)? == 1,
+        password_change_required: r.int(at + 4)? == 1,
     })
 }
 

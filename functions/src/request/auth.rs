@@ -42,17 +42,13 @@ pub(crate) async fn session<H: Host>(
     if token_type(&token).as_deref() == Some(TokenKind::Support.typ()) {
         return support(cx, slot, token, via_cookie).await;
     }
-    let (subject, t) = cx
-        .enter_with_token(slot, TokenKind::Session, &token)
+    // The session is read with the route's declared reads, while the
+    // directory is asked for the clinic's keys.
+    let (subject, t, rows) = cx
+        .enter_with_token_reading(slot, TokenKind::Session, &token, |s| {
+            vec![sessions::live(&s.session)]
+        })
         .await?;
-    let audited = cx.route.audit.is_some();
-    let rows = Tenant::<H>::query_with_audit_head(
-        &t.db,
-        &mut t.head,
-        audited,
-        vec![sessions::live(&subject.session)],
-    )
-    .await?;
     let rows = rows.into_iter().next().unwrap_or_default();
     let row = sessions::live_from_rows(&rows)?.ok_or_else(ApiError::unauthenticated)?;
     let live = row.user_id == subject.user

@@ -14,9 +14,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::host::Host;
 use crate::ids::ClinicId;
 use crate::route::{Access, Flag, Route};
+use crate::store::Statement;
 use crate::web;
 
 use super::audit::AuditDraft;
+use super::prefetch::Reads;
 
 /// One request in flight.
 pub(crate) struct Ctx<'a, H: Host> {
@@ -48,6 +50,12 @@ pub(crate) struct Ctx<'a, H: Host> {
     /// This is a second run of the request: what it took from the rate
     /// limits it took once.
     pub rerun: bool,
+    /// What the route declares it will read ([`super::prefetch`]).
+    pub reads: Option<Reads>,
+    /// Writes of the region directory (sign-in throttling counters) made
+    /// by this run of the request: sent at its end, in parallel with the
+    /// clinic's commit, whatever the answer ([`super::pipeline`]).
+    pub directory_later: Vec<Statement>,
 }
 
 /// Optimistic runs a request gets before it takes its clinic's lock from
@@ -83,13 +91,15 @@ impl<'a, H: Host> Ctx<'a, H> {
             clock_for: None,
             conflicts: 0,
             rerun: false,
+            reads: None,
+            directory_later: Vec::new(),
         }
     }
 
     /// The same request from the start (its next run, after a migration or
     /// a conflict).
     pub(crate) fn restart(self) -> Self {
-        let conflicts = self.conflicts;
+        let (conflicts, reads) = (self.conflicts, self.reads);
         let incoming = Incoming {
             params: self.params,
             method: self.method,
@@ -101,20 +111,26 @@ impl<'a, H: Host> Ctx<'a, H> {
         let mut cx = Ctx::new(self.app, self.route, incoming);
         cx.conflicts = conflicts;
         cx.rerun = true;
+        cx.reads = reads;
         cx
     }
 
     /// Whether the request's clinic work runs optimistically: on the
     /// routes of signed-in users that write nowhere but their clinic (a
     /// throttled route counts in the directory; [`Flag::Directory`] writes
-    /// there), until it has met [`OPTIMISTIC_RUNS`] conflicts. Only a host
+    /// there) and on sign-in with a password, until it has met
+    /// [`OPTIMISTIC_RUNS`] conflicts. Only a host
     /// whose database is across the network makes use of it
     /// ([`crate::host::Conn::begin_work`]).
     pub(crate) fn optimistic(&self) -> bool {
-        matches!(self.route.access, Access::Session | Access::Permission(_))
+        let signed_in = matches!(self.route.access, Access::Session | Access::Permission(_))
             && !self.route.has(Flag::Throttled)
-            && !self.route.has(Flag::Directory)
-            && self.conflicts < OPTIMISTIC_RUNS
+            && !self.route.has(Flag::Directory);
+        // Signing in with a password: its counters go with its end
+        // (`directory_later`), its refusal only appends, and a run again
+        // on a changed account checks the password again.
+        let sign_in = self.route.access == Access::Public && self.route.has(Flag::Credentials);
+        (signed_in || sign_in) && self.conflicts < OPTIMISTIC_RUNS
     }
 
     /// The request body, parsed strictly.

@@ -1,7 +1,8 @@
 //! One request, from the route found to the answer rendered: what it
 //! carries ([`ctx`]), who it acts as ([`actor`], found by [`auth`]), what a
 //! handler may touch ([`scope`]), the checks before any work ([`guards`]),
-//! the steps and the end of its transaction ([`pipeline`]), its audit entry
+//! the steps and the end of its transaction ([`pipeline`]), the reads a
+//! route declares ahead ([`prefetch`]), its audit entry
 //! ([`audit`]), idempotent replays ([`idempotency`]) and the answer
 //! ([`render`]). The entry point is [`crate::App::handle`].
 
@@ -12,6 +13,7 @@ pub(crate) mod ctx;
 pub(crate) mod guards;
 pub(crate) mod idempotency;
 pub(crate) mod pipeline;
+pub(crate) mod prefetch;
 pub mod rate;
 pub(crate) mod render;
 pub(crate) mod scope;

@@ -211,10 +211,39 @@ impl<'a, H: Host> Request<'a, H> {
         )
     }
 
+    /// Ends the request: its clinic transaction ([`Request::finish_clinic`])
+    /// and, in parallel, its directory writes ([`Ctx::directory_later`]).
+    /// Directory writes that fail turn a refusal into that failure (a
+    /// failed sign-in must not go uncounted); a success stands.
+    pub(crate) async fn finish(&mut self, result: ApiResult<Reply>) -> ApiResult<Reply> {
+        let writes = std::mem::take(&mut self.cx.directory_later);
+        if writes.is_empty() {
+            return self.finish_clinic(result).await;
+        }
+        let app = self.cx.app;
+        let flush = async move {
+            let dir = app.directory().await?;
+            let mut writes = writes;
+            let Some((sql, params)) = writes.pop() else {
+                return Ok(());
+            };
+            for (sql, params) in writes {
+                dir.execute_later(&sql, params).await?;
+            }
+            dir.execute(&sql, params).await?;
+            Ok::<(), ApiError>(())
+        };
+        let (result, flushed) = futures_util::future::join(self.finish_clinic(result), flush).await;
+        match (result, flushed) {
+            (Err(_), Err(e)) => Err(e),
+            (result, _) => result,
+        }
+    }
+
     /// Ends the request's transaction: on success the audit entry is appended
     /// to the work's own transaction; on refusal the work is rolled back and
     /// the refusal is recorded on its own.
-    pub(crate) async fn finish(&mut self, result: ApiResult<Reply>) -> ApiResult<Reply> {
+    async fn finish_clinic(&mut self, result: ApiResult<Reply>) -> ApiResult<Reply> {
         let entry = self.entry(&result);
         let Some(t) = self.tenant.as_mut() else {
             return result;
@@ -232,7 +261,16 @@ impl<'a, H: Host> Request<'a, H> {
             return result;
         }
         let keep = result.is_ok() || self.cx.keep_writes_on_error;
-        let head = if keep { t.head.take() } else { None };
+        // A refusal of optimistic work records only its audit entry, on the
+        // head its first read saw (moved if need be, never run again: a
+        // refused sign-in is counted once); other refusals read the head
+        // again after their rollback.
+        let refusal_appends = !keep && t.db.optimistic() && t.head.is_some();
+        let head = if keep || refusal_appends {
+            t.head.take()
+        } else {
+            None
+        };
         let app = self.cx.app;
         let vault = Vault::new(&t.keys, &app.host);
         if let (Ok(reply), Some(key), false, Some(actor)) =
@@ -247,14 +285,14 @@ impl<'a, H: Host> Request<'a, H> {
         }
         if !keep {
             let _ = db.execute("ROLLBACK", vec![]).await;
-            if entry.is_some() {
+            if entry.is_some() && !refusal_appends {
                 db.execute_later("BEGIN IMMEDIATE", vec![]).await?;
             }
         }
         if let (Some(entry), Some(h), true) = (
             &entry,
             &head,
-            keep && appends_only(&self.cx, db, &self.actor),
+            refusal_appends || (keep && appends_only(&self.cx, db, &self.actor)),
         ) {
             // Only the audit entry depends on what was read: when another
             // request commits first, the entry moves onto the new head and
@@ -265,8 +303,9 @@ impl<'a, H: Host> Request<'a, H> {
                 let (insert, seq) = audit::insert(cipher, || app.random(), entry, head);
                 (insert, seq - 1)
             };
+            let turn = crate::records::append_turn::turn(app.random());
             let committed = db
-                .commit_appending(audit::HEAD_SQL, on_head(h.clone()), |rows| {
+                .commit_appending(audit::HEAD_SQL, turn, on_head(h.clone()), |rows| {
                     audit::Head::from_rows(rows)
                         .map(on_head)
                         .map_err(|e| DbError::Other(e.log_text()))

@@ -14,6 +14,7 @@
 //! cookies).
 
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use crate::crypto::keysets::ClinicKeys;
 use crate::error::{ApiError, ApiResult, Code};
@@ -22,10 +23,12 @@ use crate::ids::ClinicId;
 use crate::records::audit::{self, Head};
 use crate::records::Vault;
 use crate::store::Statement;
+use crate::tenancy::missing_current;
 use crate::token::{Subject, TokenKind};
 
 use super::actor::Actor;
 use super::ctx::Ctx;
+use super::prefetch::Prefetch;
 
 /// The clinic a request entered.
 pub(crate) struct Tenant<H: Host> {
@@ -101,6 +104,114 @@ impl<'a, H: Host> Ctx<'a, H> {
         }))
     }
 
+    /// [`Ctx::enter`] an existing clinic, the directory's reads `with`
+    /// riding with its key lookup (one round trip): whether the clinic
+    /// could be entered, and each of those reads' rows either way.
+    pub(crate) async fn enter_with_directory<'t>(
+        &mut self,
+        slot: &'t mut Option<Tenant<H>>,
+        clinic: &ClinicId,
+        with: Vec<Statement>,
+    ) -> ApiResult<(ApiResult<&'t mut Tenant<H>>, Vec<Vec<Row>>)> {
+        self.guard_region(clinic)?;
+        self.apply_test_clock(clinic).await?;
+        let (keys, rows) = self.app.data_keys_with(clinic, with).await?;
+        let keys = keys.and_then(|(state, keys)| {
+            let open = ClinicKeys::new(clinic, &keys).ok_or_else(missing_current)?;
+            Ok((state, open))
+        });
+        let (state, keys) = match keys {
+            Ok(k) => k,
+            Err(e) => return Ok((Err(e), rows)),
+        };
+        let db = match self.app.clinic_conn(clinic, false, false).await {
+            Ok(db) => db,
+            Err(e) => return Ok((Err(e), rows)),
+        };
+        #[cfg(feature = "inject-forgot-clinic")]
+        self.app.injected.entered(clinic);
+        db.begin_work(self.optimistic().then_some(audit::VERSION_SQL))
+            .await?;
+        let t = slot.insert(Tenant {
+            id: clinic.clone(),
+            db,
+            keys,
+            deletion: state.purge_after,
+            head: None,
+        });
+        Ok((Ok(t), rows))
+    }
+
+    /// [`Ctx::enter`] an existing clinic with the request's first reads
+    /// (`first`, and the audit chain's head when the route is audited):
+    /// they go to the clinic's database while the directory is asked for
+    /// its keys, and the reads the route declares ride with them
+    /// ([`super::prefetch`]) for `user`. Nothing read is used unless the
+    /// directory knows the clinic. Each statement's rows of `first`.
+    pub(crate) async fn enter_reading<'t>(
+        &mut self,
+        slot: &'t mut Option<Tenant<H>>,
+        clinic: &ClinicId,
+        user: &str,
+        first: Vec<Statement>,
+    ) -> ApiResult<(&'t mut Tenant<H>, Vec<Vec<Row>>)> {
+        self.guard_region(clinic)?;
+        self.apply_test_clock(clinic).await?;
+        let app = self.app;
+        let db = app.clinic_conn(clinic, false, false).await?;
+        #[cfg(feature = "inject-forgot-clinic")]
+        app.injected.entered(clinic);
+        db.begin_work(self.optimistic().then_some(audit::VERSION_SQL))
+            .await?;
+        let hinted = db.prefetches();
+        if let (Some(reads), true) = (self.reads, hinted) {
+            let hint = app.key_hint(clinic);
+            let vault = hint.as_deref().map(|k| Vault::new(k, &app.host));
+            db.prefetch(reads(&Prefetch {
+                params: &self.params,
+                query: self.query.as_deref(),
+                body: &self.body,
+                user,
+                vault: vault.as_ref(),
+            }));
+        }
+        let mut head = None;
+        let audited = self.route.audit.is_some();
+        let (keys, rows) = futures_util::future::join(
+            app.data_keys(clinic),
+            Tenant::<H>::query_with_audit_head(&db, &mut head, audited, first),
+        )
+        .await;
+        let opened = keys.and_then(|(state, keys)| {
+            let open = ClinicKeys::new(clinic, &keys).ok_or_else(missing_current)?;
+            let hint = hinted.then(|| ClinicKeys::new(clinic, &keys).map(Arc::new));
+            Ok((state, open, hint.flatten()))
+        });
+        let (state, keys) = match opened {
+            Ok((state, keys, hint)) => {
+                if hint.is_some() {
+                    app.set_key_hint(clinic, hint);
+                }
+                (state, keys)
+            }
+            Err(e) => {
+                app.set_key_hint(clinic, None);
+                // A read that took the lock (work that is not optimistic)
+                // ends here.
+                let _ = db.execute("ROLLBACK", vec![]).await;
+                return Err(e);
+            }
+        };
+        let t = slot.insert(Tenant {
+            id: clinic.clone(),
+            db,
+            keys,
+            deletion: state.purge_after,
+            head,
+        });
+        Ok((t, rows?))
+    }
+
     /// Verifies a token of `kind` and enters its clinic: region guard first
     /// (a clinic of another region is 421 before anything is opened), then
     /// the signature and claims, then the clinic's database. Any failure of
@@ -111,6 +222,21 @@ impl<'a, H: Host> Ctx<'a, H> {
         kind: TokenKind,
         token: &str,
     ) -> ApiResult<(Subject, &'t mut Tenant<H>)> {
+        let (subject, t, _) = self
+            .enter_with_token_reading(slot, kind, token, |_| Vec::new())
+            .await?;
+        Ok((subject, t))
+    }
+
+    /// [`Ctx::enter_with_token`] with the request's first reads, which may
+    /// depend on what the token names ([`Ctx::enter_reading`]).
+    pub(crate) async fn enter_with_token_reading<'t>(
+        &mut self,
+        slot: &'t mut Option<Tenant<H>>,
+        kind: TokenKind,
+        token: &str,
+        first: impl FnOnce(&Subject) -> Vec<Statement>,
+    ) -> ApiResult<(Subject, &'t mut Tenant<H>, Vec<Vec<Row>>)> {
         let clinic = self.token_clinic(token)?;
         self.apply_test_clock(&clinic).await?;
         let subject = self
@@ -121,10 +247,19 @@ impl<'a, H: Host> Ctx<'a, H> {
         if subject.clinic != clinic.as_str() {
             return Err(ApiError::unauthenticated());
         }
-        match self.enter(slot, &clinic, false).await {
+        let first = first(&subject);
+        let entered = if first.is_empty() {
+            self.enter(slot, &clinic, false)
+                .await
+                .map(|t| (t, Vec::new()))
+        } else {
+            self.enter_reading(slot, &clinic, &subject.user, first)
+                .await
+        };
+        match entered {
             Err(e) if e.code == Code::NotFound => Err(ApiError::unauthenticated()),
             Err(e) => Err(e),
-            Ok(t) => Ok((subject, t)),
+            Ok((t, rows)) => Ok((subject, t, rows)),
         }
     }
 
@@ -207,6 +342,13 @@ impl<'a, H: Host, A> DerefMut for ClinicScope<'_, 'a, H, A> {
     }
 }
 
+/// What [`Open::enter_with_directory`] found.
+pub(crate) enum Entered<'s, 'a, H: Host, A> {
+    In(ClinicScope<'s, 'a, H, A>),
+    /// Why not, and the request.
+    Not(ApiError, &'s mut Ctx<'a, H>),
+}
+
 /// A handler's view of a request that has not entered a clinic, acting as
 /// `A` (nobody yet on public routes; platform staff on the console's).
 pub(crate) struct Open<'s, 'a, H: Host, A = ()> {
@@ -231,6 +373,26 @@ impl<'s, 'a: 's, H: Host, A> Open<'s, 'a, H, A> {
     ) -> ApiResult<ClinicScope<'_, 'a, H, A>> {
         let t = self.cx.enter(self.tenant, clinic, false).await?;
         Ok(ClinicScope::new(self.cx, t, self.actor))
+    }
+
+    /// Enters an existing clinic with reads of the directory riding along
+    /// (see [`Ctx::enter_with_directory`]): the clinic's view, or why it
+    /// could not be entered (with the request's view back), and those
+    /// reads' rows either way.
+    pub(crate) async fn enter_with_directory(
+        &mut self,
+        clinic: &ClinicId,
+        with: Vec<Statement>,
+    ) -> ApiResult<(Entered<'_, 'a, H, A>, Vec<Vec<Row>>)> {
+        let (entered, rows) = self
+            .cx
+            .enter_with_directory(self.tenant, clinic, with)
+            .await?;
+        let entered = match entered {
+            Ok(t) => Entered::In(ClinicScope::new(self.cx, t, self.actor)),
+            Err(e) => Entered::Not(e, self.cx),
+        };
+        Ok((entered, rows))
     }
 
     /// Creates a clinic's database and enters it (sign-up).

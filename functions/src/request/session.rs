@@ -7,9 +7,10 @@ use utoipa::ToSchema;
 
 use crate::clock;
 use crate::error::ApiResult;
-use crate::host::{Conn, Host};
+use crate::host::{Conn, Host, Row};
 use crate::records::clinic::{self, ClinicSummary};
-use crate::records::users;
+use crate::records::users::{self, Profile};
+use crate::store::Statement;
 
 use super::actor::SupportSession;
 use super::scope::ClinicScope;
@@ -63,6 +64,11 @@ pub(crate) struct ImpersonationView {
     pub expires_at: String,
 }
 
+/// What [`user_view`] reads: the user's profile and the clinic's.
+pub(crate) fn user_reads(user_id: &str) -> Vec<Statement> {
+    vec![users::profile(user_id), (clinic::SELECT.to_owned(), vec![])]
+}
+
 /// A clinic user's session.
 pub(crate) async fn user_view<H: Host, A>(
     s: &ClinicScope<'_, '_, H, A>,
@@ -70,18 +76,25 @@ pub(crate) async fn user_view<H: Host, A>(
     token: &str,
     expires_at: i64,
 ) -> ApiResult<SessionView> {
-    let mut results =
-        s.db.query_many(vec![
-            users::profile(user_id),
-            (clinic::SELECT.to_owned(), vec![]),
-        ])
-        .await?
-        .into_iter();
+    let mut results = s.db.query_many(user_reads(user_id)).await?.into_iter();
     let (profile, clinic) = (
         results.next().unwrap_or_default(),
         results.next().unwrap_or_default(),
     );
     let u = users::profile_from_rows(&s.vault, user_id, &profile)?;
+    user_view_of(s, u, &clinic, user_id, token, expires_at)
+}
+
+/// A clinic user's session from what was read already: the user's profile
+/// and the rows of [`clinic::SELECT`].
+pub(crate) fn user_view_of<H: Host, A>(
+    s: &ClinicScope<'_, '_, H, A>,
+    u: Profile,
+    clinic: &[Row],
+    user_id: &str,
+    token: &str,
+    expires_at: i64,
+) -> ApiResult<SessionView> {
     let idle_end = (s.now + s.app.config.idle_timeout_secs).min(expires_at);
     Ok(SessionView {
         token: token.to_owned(),
@@ -93,7 +106,7 @@ pub(crate) async fn user_view<H: Host, A>(
             mfa_enabled: Some(u.mfa_enabled),
             password_change_required: Some(u.password_change_required),
         },
-        clinic: clinic::from_rows(&s.vault, &clinic)?.summary,
+        clinic: clinic::from_rows(&s.vault, clinic)?.summary,
         expires_at: clock::rfc3339(expires_at),
         idle_expires_at: Some(clock::rfc3339(idle_end)),
         impersonation: None,

@@ -18,10 +18,11 @@
 
 use crate::crypto::password;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::host::Host;
+use crate::host::{Host, Row};
 use crate::ids::ClinicId;
 use crate::records::directory::throttle::{self, Counter};
 use crate::records::{known_addresses, users, Vault};
+use crate::store::Statement;
 
 use super::ctx::Ctx;
 use super::scope::ClinicScope;
@@ -72,7 +73,19 @@ impl PasswordKeys {
         dir: &C,
         now: i64,
     ) -> ApiResult<Counted> {
-        let counters = throttle::counters(dir, &self.all()).await?;
+        let (sql, params) = self.counters_query();
+        self.check_rows(&dir.query(&sql, params).await?, now)
+    }
+
+    /// The query of [`PasswordKeys::check`], to ride with the directory's
+    /// key lookup.
+    pub(crate) fn counters_query(&self) -> Statement {
+        throttle::counters_query(&self.all())
+    }
+
+    /// [`PasswordKeys::check`] on the rows of its query.
+    pub(crate) fn check_rows(&self, rows: &[Row], now: i64) -> ApiResult<Counted> {
+        let counters = throttle::counters_from_rows(rows)?;
         let find = |k: &[u8]| counters.iter().find(|c| c.key == k);
         let locked = |c: Option<&Counter>| c.map(|c| c.locked_until - now).filter(|w| *w > 0);
         if let Some(wait) = locked(find(&self.pair)) {
@@ -98,27 +111,26 @@ impl PasswordKeys {
         }
     }
 
-    /// Counts a wrong password.
-    pub(crate) async fn failed<C: crate::host::Conn>(&self, dir: &C, now: i64) -> ApiResult<()> {
-        throttle::fail(dir, &self.pair, throttle::PAIR, now).await?;
-        throttle::fail(dir, &self.account, throttle::ACCOUNT, now).await?;
+    /// Counts a wrong password (with the request's end: `later` is its
+    /// [`Ctx::directory_later`]).
+    pub(crate) fn failed(&self, later: &mut Vec<Statement>, now: i64) {
+        later.extend(throttle::fail_statements(&self.pair, throttle::PAIR, now));
+        later.extend(throttle::fail_statements(
+            &self.account,
+            throttle::ACCOUNT,
+            now,
+        ));
         if let Some(a) = &self.address {
-            throttle::fail(dir, a, throttle::ADDRESS, now).await?;
+            later.extend(throttle::fail_statements(a, throttle::ADDRESS, now));
         }
-        Ok(())
     }
 
     /// A right password: this address's counter is forgotten (the
     /// account's and the address's run out on their own).
-    pub(crate) async fn succeeded<C: crate::host::Conn>(
-        &self,
-        dir: &C,
-        counted: &Counted,
-    ) -> ApiResult<()> {
+    pub(crate) fn succeeded(&self, later: &mut Vec<Statement>, counted: &Counted) {
         if counted.counters.iter().any(|c| c.key == self.pair) {
-            throttle::clear(dir, &self.pair).await?;
+            later.push(throttle::clear_statement(&self.pair));
         }
-        Ok(())
     }
 }
 
@@ -168,14 +180,16 @@ pub(crate) async fn check_code<H: Host, A>(
     match crate::crypto::totp::verify(secret, code.trim(), s.now, last_step) {
         Some(step) => {
             if counted.contains(&key) {
-                throttle::clear(&dir, &key).await?;
+                s.directory_later.push(throttle::clear_statement(&key));
             }
             Ok(step)
         }
         None => {
             s.keep_writes_on_error = true;
             users::count_totp_failure(s.db, user_id).await?;
-            throttle::fail(&dir, &key, throttle::MFA, s.now).await?;
+            let now = s.now;
+            s.directory_later
+                .extend(throttle::fail_statements(&key, throttle::MFA, now));
             Err(ApiError::invalid(
                 field,
                 "wrong, expired or already used code",
@@ -203,7 +217,8 @@ pub(crate) async fn recheck_password<H: Host, A>(
     let counted = keys.check(&dir, s.now).await?;
     keys.admit(&counted, true)?;
     if !password::verify(password_text, &hash) {
-        keys.failed(&dir, s.now).await?;
+        let now = s.now;
+        keys.failed(&mut s.directory_later, now);
         return Err(ApiError::new(Code::Unauthenticated, "wrong password"));
     }
     Ok(email)

@@ -14,12 +14,15 @@
 //! for the `COMMIT`, which is one batch — `BEGIN IMMEDIATE`, the version
 //! check, the writes, `COMMIT`, and a `ROLLBACK` conditioned on the commit
 //! failing — so the write lock lives only inside the server, and an
-//! instance that dies mid-request leaves nothing locked.
+//! instance that dies mid-request leaves nothing locked. Reads the request
+//! declared ahead ([`Conn::prefetch`]) ride in the first read batch, and a
+//! later query of one of them is answered from it.
 //!
 //! Why not the `libsql` crate's own Hrana client: its `wasm` client sends a
 //! `describe` request before every statement (two round trips each) and has
-//! no way to queue writes or batch queries; a request here costs four to six
-//! round trips in all (the README's Worker section has the counts).
+//! no way to queue writes or batch queries; a request here costs three
+//! round trips, two of them one after another (docs/deploy-worker.md has
+//! the counts).
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -28,7 +31,7 @@ use data_encoding::{BASE64, BASE64_NOPAD};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-use crate::host::{Conn, DbError, Row, Statement, Value};
+use crate::host::{AppendTurn, Conn, DbError, Row, Statement, Value};
 
 /// An HTTP request as the host can send it.
 pub trait Transport: Send + Sync {
@@ -80,7 +83,7 @@ impl Endpoint {
 }
 
 /// One statement to send.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct Stmt {
     sql: String,
     args: Vec<Value>,
@@ -119,10 +122,64 @@ struct State {
     checks: Vec<Stmt>,
     /// Set while work runs optimistically.
     optimistic: Option<Optimistic>,
+    /// In optimistic work: reads the request declared it will make
+    /// ([`Conn::prefetch`]), to ride with the next read batch.
+    prefetch: Vec<Stmt>,
+    /// Their answers, in the snapshot of the first read (the one whose
+    /// version the commit checks), until asked for or the work ends.
+    prefetched: Vec<(Stmt, StmtResult)>,
 }
 
-/// Tries of [`HranaConn::run_appending`] before it takes the lock.
+impl State {
+    /// The answers of `stmts` if every one was prefetched (each answer is
+    /// given once).
+    fn take_prefetched(&mut self, stmts: &[Stmt]) -> Option<Vec<StmtResult>> {
+        let all = stmts
+            .iter()
+            .all(|s| self.prefetched.iter().any(|(p, _)| p == s));
+        if !all || stmts.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(stmts.len());
+        for s in stmts {
+            let i = self.prefetched.iter().position(|(p, _)| p == s)?;
+            out.push(self.prefetched.swap_remove(i).1);
+        }
+        Some(out)
+    }
+
+    /// Work holding the lock from its first batch (not optimistic): its
+    /// `BEGIN IMMEDIATE` waits for that batch, or the stream is open.
+    fn locked_work(&self) -> bool {
+        self.optimistic.is_none()
+            && (self.baton.is_some()
+                || self
+                    .pending
+                    .first()
+                    .is_some_and(|p| starts_transaction(&p.sql)))
+    }
+
+    /// Whether declared reads can ride with the next batch: optimistic
+    /// work before its lock, or locked work before its first batch.
+    fn takes_prefetch(&self) -> bool {
+        self.baton.is_none() && (self.optimistic.is_some() || self.locked_work())
+    }
+
+    /// The work ended: nothing queued or prefetched is kept.
+    fn end_work(&mut self) {
+        self.optimistic = None;
+        self.prefetch.clear();
+        self.prefetched.clear();
+    }
+}
+
+/// Moves of the chain [`HranaConn::run_appending`] meets before it gives
+/// up (503, nothing written).
 const REBASES: usize = 32;
+/// Moves after which it claims the chain's turn.
+const CLAIM_AFTER: usize = 3;
+/// Its tries in all, moves and another's turns alike.
+const TRIES: usize = 160;
 
 /// What one batch asks of the server: its steps, each run only if the one
 /// before it succeeded, and optionally a last `ROLLBACK` run only if step
@@ -151,6 +208,8 @@ pub struct HranaConn<T: Transport> {
 
 /// How a call on an optimistic connection is sent.
 enum Route {
+    /// Read ahead already ([`Conn::prefetch`]).
+    Answered(Vec<StmtResult>),
     /// As the caller sends it (a transaction already open, or none begun).
     Plain,
     /// Reads alone, in a snapshot of their own.
@@ -253,19 +312,38 @@ impl<T: Transport> HranaConn<T> {
     /// caller asks: a `BEGIN` keeps the stream open until `COMMIT` or
     /// `ROLLBACK`. Returns the results of `stmts`.
     async fn run_plain(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
-        let (baton, mut steps) = self.with_state(|s| {
+        let ends_tx = stmts.last().is_some_and(|s| ends_transaction(&s.sql));
+        let (baton, mut steps, prefetch) = self.with_state(|s| {
             let mut steps = std::mem::take(&mut s.checks);
             steps.append(&mut s.pending);
-            steps.append(&mut s.at_commit);
-            (s.baton.take(), steps)
+            // Writes nothing reads back wait for the end of the
+            // transaction (or go now where there is none).
+            if ends_tx || !s.locked_work() {
+                steps.append(&mut s.at_commit);
+            }
+            let prefetch = if s.takes_prefetch() {
+                std::mem::take(&mut s.prefetch)
+            } else {
+                Vec::new()
+            };
+            (s.baton.take(), steps, prefetch)
         });
-        let ends_tx = stmts.last().is_some_and(|s| ends_transaction(&s.sql));
+        let writes = steps
+            .iter()
+            .chain(stmts.iter())
+            .any(|s| !reads(&s.sql) && !starts_transaction(&s.sql));
+        if writes {
+            // What was read ahead may be what these change.
+            self.with_state(|s| s.prefetched.clear());
+        }
         let starts_tx = steps
             .iter()
             .chain(stmts.iter())
             .any(|s| starts_transaction(&s.sql));
         let wanted = stmts.len();
+        let m = prefetch.len();
         steps.extend(stmts);
+        steps.extend(prefetch.iter().cloned());
         if steps.is_empty() {
             self.with_state(|s| s.baton = baton);
             return Ok(Vec::new());
@@ -277,36 +355,56 @@ impl<T: Transport> HranaConn<T> {
             rollback_unless: None,
             then_read: None,
         };
-        let (baton, outcome) = self.send(baton, &batch, in_tx).await?;
+        // Reads outside any transaction are sent again once when no answer
+        // came (a stale pooled connection): nothing was written.
+        let resendable = baton.is_none() && !in_tx && batch.steps.iter().all(|s| reads(&s.sql));
+        let (baton, outcome) = match self.send(baton, &batch, in_tx).await {
+            Err(DbError::Unavailable(_)) if resendable => self.send(None, &batch, false).await?,
+            other => other?,
+        };
         // As with a local connection, an open transaction stays open until
         // the caller ends it, even after a failed step.
         let committed = ends_tx && batch.steps.last().is_some_and(|s| !rolls_back(&s.sql));
         self.with_state(|s| {
             s.baton = baton;
             if committed {
-                s.optimistic = None;
+                s.end_work();
+            } else if ends_tx {
+                s.prefetch.clear();
+                s.prefetched.clear();
             }
         });
-        take_results(outcome, n - wanted..n)
+        let mut results = take_results(outcome, n - wanted - m..n)?;
+        let answers: Vec<StmtResult> = results.drain(wanted..).collect();
+        if m > 0 {
+            self.with_state(|s| s.prefetched.extend(prefetch.into_iter().zip(answers)));
+        }
+        Ok(results)
     }
 
     /// Reads of optimistic work: one batch in a read snapshot (`BEGIN` …
     /// `COMMIT`, no write lock), carrying the checks and, the first time,
     /// the version. Sent once more if no answer came (nothing was written).
     async fn run_read(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
-        let (checks, version_sql) = self.with_state(|s| {
+        let (checks, version_sql, prefetch) = self.with_state(|s| {
             let version = s
                 .optimistic
                 .as_ref()
                 .filter(|o| o.seen.is_none())
                 .map(|o| o.version_sql);
-            (std::mem::take(&mut s.checks), version)
+            (
+                std::mem::take(&mut s.checks),
+                version,
+                std::mem::take(&mut s.prefetch),
+            )
         });
         let n = stmts.len();
+        let m = prefetch.len();
         let first = 1 + checks.len();
         let mut steps = vec![Stmt::new("BEGIN")];
         steps.extend(checks);
         steps.extend(stmts);
+        steps.extend(prefetch.iter().cloned());
         if let Some(v) = version_sql {
             steps.push(Stmt::new(v));
         }
@@ -322,11 +420,17 @@ impl<T: Transport> HranaConn<T> {
         };
         let mut results = take_results(
             outcome,
-            first..first + n + usize::from(version_sql.is_some()),
+            first..first + n + m + usize::from(version_sql.is_some()),
         )?;
-        if version_sql.is_some() {
-            let seen = results
-                .pop()
+        let version = if version_sql.is_some() {
+            results.pop()
+        } else {
+            None
+        };
+        let answers: Vec<StmtResult> = results.drain(n..).collect();
+        self.with_state(|s| s.prefetched.extend(prefetch.into_iter().zip(answers)));
+        if let Some(version) = version {
+            let seen = Some(version)
                 .and_then(|r| r.rows.into_iter().next())
                 .and_then(|row| row.into_iter().next())
                 .and_then(|v| from_hrana(v).ok());
@@ -393,7 +497,7 @@ impl<T: Transport> HranaConn<T> {
     /// version, writes and commits, or rolls back, inside the server.
     async fn run_commit(&self) -> Result<Vec<StmtResult>, DbError> {
         let (mut steps, guard) = self.write_steps();
-        self.with_state(|s| s.optimistic = None);
+        self.with_state(State::end_work);
         if steps.len() == 1 + usize::from(guard.is_some()) {
             // Nothing to write.
             return Ok(vec![StmtResult::default()]);
@@ -414,14 +518,17 @@ impl<T: Transport> HranaConn<T> {
 
     /// [`Conn::commit_appending`] of optimistic work: the write batch
     /// with `last` as its last write, checked against the chain's head
-    /// (`version`); when the head moved (or the lock could not be had
-    /// before anything ran), `last` is rebuilt on the head the same batch
-    /// read after its `ROLLBACK`, and sent again. After [`REBASES`] tries,
-    /// the head is read under the lock and the writes follow in the next
-    /// round trip: the lock is held across that one only.
+    /// (`version`) and the chain's turn; when the head moved, a live turn
+    /// is another's, or the lock could not be had before anything ran,
+    /// `last` is rebuilt on the head the same batch read after its
+    /// `ROLLBACK`, and sent again. After [`CLAIM_AFTER`] moves the batch
+    /// first claims the turn (a transaction of its own that commits
+    /// whatever follows), so that its next try wins; it gives up after
+    /// [`REBASES`] moves, or [`TRIES`] tries in all (503, nothing written).
     async fn run_appending<F>(
         &self,
         head_sql: &'static str,
+        turn: AppendTurn,
         first: (Stmt, i64),
         mut rebuild: F,
     ) -> Result<(), DbError>
@@ -430,20 +537,50 @@ impl<T: Transport> HranaConn<T> {
     {
         let (version_sql, writes) = self.with_state(|s| {
             let version_sql = s.optimistic.take().map(|o| o.version_sql);
+            s.end_work();
             let mut writes = std::mem::take(&mut s.checks);
             writes.append(&mut s.pending);
             writes.append(&mut s.at_commit);
             (version_sql, writes)
         });
         let version_sql = version_sql.unwrap_or(crate::records::audit::VERSION_SQL);
+        let holder = || vec![Value::Blob(turn.holder.clone())];
         let (mut last, mut version) = first;
-        for _ in 0..REBASES {
-            let mut steps = vec![
-                Stmt::new("BEGIN IMMEDIATE"),
-                version_guard(version_sql, version),
-            ];
+        let mut moved = 0;
+        for _ in 0..TRIES {
+            let mut steps = Vec::new();
+            if moved >= CLAIM_AFTER {
+                steps.push(Stmt::new("BEGIN IMMEDIATE"));
+                steps.push(Stmt {
+                    sql: turn.claim.to_owned(),
+                    args: vec![
+                        Value::Blob(turn.holder.clone()),
+                        Value::Integer(turn.lease_ms),
+                    ],
+                });
+                steps.push(Stmt::new("COMMIT"));
+            }
+            // Another's live turn stops the batch before it waits for the
+            // lock, and again under the lock (it may have been claimed
+            // between the two).
+            let ahead = steps.len();
+            steps.push(Stmt {
+                sql: turn.guard.to_owned(),
+                args: holder(),
+            });
+            let begin = steps.len();
+            steps.push(Stmt::new("BEGIN IMMEDIATE"));
+            steps.push(version_guard(version_sql, version));
+            steps.push(Stmt {
+                sql: turn.guard.to_owned(),
+                args: holder(),
+            });
             steps.extend(writes.iter().cloned());
             steps.push(last);
+            steps.push(Stmt {
+                sql: turn.release.to_owned(),
+                args: holder(),
+            });
             let commit = steps.len();
             steps.push(Stmt::new("COMMIT"));
             let batch = Batch {
@@ -452,14 +589,25 @@ impl<T: Transport> HranaConn<T> {
                 then_read: Some(Stmt::new(head_sql)),
             };
             let (_, outcome) = self.send(None, &batch, false).await?;
-            let moved = match &outcome.failed {
+            let again = match &outcome.failed {
                 None => return Ok(()),
-                Some((1, _)) => true,
-                Some((0, DbError::Unavailable(_))) => true,
+                Some((i, _)) if *i == begin + 1 => {
+                    moved += 1;
+                    true
+                }
+                // Another's turn: no move of this request's own.
+                Some((i, _)) if *i == ahead || *i == begin + 2 => true,
+                Some((i, DbError::Unavailable(_))) if *i <= begin => {
+                    moved += 1;
+                    true
+                }
                 Some(_) => false,
             };
-            if !moved {
+            if !again {
                 return take_results(outcome, 0..0).map(|_| ());
+            }
+            if moved >= REBASES {
+                break;
             }
             let head = outcome
                 .results
@@ -471,10 +619,12 @@ impl<T: Transport> HranaConn<T> {
         }
         // Contention beyond that: a clean 503 with nothing written (the
         // client's `Idempotency-Key` makes its retry safe), rather than a
-        // lock held across a round trip that a dying instance could leave
-        // behind for sqld's 5 s.
+        // lock held across a round trip: tried, a batch that took the lock
+        // and kept its stream but got no answer in time (it waited for the
+        // lock behind the others) left the lock to sqld's transaction
+        // timeout, and the whole clinic answered 503 for 5 s.
         Err(DbError::Unavailable(format!(
-            "the clinic's audit chain moved {REBASES} times in a row"
+            "the clinic's audit chain moved {moved} times before this request could append"
         )))
     }
 
@@ -491,6 +641,14 @@ impl<T: Transport> HranaConn<T> {
     async fn run(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, DbError> {
         let route = self.with_state(|s| {
             if s.optimistic.is_none() || s.baton.is_some() {
+                // Locked work: a read with nothing queued ahead of it may
+                // be one declared ahead (under the same lock).
+                if s.baton.is_some() && s.pending.is_empty() && stmts.iter().all(|s| reads(&s.sql))
+                {
+                    if let Some(answers) = s.take_prefetched(&stmts) {
+                        return Route::Answered(answers);
+                    }
+                }
                 return Route::Plain;
             }
             match stmts.as_slice() {
@@ -503,14 +661,20 @@ impl<T: Transport> HranaConn<T> {
             }
         });
         match route {
+            Route::Answered(answers) => Ok(answers),
             Route::Plain => self.run_plain(stmts).await,
-            Route::Read => self.run_read(stmts).await,
+            Route::Read => match self.with_state(|s| s.take_prefetched(&stmts)) {
+                Some(answers) => Ok(answers),
+                None => self.run_read(stmts).await,
+            },
             Route::Escalate => self.run_escalated(stmts).await,
             Route::Commit => self.run_commit().await,
             Route::Rollback => {
                 self.with_state(|s| {
                     s.pending.clear();
                     s.at_commit.clear();
+                    s.prefetch.clear();
+                    s.prefetched.clear();
                 });
                 Ok(vec![StmtResult::default()])
             }
@@ -646,6 +810,7 @@ impl<T: Transport> Conn for HranaConn<T> {
     fn commit_appending<F>(
         &self,
         head_sql: &'static str,
+        turn: AppendTurn,
         first: (Statement, i64),
         rebuild: F,
     ) -> impl Future<Output = Result<(), DbError>> + Send
@@ -662,13 +827,30 @@ impl<T: Transport> Conn for HranaConn<T> {
             let mut rebuild = rebuild;
             let rebuild =
                 move |rows: &[Row]| rebuild(rows).map(|((sql, args), v)| (Stmt { sql, args }, v));
-            self.run_appending(head_sql, (Stmt { sql, args }, version), rebuild)
+            self.run_appending(head_sql, turn, (Stmt { sql, args }, version), rebuild)
                 .await
         }
     }
 
     fn queued(&self) -> usize {
         self.with_state(|s| s.pending.len() + s.at_commit.len())
+    }
+
+    fn optimistic(&self) -> bool {
+        self.with_state(|s| s.optimistic.is_some() && s.baton.is_none())
+    }
+
+    fn prefetches(&self) -> bool {
+        self.with_state(|s| s.takes_prefetch())
+    }
+
+    fn prefetch(&self, statements: Vec<Statement>) {
+        self.with_state(|s| {
+            if s.takes_prefetch() {
+                s.prefetch
+                    .extend(statements.into_iter().map(|(sql, args)| Stmt { sql, args }));
+            }
+        });
     }
 
     fn execute_at_commit(
@@ -681,7 +863,7 @@ impl<T: Transport> Conn for HranaConn<T> {
                 sql: sql.to_owned(),
                 args: params,
             };
-            if s.optimistic.is_some() && s.baton.is_none() {
+            if (s.optimistic.is_some() && s.baton.is_none()) || s.locked_work() {
                 s.at_commit.push(stmt);
             } else {
                 s.pending.push(stmt);

@@ -57,8 +57,13 @@ impl<T: Transport + Clone> SqldDatabases<T> {
         )
     }
 
-    /// Calls the admin API; returns the status and body.
-    async fn admin(&self, method: &'static str, path: &str) -> Result<(u16, Vec<u8>), DbError> {
+    /// Calls the admin API; returns the status and body, and whether the
+    /// call was sent twice (the first got no answer).
+    async fn admin(
+        &self,
+        method: &'static str,
+        path: &str,
+    ) -> Result<(u16, Vec<u8>, bool), DbError> {
         let Some(admin) = &self.settings.admin_url else {
             return Err(DbError::Other(
                 "this connection to sqld has no admin API".into(),
@@ -74,27 +79,44 @@ impl<T: Transport + Clone> SqldDatabases<T> {
         } else {
             Vec::new()
         };
-        let (status, body) = self
+        // A call that got no answer at all (a stale pooled connection
+        // after sqld restarted) is sent once more, and says so: the caller
+        // accepts what a first call that did land makes the second answer.
+        let ((status, body), resent) = match self
             .transport
-            .send(method, &url, headers, body)
+            .send(method, &url, headers.clone(), body.clone())
             .await
-            .map_err(DbError::Unavailable)?;
+        {
+            Ok(answer) => (answer, false),
+            Err(_) => (
+                self.transport
+                    .send(method, &url, headers, body)
+                    .await
+                    .map_err(DbError::Unavailable)?,
+                true,
+            ),
+        };
         if status >= 500 {
             return Err(DbError::Unavailable(format!(
                 "sqld admin answered {status}"
             )));
         }
-        Ok((status, body))
+        Ok((status, body, resent))
     }
 
     /// Creates a namespace; one that exists already is fine when `existing_ok`.
     async fn create_namespace(&self, ns: &str, existing_ok: bool) -> Result<(), DbError> {
-        let (status, body) = self
+        let (status, body, resent) = self
             .admin("POST", &format!("/v1/namespaces/{ns}/create"))
             .await?;
         match status {
             200..=299 => Ok(()),
-            _ if existing_ok && String::from_utf8_lossy(&body).contains("already exists") => Ok(()),
+            // A resent creation finds what the first one made.
+            _ if (existing_ok || resent)
+                && String::from_utf8_lossy(&body).contains("already exists") =>
+            {
+                Ok(())
+            }
             s => Err(DbError::Other(format!(
                 "sqld admin answered {s} creating a namespace"
             ))),
@@ -133,7 +155,7 @@ impl<T: Transport + Clone> SqldDatabases<T> {
 
     /// Deletes a clinic's namespace and its files; one already gone is fine.
     pub async fn drop_clinic(&self, clinic: &ClinicId) -> Result<(), DbError> {
-        let (status, _) = self
+        let (status, _, _) = self
             .admin("DELETE", &format!("/v1/namespaces/{}", clinic.as_str()))
             .await?;
         match status {

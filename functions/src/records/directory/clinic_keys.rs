@@ -6,10 +6,10 @@
 
 use crate::crypto::keys::REGION_KEY_OWNER;
 use crate::error::{ApiError, ApiResult};
-use crate::host::Conn;
+use crate::host::{Conn, Row};
 use crate::ids::ClinicId;
 use crate::records::table::Table;
-use crate::store::RowExt;
+use crate::store::{RowExt, Statement};
 
 pub const TABLE: Table = Table {
     name: "clinic_keys",
@@ -60,16 +60,20 @@ pub(crate) struct Held {
     pub keys: Vec<(i64, Vec<u8>)>,
 }
 
-/// A clinic's state and every wrapped version of its data key; `None` for
-/// a clinic the directory does not know or holds no key of.
-pub(crate) async fn held<C: Conn>(dir: &C, clinic: &ClinicId) -> ApiResult<Option<Held>> {
-    let rows = dir
-        .query(
-            "SELECT c.status, c.purge_after, c.key_version, k.version, k.wrapped \
-             FROM clinics c JOIN clinic_keys k ON k.clinic_id = c.id WHERE c.id = ?1 ORDER BY k.version",
-            vec![clinic.as_str().into()],
-        )
-        .await?;
+/// The query of a clinic's state and every wrapped version of its data
+/// key, to ride in a batch with others; [`held_from_rows`] reads it.
+pub(crate) fn held_query(clinic: &ClinicId) -> Statement {
+    (
+        "SELECT c.status, c.purge_after, c.key_version, k.version, k.wrapped \
+         FROM clinics c JOIN clinic_keys k ON k.clinic_id = c.id WHERE c.id = ?1 ORDER BY k.version"
+            .to_owned(),
+        vec![clinic.as_str().into()],
+    )
+}
+
+/// What the rows of [`held_query`] say: `None` for a clinic the directory
+/// does not know or holds no key of.
+pub(crate) fn held_from_rows(rows: &[Row]) -> ApiResult<Option<Held>> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };

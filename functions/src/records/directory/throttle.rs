@@ -10,9 +10,10 @@ use sha2::Sha256;
 
 use crate::crypto::keys::KeyBytes;
 use crate::error::{ApiError, ApiResult};
-use crate::host::Conn;
+use crate::host::{Conn, Row};
 use crate::records::table::{col, Kind, Table};
 use crate::store::RowExt;
+use crate::store::Statement;
 
 pub const TABLE: Table = Table {
     name: "throttle",
@@ -40,7 +41,8 @@ CREATE TABLE throttle (
 pub struct Rule {
     pub max_failures: i64,
     pub window_secs: i64,
-    /// Lock after `max_failures`; doubles with every further failure.
+    /// Lock after `max_failures`; doubles with every further failure in
+    /// the window, up to `max_lock_secs` ([`fail_statements`] has it).
     pub base_lock_secs: i64,
     pub max_lock_secs: i64,
 }
@@ -88,22 +90,6 @@ pub const ADDRESS: Rule = Rule {
     max_lock_secs: 15 * 60,
 };
 
-impl Rule {
-    /// How long to lock after the `failures`-th failure in a window.
-    pub fn lock_secs(&self, failures: i64) -> Option<i64> {
-        let over = failures - self.max_failures;
-        if over < 0 {
-            return None;
-        }
-        let factor = 1i64.checked_shl(over.min(20) as u32).unwrap_or(i64::MAX);
-        Some(
-            self.base_lock_secs
-                .saturating_mul(factor)
-                .min(self.max_lock_secs),
-        )
-    }
-}
-
 /// A counter's key: HMAC of its scope and parts under the region's throttle key.
 pub fn key(secret: &KeyBytes, scope: &str, parts: &[&str]) -> Vec<u8> {
     let mut mac =
@@ -132,18 +118,21 @@ pub struct Counter {
     pub locked_until: i64,
 }
 
-/// The counters of `keys` that exist (one query for all).
-pub async fn counters<C: Conn>(dir: &C, keys: &[Vec<u8>]) -> ApiResult<Vec<Counter>> {
+/// The query of the counters of `keys` that exist (one query for all), to
+/// ride in a batch with others; [`counters_from_rows`] reads it.
+pub fn counters_query(keys: &[Vec<u8>]) -> Statement {
     let marks: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
-    let rows = dir
-        .query(
-            &format!(
-                "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
-                marks.join(", ")
-            ),
-            keys.iter().map(|k| k.clone().into()).collect(),
-        )
-        .await?;
+    (
+        format!(
+            "SELECT key, failures, locked_until FROM throttle WHERE key IN ({})",
+            marks.join(", ")
+        ),
+        keys.iter().map(|k| k.clone().into()).collect(),
+    )
+}
+
+/// The counters in the rows of [`counters_query`].
+pub fn counters_from_rows(rows: &[Row]) -> ApiResult<Vec<Counter>> {
     rows.iter()
         .map(|r| {
             Ok(Counter {
@@ -210,62 +199,59 @@ pub async fn check<C: Conn>(dir: &C, keys: &[Vec<u8>], now: i64) -> ApiResult<Ve
 
 /// Counts a failure; locks the counter when the rule says so.
 pub async fn fail<C: Conn>(dir: &C, key: &[u8], rule: Rule, now: i64) -> ApiResult<()> {
-    let rows = dir
-        .query(
+    let [(count, p1), (lock, p2)] = fail_statements(key, rule, now);
+    dir.execute_later(&count, p1).await?;
+    dir.execute(&lock, p2).await?;
+    Ok(())
+}
+
+/// The statements of [`fail`], in order, to send with others (a request's
+/// directory writes go with its end: [`crate::request::ctx::Ctx::directory_later`]).
+/// The lock is [`Rule::lock_secs`] in SQL, so that a counter is read and
+/// written in one place, the database.
+pub fn fail_statements(key: &[u8], rule: Rule, now: i64) -> [Statement; 2] {
+    [
+        (
             "INSERT INTO throttle (key, failures, window_start, locked_until) VALUES (?1, 1, ?2, 0) \
              ON CONFLICT (key) DO UPDATE SET \
                failures = CASE WHEN ?2 - window_start > ?3 AND locked_until <= ?2 THEN 1 ELSE failures + 1 END, \
-               window_start = CASE WHEN ?2 - window_start > ?3 AND locked_until <= ?2 THEN ?2 ELSE window_start END \
-             RETURNING failures",
+               window_start = CASE WHEN ?2 - window_start > ?3 AND locked_until <= ?2 THEN ?2 ELSE window_start END"
+                .to_owned(),
             vec![key.to_vec().into(), now.into(), rule.window_secs.into()],
-        )
-        .await?;
-    let failures = rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(1);
-    if let Some(lock) = rule.lock_secs(failures) {
-        dir.execute(
-            "UPDATE throttle SET locked_until = ?2 WHERE key = ?1",
-            vec![key.to_vec().into(), (now + lock).into()],
-        )
-        .await?;
-    }
-    Ok(())
+        ),
+        (
+            "UPDATE throttle SET locked_until = ?2 + min(?3 * (1 << min(failures - ?4, 20)), ?5) \
+             WHERE key = ?1 AND failures >= ?4"
+                .to_owned(),
+            vec![
+                key.to_vec().into(),
+                now.into(),
+                rule.base_lock_secs.into(),
+                rule.max_failures.into(),
+                rule.max_lock_secs.into(),
+            ],
+        ),
+    ]
 }
 
 /// Forgets a counter (after a successful login).
 pub async fn clear<C: Conn>(dir: &C, key: &[u8]) -> ApiResult<()> {
-    dir.execute(
-        "DELETE FROM throttle WHERE key = ?1",
+    let (sql, params) = clear_statement(key);
+    dir.execute(&sql, params).await?;
+    Ok(())
+}
+
+/// The statement of [`clear`], to send with others.
+pub fn clear_statement(key: &[u8]) -> Statement {
+    (
+        "DELETE FROM throttle WHERE key = ?1".to_owned(),
         vec![key.to_vec().into()],
     )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_grows_and_caps() {
-        assert_eq!(PAIR.lock_secs(4), None);
-        assert_eq!(PAIR.lock_secs(5), Some(60));
-        assert_eq!(PAIR.lock_secs(6), Some(120));
-        assert_eq!(PAIR.lock_secs(9), Some(900));
-        assert_eq!(PAIR.lock_secs(1000), Some(900));
-        assert_eq!(ACCOUNT.lock_secs(19), None);
-        assert_eq!(ACCOUNT.lock_secs(20), Some(10));
-        assert_eq!(ACCOUNT.lock_secs(500), Some(10));
-        assert_eq!(ADDRESS.lock_secs(49), None);
-        assert_eq!(ADDRESS.lock_secs(50), Some(900));
-    }
-
-    #[test]
-    fn wrong_codes_lock_for_longer_each_time() {
-        assert_eq!(MFA.lock_secs(4), None);
-        assert_eq!(MFA.lock_secs(5), Some(300));
-        assert_eq!(MFA.lock_secs(6), Some(600));
-        assert_eq!(MFA.lock_secs(20), Some(86_400));
-    }
 
     #[test]
     fn keys_separate_scopes() {
