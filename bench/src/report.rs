@@ -288,7 +288,7 @@ pub fn write(i: &Inputs) -> Result<()> {
         }
         let _ = writeln!(
             md,
-            "\n{}: {} clinics in {} regions seeded through the API ({} writes in {:.0} s); load on region `pk`'s listener, {} s per level. {}",
+            "\n{}: {} clinics in {} regions seeded through the API ({} writes in {:.0} s); load on region `ae`'s listener (a self-run sqld on every host; `pk`'s stand-in for Turso is not measured), {} s per level. {}",
             l["host"].as_str().unwrap_or(""), l["clinics"], l["regions"], l["seed_writes"], f(&l["seed_seconds"]), l["seconds"], l["processes"].as_str().unwrap_or("")
         );
     }

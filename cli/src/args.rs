@@ -67,7 +67,9 @@ pub(crate) struct Place {
 pub(crate) struct Remote {
     /// The region's libSQL server (the Worker's and Spin's databases, e.g.
     /// `http://127.0.0.1:8090`) instead of the files of `--data-dir`; root
-    /// keys still come from `--key-dir`. A bearer token, where the server
+    /// keys still come from `--key-dir`. For a Turso region, every
+    /// database's URL with `{name}` for its name (a self-run sqld that
+    /// replaced it takes its plain URL). A bearer token, where the server
     /// wants one, comes from `AMANAH_DB_AUTH_TOKEN`. Needs one region.
     #[arg(long, value_name = "URL")]
     pub(crate) sqld: Option<String>,

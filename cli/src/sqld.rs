@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use amanah_functions::store::hrana::Transport;
-use amanah_functions::store::sqld::{Platform, SqldHost, SqldSettings};
+use amanah_functions::store::sqld::{Platform, Provider, SqldHost, SqldSettings};
+use amanah_functions::store::turso::{TursoPlacement, NAME_PLACEHOLDER};
 use amanah_functions::{App, Config};
 use amanah_region_config::Region;
 
@@ -134,12 +135,33 @@ fn connect(
     region: &Region,
 ) -> Result<App<SqldHost<UreqTransport>>, String> {
     let ring = root_key::load(key_dir, &region.id)?;
+    // The URL says how databases are addressed: with `{name}`, each at its
+    // own URL (a Turso region); without, namespaces of one server (a
+    // self-run sqld, a Turso region's replacement after a disaster among
+    // them). An operator creates no Turso database.
+    let provider = if url.contains(NAME_PLACEHOLDER) && admin_url.is_none() {
+        Provider::Turso(TursoPlacement {
+            region: region.id.clone(),
+            // Used only by the Platform API, which this connection has not.
+            organization: String::new(),
+            group: String::new(),
+            location: region.database.location.clone(),
+        })
+    } else {
+        Provider::Namespaces
+    };
     let settings = SqldSettings {
         url: url.trim_end_matches('/').to_owned(),
         auth_token: std::env::var("AMANAH_DB_AUTH_TOKEN").ok(),
         admin_url: admin_url.map(|u| u.trim_end_matches('/').to_owned()),
         admin_token: admin_url.and_then(|_| std::env::var("AMANAH_DB_ADMIN_TOKEN").ok()),
+        provider,
     };
+    settings.check(if admin_url.is_some() {
+        "--into-sqld"
+    } else {
+        "--sqld"
+    })?;
     let platform = Platform {
         now,
         fill_random: os_random,

@@ -41,10 +41,12 @@ impl Transport for FetchTransport {
                     h.set(k, v)?;
                 }
                 let mut init = RequestInit::new();
-                let method = if method == "DELETE" {
-                    Method::Delete
-                } else {
-                    Method::Post
+                // Hrana and sqld's admin API POST and DELETE; Turso's
+                // Platform API also GETs (a group's placement).
+                let method = match method {
+                    "DELETE" => Method::Delete,
+                    "GET" => Method::Get,
+                    _ => Method::Post,
                 };
                 init.with_method(method).with_headers(h).with_body(
                     (!body.is_empty()).then(|| js_sys::Uint8Array::from(body.as_slice()).into()),

@@ -11,11 +11,12 @@
 
 use std::time::Duration;
 
-use amanah_region_config::Regions;
+use amanah_region_config::{DatabaseProvider, Regions};
 
 use crate::app::{Config, RegionInfo};
 use crate::crypto::keys::RootKeyring;
-use crate::store::sqld::SqldSettings;
+use crate::store::sqld::{Provider, SqldSettings};
+use crate::store::turso::TursoPlacement;
 
 /// Whether a setting is a secret (the host must read it from its secret
 /// store, never from a plain variable a manifest could carry).
@@ -35,7 +36,7 @@ pub struct Setting {
 }
 
 /// Every setting [`read`] looks up.
-pub const SETTINGS: [Setting; 13] = [
+pub const SETTINGS: [Setting; 15] = [
     Setting {
         name: "REGION",
         kind: Kind::Plain,
@@ -49,12 +50,22 @@ pub const SETTINGS: [Setting; 13] = [
     Setting {
         name: "DB_URL",
         kind: Kind::Plain,
-        meaning: "the region's libSQL server (`http://127.0.0.1:9010` locally)",
+        meaning: "the region's libSQL server (`http://127.0.0.1:9010` locally); for a Turso region every database's URL, `{name}` standing for its name (`https://{name}-<org>.turso.io`)",
     },
     Setting {
         name: "DB_ADMIN_URL",
         kind: Kind::Plain,
-        meaning: "sqld's admin API (loopback, or an authenticated tunnel)",
+        meaning: "sqld's admin API (loopback, or an authenticated tunnel); for a Turso region its Platform API (`https://api.turso.tech`)",
+    },
+    Setting {
+        name: "TURSO_ORG",
+        kind: Kind::Plain,
+        meaning: "a Turso region only: the organisation's slug",
+    },
+    Setting {
+        name: "TURSO_GROUP",
+        kind: Kind::Plain,
+        meaning: "a Turso region only, optional, default the region's id: the group every database is created in, placed in the region's location of regions.toml alone",
     },
     Setting {
         name: "IDLE_TIMEOUT_SECS",
@@ -89,12 +100,12 @@ pub const SETTINGS: [Setting; 13] = [
     Setting {
         name: "DB_AUTH_TOKEN",
         kind: Kind::Secret,
-        meaning: "optional bearer token for the libSQL server (sqld `--auth-jwt-key-file`)",
+        meaning: "optional bearer token for the libSQL server (sqld `--auth-jwt-key-file`); for a Turso region the group's database token",
     },
     Setting {
         name: "DB_ADMIN_TOKEN",
         kind: Kind::Secret,
-        meaning: "optional bearer token for the admin tunnel",
+        meaning: "optional bearer token for the admin tunnel; for a Turso region a Platform API token",
     },
     Setting {
         name: "MAINTAIN_TOKEN",
@@ -159,12 +170,23 @@ pub fn read(get: impl Fn(&str, Kind) -> Option<String>) -> Result<Settings, Stri
         .ok_or("REGION_URLS must include this deployment's own region")?;
     let root_text = required("ROOT_KEY", Kind::Secret)?;
     let root = RootKeyring::parse(&region.id, &root_text).map_err(|e| format!("ROOT_KEY: {e}"))?;
+    let provider = match region.database.provider {
+        DatabaseProvider::Sqld => Provider::Namespaces,
+        DatabaseProvider::Turso => Provider::Turso(TursoPlacement {
+            region: region.id.clone(),
+            organization: required("TURSO_ORG", Kind::Plain)?,
+            group: optional("TURSO_GROUP", Kind::Plain).unwrap_or_else(|| region.id.clone()),
+            location: region.database.location.clone(),
+        }),
+    };
     let db = SqldSettings {
         url: required("DB_URL", Kind::Plain)?,
         auth_token: optional("DB_AUTH_TOKEN", Kind::Secret),
         admin_url: Some(required("DB_ADMIN_URL", Kind::Plain)?),
         admin_token: optional("DB_ADMIN_TOKEN", Kind::Secret),
+        provider,
     };
+    db.check("DB_URL")?;
     let mut config = Config::new(own, infos);
     if let Some(secs) = optional("IDLE_TIMEOUT_SECS", Kind::Plain) {
         config.idle_timeout_secs = secs
@@ -244,8 +266,10 @@ mod tests {
                 "REGION_URLS",
                 ("pk=http://127.0.0.1:1,ae=http://127.0.0.1:2/", Kind::Plain),
             ),
-            ("DB_URL", ("http://127.0.0.1:3", Kind::Plain)),
+            // pk is a Turso region (regions.toml).
+            ("DB_URL", ("http://127.0.0.1:3/{name}", Kind::Plain)),
             ("DB_ADMIN_URL", ("http://127.0.0.1:4", Kind::Plain)),
+            ("TURSO_ORG", ("amanah", Kind::Plain)),
             ("ROOT_KEY", (KEY, Kind::Secret)),
         ])
     }
@@ -286,12 +310,41 @@ mod tests {
             ("IDLE_TIMEOUT_SECS", "5", Kind::Plain, "60 to 86400"),
             ("DB_TIMEOUT_MS", "soon", Kind::Plain, "100 to 60000"),
             ("TEST_HOOKS", "yes", Kind::Plain, "0 or 1"),
+            ("TURSO_ORG", "", Kind::Plain, "TURSO_ORG is not set"),
+            (
+                "DB_URL",
+                "http://127.0.0.1:3",
+                Kind::Plain,
+                "DB_URL must name each database's URL with {name}",
+            ),
         ] {
             let mut m = base();
             m.insert(name, (value, kind));
             let err = read_from(&m).err().unwrap_or_default();
             assert!(err.contains(why), "{name}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn the_provider_is_the_one_regions_toml_names() {
+        let s = read_from(&base()).unwrap();
+        assert_eq!(
+            s.db.provider,
+            Provider::Turso(TursoPlacement {
+                region: "pk".into(),
+                organization: "amanah".into(),
+                group: "pk".into(),
+                location: "aws-ap-southeast-1".into(),
+            })
+        );
+        // ae is a self-run sqld: one URL, namespaces; a template is refused.
+        let mut m = base();
+        m.insert("REGION", ("ae", Kind::Plain));
+        let err = read_from(&m).err().unwrap_or_default();
+        assert!(err.contains("self-run sqld"), "{err}");
+        m.insert("DB_URL", ("http://127.0.0.1:3", Kind::Plain));
+        let s = read_from(&m).unwrap();
+        assert_eq!(s.db.provider, Provider::Namespaces);
     }
 
     #[test]
@@ -325,7 +378,10 @@ mod tests {
         let mut m = base();
         m.insert("TEST_HOOKS", ("1", Kind::Plain));
         assert!(read_from(&m).unwrap().config.test_hooks);
-        m.insert("DB_URL", ("https://db.pk.amanah.example", Kind::Plain));
+        m.insert("DB_URL", ("https://{name}-amanah.turso.io", Kind::Plain));
+        assert!(read_from(&m).err().unwrap_or_default().contains("loopback"));
+        m.insert("DB_URL", ("http://127.0.0.1:3/{name}", Kind::Plain));
+        m.insert("DB_ADMIN_URL", ("https://api.turso.tech", Kind::Plain));
         assert!(read_from(&m).err().unwrap_or_default().contains("loopback"));
     }
 }

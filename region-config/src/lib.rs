@@ -27,9 +27,28 @@ pub enum DatabaseProvider {
 #[serde(deny_unknown_fields)]
 pub struct DatabasePlacement {
     pub provider: DatabaseProvider,
-    /// Provider location (`sin` for Turso) or cloud region (`aws:me-central-1`).
+    /// Turso location (one of [`TURSO_LOCATIONS`], `aws-ap-southeast-1`)
+    /// or, for a self-run sqld, the cloud region (`aws:me-central-1`).
     pub location: String,
 }
+
+/// Turso's locations for new groups, as its Platform API names them
+/// (`GET /v1/locations`). Turso's older locations (`sin`, `fra`, …) are
+/// closed to new users; its current ones are AWS regions named
+/// `aws-<region>`. A `regions.toml` naming any other is refused, and the
+/// host checks at every database it creates that the group it creates it
+/// in is placed here (`functions/src/store/turso.rs`); the operator checks
+/// this list against `GET /v1/locations` before deploying (docs/turso.md).
+pub const TURSO_LOCATIONS: [&str; 8] = [
+    "aws-ap-northeast-1",
+    "aws-ap-south-1",
+    "aws-ap-southeast-1",
+    "aws-eu-central-1",
+    "aws-eu-west-1",
+    "aws-us-east-1",
+    "aws-us-east-2",
+    "aws-us-west-2",
+];
 
 /// Edge (Workers) settings for a region.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -115,6 +134,8 @@ pub enum RegionConfigError {
     NoDefault,
     #[error("unknown region {0:?}")]
     Unknown(String),
+    #[error("regions.toml: region {0:?}: database.location {1:?} is not one of Turso's locations ({locations})", locations = TURSO_LOCATIONS.join(", "))]
+    TursoLocation(String, String),
     #[error("regions.toml: region {0:?}: retention.years must be 1 to 100 (a period below the 30-day grace period, or none, is refused)")]
     Retention(String),
 }
@@ -153,6 +174,14 @@ impl Regions {
                 if value.trim().is_empty() {
                     return Err(RegionConfigError::Missing(r.id.clone(), what));
                 }
+            }
+            if r.database.provider == DatabaseProvider::Turso
+                && !TURSO_LOCATIONS.contains(&r.database.location.as_str())
+            {
+                return Err(RegionConfigError::TursoLocation(
+                    r.id.clone(),
+                    r.database.location.clone(),
+                ));
             }
             if let Some(t) = &r.retention {
                 if !(1..=100).contains(&t.years) {
@@ -215,13 +244,14 @@ mod tests {
             ("Pakistan", "Singapore")
         );
         assert_eq!(pk.database.provider, DatabaseProvider::Turso);
-        assert_eq!(pk.database.location, "sin");
+        assert_eq!(pk.database.location, "aws-ap-southeast-1");
         let ae = r.get("ae").unwrap();
         assert_eq!(ae.location, "UAE");
         // Turso has no UAE location: ae must be a self-run sqld.
         assert_eq!(ae.database.provider, DatabaseProvider::Sqld);
         let eu = r.get("eu").unwrap();
         assert_eq!(eu.location, "Frankfurt");
+        assert_eq!(eu.database.location, "aws-eu-central-1");
         assert!(eu.optional);
         let ids: Vec<_> = r.default_enabled().into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["pk", "ae"]);
@@ -238,7 +268,7 @@ name = "Pakistan"
 location = "Singapore"
 [region.database]
 provider = "turso"
-location = "sin"
+location = "aws-ap-southeast-1"
 [region.edge]
 placement_region = "aws:ap-southeast-1"
 "#;
@@ -271,6 +301,22 @@ placement_region = "aws:ap-southeast-1"
             Err(RegionConfigError::NoDefault)
         );
         assert_eq!(Regions::parse("region = []"), Err(RegionConfigError::Empty));
+        // Turso's closed location names, and places it has none, are refused.
+        for closed in ["sin", "aws:ap-southeast-1", "aws-me-central-1"] {
+            assert_eq!(
+                Regions::parse(&ONE.replace(
+                    "aws-ap-southeast-1\"\n[region.edge]",
+                    &format!("{closed}\"\n[region.edge]")
+                )),
+                Err(RegionConfigError::TursoLocation("pk".into(), closed.into()))
+            );
+        }
+        // A self-run sqld names its cloud region freely.
+        assert!(Regions::parse(&ONE.replace("turso", "sqld").replace(
+            "aws-ap-southeast-1\"\n[region.edge]",
+            "aws:ap-southeast-1\"\n[region.edge]"
+        ))
+        .is_ok());
         let kept = |years: &str, law: &str| {
             Regions::parse(&format!(
                 "{ONE}[region.retention]\nyears = {years}\nlaw = \"{law}\"\n"

@@ -21,7 +21,7 @@ impl Deployment {
                 .map(|d| d.join(&clinic.region).join(format!("{}.db", clinic.id))),
             Layout::Sqld(_) => self
                 .sqld(&clinic.region)
-                .map(|s| s.dir.join("dbs").join(&clinic.id).join("data")),
+                .map(|s| s.dir.join("dbs").join(s.namespace(&clinic.id)).join("data")),
         }
     }
 
@@ -49,7 +49,7 @@ impl Deployment {
             Layout::Files => self.db_file(clinic).map(|f| sql_on_file(&f, statements)),
             Layout::Sqld(_) => self
                 .sqld(&clinic.region)
-                .map(|s| sql_on_sqld(&s.url, &clinic.id, statements)),
+                .map(|s| sql_on_sqld(&s.url, &s.namespace(&clinic.id), statements)),
         }
     }
 
@@ -68,7 +68,9 @@ impl Deployment {
                 .data_dir
                 .as_ref()
                 .map(|d| scalar_on_file(&d.join(region).join(format!("{ns}.db")), sql)),
-            Layout::Sqld(_) => self.sqld(region).map(|s| scalar_on_sqld(&s.url, ns, sql)),
+            Layout::Sqld(_) => self
+                .sqld(region)
+                .map(|s| scalar_on_sqld(&s.url, &s.namespace(ns), sql)),
         }
     }
 
@@ -112,7 +114,7 @@ impl Deployment {
                 .collect(),
             Layout::Sqld(_) => self
                 .sqld(region)
-                .map(|s| files_under(&s.dir.join("dbs").join("directory")))
+                .map(|s| files_under(&s.dir.join("dbs").join(s.namespace("directory"))))
                 .unwrap_or_default(),
         }
     }

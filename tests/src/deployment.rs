@@ -134,6 +134,46 @@ pub struct SqldRegion {
     pub dir: PathBuf,
     pub bin: PathBuf,
     pub args: Vec<String>,
+    /// A Turso region (regions.toml): its databases are the stand-in's,
+    /// each a namespace of this sqld under its Turso name.
+    pub turso: Option<TursoRegion>,
+}
+
+/// What the stand-in for Turso of a region gives an operator.
+#[derive(Clone, Debug)]
+pub struct TursoRegion {
+    /// Every database's URL, `{name}` for its name.
+    pub db_url: String,
+    /// The group's database token.
+    pub db_token: String,
+}
+
+impl SqldRegion {
+    /// The sqld namespace of `name` (`directory` or a clinic id): itself,
+    /// or on a Turso region its Turso database's name.
+    pub fn namespace(&self, name: &str) -> String {
+        match &self.turso {
+            Some(_) => amanah_functions::store::turso::database_name(&self.region, name),
+            None => name.to_owned(),
+        }
+    }
+
+    /// What an operator's `--sqld` names: the server, or on a Turso region
+    /// every database's URL.
+    pub fn operator_url(&self) -> String {
+        self.turso
+            .as_ref()
+            .map_or_else(|| self.url.clone(), |t| t.db_url.clone())
+    }
+
+    /// The environment an operator's command needs for `--sqld` (the
+    /// database token of a Turso region).
+    pub fn operator_env(&self) -> Vec<(&'static str, String)> {
+        self.turso
+            .as_ref()
+            .map(|t| vec![("AMANAH_DB_AUTH_TOKEN", t.db_token.clone())])
+            .unwrap_or_default()
+    }
 }
 
 /// Another, empty libSQL server (the deployment's `sqld` binary, its own
@@ -307,7 +347,14 @@ impl Deployment {
                     .flatten()
                     .map(|l| PathBuf::from(text_of(l))),
             );
+            if let Some(log) = r["turso"]["log"].as_str() {
+                logs.push(PathBuf::from(log));
+            }
             servers.push(SqldRegion {
+                turso: r["turso"]["db_url"].as_str().map(|db_url| TursoRegion {
+                    db_url: db_url.to_owned(),
+                    db_token: text_of(&r["turso"]["db_token"]),
+                }),
                 region: id.to_owned(),
                 url: text_of(&r["sqld_url"]),
                 admin_url: text_of(&r["sqld_admin_url"]),

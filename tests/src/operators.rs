@@ -46,10 +46,29 @@ pub fn operator(args: &[&str], paths: &[(&str, &Path)], env: &[(&str, &str)]) ->
         c.arg(flag).arg(path);
     }
     c.envs(env.iter().copied());
+    // `--sqld` of a Turso region's databases (a URL with `{name}`): the
+    // deployment's database token, as its operator would export it.
+    if let Some(url) = args.iter().find(|a| a.contains("{name}")) {
+        if let Some(token) = turso_token(url) {
+            c.env("AMANAH_DB_AUTH_TOKEN", token);
+        }
+    }
     let out = c.arg("--json").output().expect("run amanah");
     Ran {
         ok: out.status.success(),
         json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The database token of the deployment's Turso region whose databases are
+/// at `url` (`AMANAH_DEPLOYMENT`'s file).
+fn turso_token(url: &str) -> Option<String> {
+    let file = std::env::var("AMANAH_DEPLOYMENT").ok()?;
+    let d = crate::Deployment::from_file(std::path::Path::new(&file));
+    ["pk", "ae"]
+        .iter()
+        .filter_map(|r| d.sqld(r)?.turso.clone())
+        .find(|t| t.db_url == url)
+        .map(|t| t.db_token)
 }

@@ -21,7 +21,7 @@ use serde_json::json;
 #[test]
 fn a_sqld_region_backs_up_during_writes_restores_into_files_and_a_fresh_server() {
     let d = Deployment::start();
-    let Some(url) = d.sqld("pk").map(|s| s.url.clone()) else {
+    let Some(url) = d.sqld("pk").map(|s| s.operator_url()) else {
         eprintln!("skipped: this deployment keeps its databases in files");
         return;
     };

@@ -3,7 +3,7 @@
 //! every region's URL, with no secret in the file and no query string (a
 //! search term) in Cloudflare's request logs.
 
-use amanah_region_config::Regions;
+use amanah_region_config::{DatabaseProvider, Regions};
 
 #[test]
 fn every_region_has_its_worker_environment_and_nothing_else() {
@@ -38,6 +38,22 @@ fn every_region_has_its_worker_environment_and_nothing_else() {
                 region.id,
                 other.id
             );
+        }
+        // The database settings fit the region's provider (the hosts refuse
+        // to start otherwise).
+        let db_url = vars["DB_URL"].as_str().expect("DB_URL");
+        match region.database.provider {
+            DatabaseProvider::Turso => {
+                assert!(db_url.starts_with("https://{name}-"), "{db_url}");
+                assert!(vars["TURSO_ORG"].as_str().is_some_and(|o| !o.is_empty()));
+                assert_eq!(
+                    vars["DB_ADMIN_URL"].as_str(),
+                    Some("https://api.turso.tech")
+                );
+            }
+            DatabaseProvider::Sqld => {
+                assert!(!db_url.contains("{name}") && !vars.contains_key("TURSO_ORG"));
+            }
         }
         for secret in ["ROOT_KEY", "DB_AUTH_TOKEN", "DB_ADMIN_TOKEN"] {
             assert!(
@@ -85,7 +101,9 @@ fn the_spin_manifest_declares_every_setting_and_only_the_database_host() {
         .iter()
         .map(|s| (s.name.to_ascii_lowercase(), s.kind))
         .collect();
-    assert_eq!(vars.len(), names.len(), "no variable nobody reads");
+    // `db_outbound` is the manifest's own: what the component may reach.
+    assert!(vars.contains_key("db_outbound") && !passed.contains_key("db_outbound"));
+    assert_eq!(vars.len(), names.len() + 1, "no variable nobody reads");
     for (name, kind) in &names {
         let v = vars
             .get(name)
@@ -112,7 +130,7 @@ fn the_spin_manifest_declares_every_setting_and_only_the_database_host() {
         .iter()
         .filter_map(|h| h.as_str())
         .collect();
-    assert_eq!(hosts, ["{{ db_url }}", "{{ db_admin_url }}"]);
+    assert_eq!(hosts, ["{{ db_outbound }}", "{{ db_admin_url }}"]);
     assert_eq!(
         component["source"].as_str(),
         Some("target/wasm32-wasip2/spin/amanah_spin.wasm"),

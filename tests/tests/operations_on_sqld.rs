@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 /// is); `None` (skipped) where the deployment has no sqld.
 fn sqld_deployment() -> Option<(Deployment, String, PathBuf)> {
     let d = Deployment::start();
-    let Some(url) = d.sqld("pk").map(|s| s.url.clone()) else {
+    let Some(url) = d.sqld("pk").map(|s| s.operator_url()) else {
         eprintln!("skipped: this deployment keeps its databases in files");
         return None;
     };

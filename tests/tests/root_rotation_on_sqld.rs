@@ -36,7 +36,7 @@ fn kid(token: &str) -> String {
 #[test]
 fn a_sqld_region_rotates_its_root_key_across_a_redeploy_and_retires_the_old_one() {
     let d = Deployment::start();
-    let Some(url) = d.sqld("pk").map(|s| s.url.clone()) else {
+    let Some(url) = d.sqld("pk").map(|s| s.operator_url()) else {
         eprintln!("skipped: this deployment keeps its databases in files");
         return;
     };

@@ -27,7 +27,7 @@ fn the_workers_cron_checkpoints_into_its_bucket_and_a_cut_chain_is_caught() {
         eprintln!("skipped: the object store binding is the Worker's");
         return;
     }
-    let url = d.sqld("pk").expect("the Worker's sqld").url.clone();
+    let url = d.sqld("pk").expect("the Worker's sqld").operator_url();
     let data = d.data_dir.clone().expect("data dir of the deployment");
     let (clinic, owner, _) = d.ready_clinic("pk", "Bucket Chain Clinic", "owner@bucket-chain.pk");
     for i in 0..3 {

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use amanah_region_config::DatabaseProvider;
+
 use crate::wait_healthy;
 
 /// Regions a local deployment serves, in port order.
@@ -85,8 +87,88 @@ pub struct RegionProc {
     pub sqld_admin: u16,
     sqld_args: Vec<String>,
     sqld: Child,
+    /// Where `regions.toml` puts the region on Turso: the local stand-in
+    /// for Turso in front of the sqld.
+    pub turso: Option<TursoStandin>,
     /// The host's process (`wrangler dev` or `wasmtime serve`).
     pub server: Option<Child>,
+}
+
+/// The local stand-in for Turso of one region (`xtask/turso-standin.py`):
+/// its Platform API and each database's URL, backed by the region's sqld.
+pub struct TursoStandin {
+    pub port: u16,
+    /// The organisation's slug (`TURSO_ORG`); the group is the region's id.
+    pub org: String,
+    /// The Platform API token (`DB_ADMIN_TOKEN`), made per deployment.
+    pub api_token: String,
+    /// The group's database token (`DB_AUTH_TOKEN`), minted at start as an
+    /// operator would.
+    pub db_token: String,
+    child: Child,
+}
+
+/// The stand-in's script.
+fn standin_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("turso-standin.py")
+}
+
+impl TursoStandin {
+    /// Starts the stand-in before the region's sqld answers (it only
+    /// forwards to it), waits for it, and makes the region's group and its
+    /// token through its Platform API, as docs/turso.md has an operator do.
+    fn start(
+        dir: &Path,
+        region: &str,
+        location: &str,
+        sqld_http: u16,
+        sqld_admin: u16,
+    ) -> Result<Self, String> {
+        let port = free_port()?;
+        let org = "amanah-local".to_owned();
+        let api_token = random_hex()?;
+        let child = Command::new("python3")
+            .arg(standin_script())
+            .args(["serve", "--port", &port.to_string()])
+            .args(["--sqld-url", &format!("http://127.0.0.1:{sqld_http}")])
+            .args([
+                "--sqld-admin-url",
+                &format!("http://127.0.0.1:{sqld_admin}"),
+            ])
+            .args(["--org", &org, "--state"])
+            .arg(dir.join("turso-standin.json"))
+            .env("TURSO_STANDIN_API_TOKEN", &api_token)
+            .stdout(Stdio::null())
+            .stderr(log_file(&dir.join("turso-standin.log"))?)
+            .spawn()
+            .map_err(|e| format!("cannot start the Turso stand-in (python3): {e}"))?;
+        wait_port(port)?;
+        let out = Command::new("python3")
+            .arg(standin_script())
+            .args(["setup", "--api", &format!("http://127.0.0.1:{port}")])
+            .args(["--org", &org, "--group", region, "--location", location])
+            .env("TURSO_STANDIN_API_TOKEN", &api_token)
+            .output()
+            .map_err(|e| format!("cannot run the Turso stand-in's setup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the Turso stand-in's setup failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let db_token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok(TursoStandin {
+            port,
+            org,
+            api_token,
+            db_token,
+            child,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
 }
 
 impl RegionProc {
@@ -101,6 +183,24 @@ impl RegionProc {
     }
     pub fn sqld_admin_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.sqld_admin)
+    }
+
+    /// The database settings of the region's host, as its provider in
+    /// `regions.toml` wants them: `(name, value, secret)`.
+    pub fn db_settings(&self) -> Vec<(&'static str, String, bool)> {
+        match &self.turso {
+            None => vec![
+                ("DB_URL", self.sqld_url(), false),
+                ("DB_ADMIN_URL", self.sqld_admin_url(), false),
+            ],
+            Some(t) => vec![
+                ("DB_URL", format!("{}/{{name}}", t.url()), false),
+                ("DB_ADMIN_URL", t.url(), false),
+                ("TURSO_ORG", t.org.clone(), false),
+                ("DB_AUTH_TOKEN", t.db_token.clone(), true),
+                ("DB_ADMIN_TOKEN", t.api_token.clone(), true),
+            ],
+        }
     }
 }
 
@@ -155,6 +255,7 @@ pub fn up<H: WasmHost>(
     let data = data
         .canonicalize()
         .map_err(|e| format!("{}: {e}", data.display()))?;
+    let regions_toml = amanah_region_config::Regions::builtin();
     let mut regions = Vec::new();
     for (i, id) in REGIONS.into_iter().enumerate() {
         let port = if port == 0 {
@@ -181,6 +282,29 @@ pub fn up<H: WasmHost>(
             .stderr(log_file(&dir.join("sqld.log"))?)
             .spawn()
             .map_err(|e| format!("cannot start sqld: {e}"))?;
+        let placement = &regions_toml
+            .get(id)
+            .ok_or_else(|| format!("region {id} is not in regions.toml"))?
+            .database;
+        let turso = match placement.provider {
+            DatabaseProvider::Turso => Some(TursoStandin::start(
+                &dir,
+                id,
+                &placement.location,
+                sqld_http,
+                sqld_admin,
+            )),
+            DatabaseProvider::Sqld => None,
+        };
+        let turso = match turso.transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                let mut sqld = sqld;
+                let _ = sqld.kill();
+                stop(&mut regions);
+                return Err(e);
+            }
+        };
         regions.push(RegionProc {
             id,
             port,
@@ -188,6 +312,7 @@ pub fn up<H: WasmHost>(
             sqld_admin,
             sqld_args,
             sqld,
+            turso,
             server: None,
         });
     }
@@ -321,8 +446,18 @@ fn start_servers<H: WasmHost>(
         }
         let dir = r.dir(data);
         let args: Vec<String> = r.sqld_args.iter().map(|a| json_str(a)).collect();
+        // A Turso region: where its databases are (for `--sqld`), the
+        // token they want, and its stand-in's log (the logs scanned).
+        let turso = r.turso.as_ref().map_or(String::new(), |t| {
+            format!(
+                "\"turso\":{{\"db_url\":{},\"db_token\":{},\"log\":{}}},",
+                json_str(&format!("{}/{{name}}", t.url())),
+                json_str(&t.db_token),
+                json_str(&dir.join("turso-standin.log").to_string_lossy()),
+            )
+        });
         json.push_str(&format!(
-            "{}:{{\"url\":{},\"cold_start_ms\":{cold:.0},\"sqld_url\":{},\"sqld_admin_url\":{},\"sqld_bin\":{},\"sqld_args\":[{}],\"sqld_dir\":{},\"logs\":[{},{}]}}",
+            "{}:{{{turso}\"url\":{},\"cold_start_ms\":{cold:.0},\"sqld_url\":{},\"sqld_admin_url\":{},\"sqld_bin\":{},\"sqld_args\":[{}],\"sqld_dir\":{},\"logs\":[{},{}]}}",
             json_str(r.id),
             json_str(&r.url()),
             json_str(&r.sqld_url()),
@@ -457,6 +592,10 @@ fn stop(regions: &mut [RegionProc]) {
     for r in regions.iter_mut() {
         if let Some(w) = r.server.take() {
             stop_server(w);
+        }
+        if let Some(mut t) = r.turso.take() {
+            let _ = t.child.kill();
+            let _ = t.child.wait();
         }
         let _ = r.sqld.kill();
         let _ = r.sqld.wait();

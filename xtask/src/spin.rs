@@ -176,6 +176,23 @@ pub fn runtime_config(regions: &Regions, region: &Region) -> String {
         DatabaseProvider::Turso => format!("Turso, location {}", region.database.location),
         DatabaseProvider::Sqld => format!("self-run sqld in {}", region.database.location),
     };
+    // Turso: a database per clinic, each at its own hostname (docs/turso.md).
+    let db = match region.database.provider {
+        DatabaseProvider::Turso => format!(
+            "db_url = \"https://{{name}}-amanah.turso.io\"\n\
+             db_outbound = \"https://*.turso.io\"\n\
+             db_admin_url = \"https://api.turso.tech\"\n\
+             turso_org = \"amanah\"\n\
+             turso_group = \"{id}\"\n",
+            id = region.id
+        ),
+        DatabaseProvider::Sqld => format!(
+            "db_url = \"https://db.{id}.{DOMAIN}\"\n\
+             db_outbound = \"https://db.{id}.{DOMAIN}\"\n\
+             db_admin_url = \"https://db-admin.{id}.{DOMAIN}\"\n",
+            id = region.id
+        ),
+    };
     format!(
         "# Spin runtime config for region {id} ({name}): data in {location}.\n\
          # Generated from region-config/regions.toml by `cargo xtask spin-build`;\n\
@@ -194,8 +211,7 @@ pub fn runtime_config(regions: &Regions, region: &Region) -> String {
          [variables_provider.values]\n\
          region = \"{id}\"\n\
          region_urls = \"{urls}\"\n\
-         db_url = \"https://db.{id}.{DOMAIN}\"\n\
-         db_admin_url = \"https://db-admin.{id}.{DOMAIN}\"\n",
+         {db}",
         id = region.id,
         name = region.name,
         location = region.location,
@@ -245,11 +261,10 @@ impl WasmHost for Spin<'_> {
         let mut vars: Vec<(&str, String)> = vec![
             ("REGION", r.id.to_owned()),
             ("REGION_URLS", region_urls.to_owned()),
-            ("DB_URL", r.sqld_url()),
-            ("DB_ADMIN_URL", r.sqld_admin_url()),
             ("ROOT_KEY", root_key(data, r.id)?),
             ("MAINTAIN_TOKEN", self.maintain_token.clone()),
         ];
+        vars.extend(r.db_settings().into_iter().map(|(n, v, _)| (n, v)));
         if test_hooks || self.unlimited {
             // As for the Worker's test deployment: a whole suite signs up
             // and calls from one address (and a benchmark measures the
@@ -324,9 +339,21 @@ mod tests {
             assert_eq!(providers[0]["type"].as_str(), Some("static"));
             let values = providers[0]["values"].as_table().expect("values");
             assert_eq!(values["region"].as_str(), Some(region.id.as_str()));
-            assert!(values["db_url"]
-                .as_str()
-                .is_some_and(|u| u.starts_with(&format!("https://db.{}.", region.id))));
+            // The database as the region's provider wants it, and only it
+            // reachable.
+            let db_url = values["db_url"].as_str().expect("db_url");
+            let outbound = values["db_outbound"].as_str().expect("db_outbound");
+            match region.database.provider {
+                DatabaseProvider::Turso => {
+                    assert!(db_url.starts_with("https://{name}-"), "{db_url}");
+                    assert_eq!(outbound, "https://*.turso.io");
+                    assert_eq!(values["turso_group"].as_str(), Some(region.id.as_str()));
+                }
+                DatabaseProvider::Sqld => {
+                    assert!(db_url.starts_with(&format!("https://db.{}.", region.id)));
+                    assert_eq!(outbound, db_url);
+                }
+            }
             let urls = values["region_urls"].as_str().expect("region_urls");
             for other in regions.default_enabled() {
                 assert!(urls.contains(&format!("{}=https://", other.id)));

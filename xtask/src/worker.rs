@@ -109,14 +109,15 @@ impl WasmHost for Worker<'_> {
     ) -> Result<(Child, PathBuf), String> {
         let dir = r.dir(data);
         let env_file = dir.join("worker.env");
-        write_private(
-            &env_file,
-            &format!(
-                "ROOT_KEY={}\nMAINTAIN_TOKEN={}\n",
-                root_key(data, r.id)?,
-                self.maintain_token
-            ),
-        )?;
+        let mut secrets = format!(
+            "ROOT_KEY={}\nMAINTAIN_TOKEN={}\n",
+            root_key(data, r.id)?,
+            self.maintain_token
+        );
+        for (name, value, _) in r.db_settings().into_iter().filter(|s| s.2) {
+            secrets.push_str(&format!("{name}={value}\n"));
+        }
+        write_private(&env_file, &secrets)?;
         let mut c = self.tools.wrangler();
         c.args(["dev", "--env", r.id, "--ip", "127.0.0.1", "--port"])
             .arg(r.port.to_string())
@@ -127,11 +128,10 @@ impl WasmHost for Worker<'_> {
             .arg("--persist-to")
             .arg(dir.join("wrangler-state"))
             .args(["--show-interactive-dev-session=false", "--var"])
-            .arg(format!("DB_URL:{}", r.sqld_url()))
-            .arg("--var")
-            .arg(format!("DB_ADMIN_URL:{}", r.sqld_admin_url()))
-            .arg("--var")
             .arg(format!("REGION_URLS:{region_urls}"));
+        for (name, value, _) in r.db_settings().into_iter().filter(|s| !s.2) {
+            c.arg("--var").arg(format!("{name}:{value}"));
+        }
         if test_hooks {
             // Tests also stop sqld (SIGSTOP): give up on it sooner than the
             // production default of 10 s.

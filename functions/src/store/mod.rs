@@ -5,6 +5,7 @@
 pub mod hrana;
 pub mod schema;
 pub mod sqld;
+pub mod turso;
 
 use crate::error::{ApiError, ApiResult};
 use crate::host::{Conn, DbError, Row, Value};

@@ -1,13 +1,18 @@
-//! Clinic databases as namespaces of a libSQL server (`sqld
-//! --enable-namespaces`): one namespace per clinic, created at sign-up through
-//! sqld's admin API, and the namespace `directory` for the region directory.
+//! A region's clinic databases on libSQL servers, as its provider in
+//! `regions.toml` runs them ([`Provider`]):
+//!
+//! - a self-run sqld (`sqld --enable-namespaces`): one namespace per
+//!   clinic, created at sign-up through sqld's admin API, and the namespace
+//!   `directory` for the region directory; the namespace travels in the
+//!   `x-namespace-bin` header. The admin API must never be public: locally
+//!   it listens on loopback, in production it sits behind an authenticated
+//!   tunnel (`admin_token`).
+//! - Turso ([`super::turso`]): a database per clinic, created through the
+//!   Platform API, each at its own URL.
+//!
 //! Statements go over Hrana ([`super::hrana`]) through the host's
-//! [`Transport`]; the namespace travels in the `x-namespace-bin` header.
-//!
-//! [`SqldHost`] is the whole [`Host`] of the wasm hosts over these databases.
-//!
-//! The admin API must never be public: locally it listens on loopback, in
-//! production it sits behind an authenticated tunnel (`admin_token`).
+//! [`Transport`] either way. [`SqldHost`] is the whole [`Host`] of the wasm
+//! hosts over these databases.
 
 use crate::crypto::keys::RootKeyring;
 use crate::host::{DbError, Host, NoCheckpoints};
@@ -15,18 +20,49 @@ use crate::ids::ClinicId;
 use crate::jobs::checkpoints::CheckpointStore;
 
 use super::hrana::{Endpoint, HranaConn, Transport};
+use super::turso::{PlatformApi, TursoPlacement, NAME_PLACEHOLDER};
 
-/// Where a region's sqld is and how to reach it.
+/// Who runs the region's databases, as `regions.toml` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// A self-run sqld with a namespace per database.
+    Namespaces,
+    /// Turso: a database per clinic, created through the Platform API.
+    Turso(TursoPlacement),
+}
+
+/// Where a region's databases are and how to reach them.
 #[derive(Clone)]
 pub struct SqldSettings {
-    /// Base URL of the server's HTTP (Hrana) listener.
+    /// Base URL of the server's HTTP (Hrana) listener; for Turso, every
+    /// database's URL with `{name}` for its name
+    /// (`https://{name}-<org>.turso.io`).
     pub url: String,
+    /// The servers' bearer token (for Turso, a group token).
     pub auth_token: Option<String>,
-    /// Base URL of the admin API (namespace creation). `None` for an
-    /// operator's connection, which creates and drops no namespace: its
-    /// directory must exist already.
+    /// Base URL of the admin API (sqld's namespace creation, or Turso's
+    /// Platform API). `None` for an operator's connection, which creates
+    /// and drops no database: its directory must exist already.
     pub admin_url: Option<String>,
     pub admin_token: Option<String>,
+    pub provider: Provider,
+}
+
+impl SqldSettings {
+    /// Refuses settings whose URL does not fit the provider (`{name}` in
+    /// it for Turso and only for Turso), naming `url_setting`.
+    pub fn check(&self, url_setting: &str) -> Result<(), String> {
+        let templated = self.url.contains(NAME_PLACEHOLDER);
+        match (&self.provider, templated) {
+            (Provider::Namespaces, false) | (Provider::Turso(_), true) => Ok(()),
+            (Provider::Namespaces, true) => Err(format!(
+                "{url_setting} names {NAME_PLACEHOLDER}, but this region's provider in regions.toml is a self-run sqld (one URL, a namespace per database)"
+            )),
+            (Provider::Turso(_), false) => Err(format!(
+                "{url_setting} must name each database's URL with {NAME_PLACEHOLDER} (https://{NAME_PLACEHOLDER}-<org>.turso.io): this region's provider in regions.toml is Turso"
+            )),
+        }
+    }
 }
 
 /// The namespace of the region directory.
@@ -47,14 +83,42 @@ impl<T: Transport + Clone> SqldDatabases<T> {
     }
 
     fn conn(&self, namespace: &str) -> HranaConn<T> {
+        let (url, namespace) = match &self.settings.provider {
+            Provider::Namespaces => (self.settings.url.clone(), Some(namespace.to_owned())),
+            Provider::Turso(p) => (
+                self.settings.url.replace(
+                    NAME_PLACEHOLDER,
+                    &super::turso::database_name(&p.region, namespace),
+                ),
+                None,
+            ),
+        };
         HranaConn::new(
             self.transport.clone(),
             Endpoint {
-                url: self.settings.url.clone(),
-                namespace: Some(namespace.to_owned()),
+                url,
+                namespace,
                 auth_token: self.settings.auth_token.clone(),
             },
         )
+    }
+
+    /// The Platform API, for a Turso region with an admin URL.
+    fn platform(&self) -> Option<Result<PlatformApi<'_, T>, DbError>> {
+        let Provider::Turso(placement) = &self.settings.provider else {
+            return None;
+        };
+        Some(match &self.settings.admin_url {
+            Some(url) => Ok(PlatformApi {
+                transport: &self.transport,
+                url,
+                token: self.settings.admin_token.as_deref(),
+                placement,
+            }),
+            None => Err(DbError::Other(
+                "this connection to Turso has no Platform API".into(),
+            )),
+        })
     }
 
     /// Calls the admin API; returns the status and body, and whether the
@@ -104,8 +168,12 @@ impl<T: Transport + Clone> SqldDatabases<T> {
         Ok((status, body, resent))
     }
 
-    /// Creates a namespace; one that exists already is fine when `existing_ok`.
+    /// Creates a namespace (a database, on Turso); one that exists already
+    /// is fine when `existing_ok`.
     async fn create_namespace(&self, ns: &str, existing_ok: bool) -> Result<(), DbError> {
+        if let Some(api) = self.platform() {
+            return api?.create(ns, existing_ok).await;
+        }
         let (status, body, resent) = self
             .admin("POST", &format!("/v1/namespaces/{ns}/create"))
             .await?;
@@ -155,6 +223,9 @@ impl<T: Transport + Clone> SqldDatabases<T> {
 
     /// Deletes a clinic's namespace and its files; one already gone is fine.
     pub async fn drop_clinic(&self, clinic: &ClinicId) -> Result<(), DbError> {
+        if let Some(api) = self.platform() {
+            return api?.delete(clinic.as_str()).await;
+        }
         let (status, _, _) = self
             .admin("DELETE", &format!("/v1/namespaces/{}", clinic.as_str()))
             .await?;
