@@ -65,6 +65,30 @@ impl SqldSettings {
     }
 }
 
+/// Sends an admin call (sqld's admin API, Turso's Platform API). A call
+/// that got no answer at all (a stale pooled connection after the server
+/// restarted) is sent once more, and says so (`true`): the caller accepts
+/// what a first call that did land makes the second answer.
+pub(super) async fn send_admin_call<T: Transport>(
+    transport: &T,
+    method: &'static str,
+    url: &str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+) -> Result<((u16, Vec<u8>), bool), DbError> {
+    match transport
+        .send(method, url, headers.clone(), body.clone())
+        .await
+    {
+        Ok(answer) => Ok((answer, false)),
+        Err(_) => transport
+            .send(method, url, headers, body)
+            .await
+            .map(|answer| (answer, true))
+            .map_err(DbError::Unavailable),
+    }
+}
+
 /// The namespace of the region directory.
 pub const DIRECTORY: &str = "directory";
 
@@ -143,23 +167,8 @@ impl<T: Transport + Clone> SqldDatabases<T> {
         } else {
             Vec::new()
         };
-        // A call that got no answer at all (a stale pooled connection
-        // after sqld restarted) is sent once more, and says so: the caller
-        // accepts what a first call that did land makes the second answer.
-        let ((status, body), resent) = match self
-            .transport
-            .send(method, &url, headers.clone(), body.clone())
-            .await
-        {
-            Ok(answer) => (answer, false),
-            Err(_) => (
-                self.transport
-                    .send(method, &url, headers, body)
-                    .await
-                    .map_err(DbError::Unavailable)?,
-                true,
-            ),
-        };
+        let ((status, body), resent) =
+            send_admin_call(&self.transport, method, &url, headers, body).await?;
         if status >= 500 {
             return Err(DbError::Unavailable(format!(
                 "sqld admin answered {status}"

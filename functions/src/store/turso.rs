@@ -88,22 +88,8 @@ impl<T: Transport> PlatformApi<'_, T> {
             headers.push(("authorization", format!("Bearer {t}")));
         }
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        // As for sqld's admin API: a call that got no answer at all (a
-        // stale pooled connection) is sent once more, and says so.
-        let ((status, answer), resent) = match self
-            .transport
-            .send(method, &url, headers.clone(), bytes.clone())
-            .await
-        {
-            Ok(a) => (a, false),
-            Err(_) => (
-                self.transport
-                    .send(method, &url, headers, bytes)
-                    .await
-                    .map_err(DbError::Unavailable)?,
-                true,
-            ),
-        };
+        let ((status, answer), resent) =
+            super::sqld::send_admin_call(self.transport, method, &url, headers, bytes).await?;
         if status >= 500 || status == 429 {
             return Err(DbError::Unavailable(format!(
                 "Turso's Platform API answered {status}"
