@@ -36,6 +36,12 @@ pub(crate) fn missing_current() -> ApiError {
     ApiError::internal("the clinic's current data key is missing")
 }
 
+/// The clinic's keys opened from its data keys; the current version
+/// missing is an internal error.
+pub(crate) fn open_keys(clinic: &ClinicId, keys: &DataKeys) -> ApiResult<ClinicKeys> {
+    ClinicKeys::new(clinic, keys).ok_or_else(missing_current)
+}
+
 impl<H: Host> App<H> {
     /// The region directory. The first use in this instance queues a
     /// [`store::schema_guard`] ahead of the first statement (no round trip of
@@ -147,8 +153,7 @@ impl<H: Host> App<H> {
         clinic: &ClinicId,
     ) -> ApiResult<(ClinicState, ClinicKeys)> {
         let (state, keys) = self.data_keys(clinic).await?;
-        let keys = ClinicKeys::new(clinic, &keys).ok_or_else(missing_current)?;
-        Ok((state, keys))
+        Ok((state, open_keys(clinic, &keys)?))
     }
 
     /// A clinic's state and every version of its data key, unwrapped by the

@@ -23,7 +23,7 @@ use crate::ids::ClinicId;
 use crate::records::audit::{self, Head};
 use crate::records::Vault;
 use crate::store::Statement;
-use crate::tenancy::missing_current;
+use crate::tenancy::open_keys;
 use crate::token::{Subject, TokenKind};
 
 use super::actor::Actor;
@@ -76,6 +76,24 @@ impl<H: Host> Tenant<H> {
     }
 }
 
+/// The entered clinic, in the request's `slot`.
+fn seat<'t, H: Host>(
+    slot: &'t mut Option<Tenant<H>>,
+    clinic: &ClinicId,
+    db: H::Conn,
+    keys: ClinicKeys,
+    deletion: Option<i64>,
+    head: Option<Head>,
+) -> &'t mut Tenant<H> {
+    slot.insert(Tenant {
+        id: clinic.clone(),
+        db,
+        keys,
+        deletion,
+        head,
+    })
+}
+
 impl<'a, H: Host> Ctx<'a, H> {
     /// Opens the clinic's database (after the region guard), unwraps its data
     /// key and begins the request's write transaction, into the request's
@@ -90,18 +108,8 @@ impl<'a, H: Host> Ctx<'a, H> {
         self.guard_region(clinic)?;
         self.apply_test_clock(clinic).await?;
         let (state, keys) = self.app.clinic_keys(clinic).await?;
-        let db = self.app.clinic_conn(clinic, create, false).await?;
-        #[cfg(feature = "inject-forgot-clinic")]
-        self.app.injected.entered(clinic);
-        db.begin_work(self.optimistic().then_some(audit::VERSION_SQL))
-            .await?;
-        Ok(slot.insert(Tenant {
-            id: clinic.clone(),
-            db,
-            keys,
-            deletion: state.purge_after,
-            head: None,
-        }))
+        let db = self.begin_work(clinic, create).await?;
+        Ok(seat(slot, clinic, db, keys, state.purge_after, None))
     }
 
     /// [`Ctx::enter`] an existing clinic, the directory's reads `with`
@@ -116,11 +124,8 @@ impl<'a, H: Host> Ctx<'a, H> {
         self.guard_region(clinic)?;
         self.apply_test_clock(clinic).await?;
         let (keys, rows) = self.app.data_keys_with(clinic, with).await?;
-        let keys = keys.and_then(|(state, keys)| {
-            let open = ClinicKeys::new(clinic, &keys).ok_or_else(missing_current)?;
-            Ok((state, open))
-        });
-        let (state, keys) = match keys {
+        let opened = keys.and_then(|(state, keys)| Ok((state, open_keys(clinic, &keys)?)));
+        let (state, keys) = match opened {
             Ok(k) => k,
             Err(e) => return Ok((Err(e), rows)),
         };
@@ -128,18 +133,11 @@ impl<'a, H: Host> Ctx<'a, H> {
             Ok(db) => db,
             Err(e) => return Ok((Err(e), rows)),
         };
-        #[cfg(feature = "inject-forgot-clinic")]
-        self.app.injected.entered(clinic);
-        db.begin_work(self.optimistic().then_some(audit::VERSION_SQL))
-            .await?;
-        let t = slot.insert(Tenant {
-            id: clinic.clone(),
-            db,
-            keys,
-            deletion: state.purge_after,
-            head: None,
-        });
-        Ok((Ok(t), rows))
+        self.begin_on(clinic, &db).await?;
+        Ok((
+            Ok(seat(slot, clinic, db, keys, state.purge_after, None)),
+            rows,
+        ))
     }
 
     /// [`Ctx::enter`] an existing clinic with the request's first reads
@@ -158,11 +156,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         self.guard_region(clinic)?;
         self.apply_test_clock(clinic).await?;
         let app = self.app;
-        let db = app.clinic_conn(clinic, false, false).await?;
-        #[cfg(feature = "inject-forgot-clinic")]
-        app.injected.entered(clinic);
-        db.begin_work(self.optimistic().then_some(audit::VERSION_SQL))
-            .await?;
+        let db = self.begin_work(clinic, false).await?;
         let hinted = db.prefetches();
         if let (Some(reads), true) = (self.reads, hinted) {
             let hint = app.key_hint(clinic);
@@ -183,7 +177,7 @@ impl<'a, H: Host> Ctx<'a, H> {
         )
         .await;
         let opened = keys.and_then(|(state, keys)| {
-            let open = ClinicKeys::new(clinic, &keys).ok_or_else(missing_current)?;
+            let open = open_keys(clinic, &keys)?;
             let hint = hinted.then(|| ClinicKeys::new(clinic, &keys).map(Arc::new));
             Ok((state, open, hint.flatten()))
         });
@@ -202,14 +196,28 @@ impl<'a, H: Host> Ctx<'a, H> {
                 return Err(e);
             }
         };
-        let t = slot.insert(Tenant {
-            id: clinic.clone(),
-            db,
-            keys,
-            deletion: state.purge_after,
-            head,
-        });
-        Ok((t, rows?))
+        Ok((seat(slot, clinic, db, keys, state.purge_after, head), rows?))
+    }
+
+    /// The clinic's connection with the request's work begun on it
+    /// ([`Ctx::begin_on`]).
+    async fn begin_work(&self, clinic: &ClinicId, create: bool) -> ApiResult<H::Conn> {
+        let db = self.app.clinic_conn(clinic, create, false).await?;
+        self.begin_on(clinic, &db).await?;
+        Ok(db)
+    }
+
+    /// Begins the request's work on the clinic's connection: optimistic
+    /// (checked against the audit chain's version at commit) where the
+    /// route runs so, else holding the lock.
+    async fn begin_on(&self, clinic: &ClinicId, db: &H::Conn) -> ApiResult<()> {
+        #[cfg(feature = "inject-forgot-clinic")]
+        self.app.injected.entered(clinic);
+        #[cfg(not(feature = "inject-forgot-clinic"))]
+        let _ = clinic;
+        db.begin_work(self.optimistic().then_some(audit::VERSION_SQL))
+            .await?;
+        Ok(())
     }
 
     /// Verifies a token of `kind` and enters its clinic: region guard first
