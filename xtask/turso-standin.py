@@ -81,6 +81,11 @@ class State:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "turso-standin"
+    # Headers and body leave in one write, with no Nagle delay: written
+    # apart, the body waited for the client's delayed ACK, 40 ms a request
+    # (measured: 45 ms through the stand-in against 1.2 ms to sqld direct).
+    disable_nagle_algorithm = True
+    wbufsize = -1
 
     def log_message(self, fmt, *args):  # the requests' paths name databases only
         sys.stderr.write("turso-standin: " + (fmt % args) + "\n")
@@ -92,6 +97,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        self.wfile.flush()
 
     def body(self):
         # wasi-http (the Spin host) sends bodies chunked.
